@@ -1,0 +1,101 @@
+//===- KVQAttrs.td - kvq attributes -----------------------*- tablegen -*-===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVQ_DIALECT_KVQ_IR_KVQATTRS_TD
+#define KVQ_DIALECT_KVQ_IR_KVQATTRS_TD
+
+include "kvq/Dialect/KVQ/IR/KVQDialect.td"
+include "kvq/Dialect/KVQ/IR/KVQEnums.td"
+include "mlir/IR/AttrTypeBase.td"
+
+class KVQ_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<KVQ_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+def KVQ_ScalesAttr : KVQ_Attr<"Scales", "scales"> {
+  let summary = "raw attention scales of a layer, as found in a checkpoint";
+  let description = [{
+    The q, k, v and softmax-probability (`prob`) scales of one attention
+    layer, exactly as the checkpoint holds them, before any rule is applied.
+    Each field is optional: an absent field means "not in the checkpoint"
+    (vLLM's -1.0 sentinel). A present field is either
+
+    - a float (`0.05 : f32`), the usual per-tensor scale; its type records
+      the checkpoint dtype (`f32`, `f16`, `bf16`, `f64`), or
+    - a dense float tensor (`dense<[...]> : tensor<8xf32>`): a one-element
+      tensor is a per-tensor scale, more elements are per-head scales.
+
+    The attribute accepts any float *value*, including 0, negative numbers,
+    NaN and infinity: it mirrors the checkpoint, and `kvq-fold-scales`
+    diagnoses such values with the layer and the tensor name at hand, with
+    the same outcome serving engines give (a negative value counts as
+    absent; zero or NaN in k is an error). It rejects only what cannot be a
+    scale at all: non-float attributes, integer or empty tensors, and tensors
+    of rank above 3.
+
+    Example:
+
+    ```mlir
+    #kvq.scales<k = 0.05 : f32, v = 0.07 : f32>
+    #kvq.scales<k = 0.05 : f32>                       // a legacy kv_scale
+    #kvq.scales<q = 0.1 : bf16, k = dense<[0.1, 0.2]> : tensor<2xf32>>
+    #kvq.scales<>                                     // nothing found
+    ```
+  }];
+  let parameters = (ins
+    OptionalParameter<"::mlir::Attribute", "q (query) scale">:$q,
+    OptionalParameter<"::mlir::Attribute", "k (key) scale">:$k,
+    OptionalParameter<"::mlir::Attribute", "v (value) scale">:$v,
+    OptionalParameter<"::mlir::Attribute", "softmax probability scale">:$prob);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
+  let summary = "final attention scales of a layer, after the fold rules";
+  let description = [{
+    What `kvq-fold-scales` leaves on a layer: all four scales, each a
+    finite, positive `f32` (the value the kernels multiply or divide by),
+    and the rule of the folding table that produced it (see
+    `#kvq.scale_rule`). Lowering takes the K and V scales from here; Q and
+    prob are for the attention kernels that follow.
+
+    Example:
+
+    ```mlir
+    #kvq.resolved_scales<k = 0.05 checkpoint, v = 0.05 duplicated,
+                         q = 1.0 default, prob = 1.0 default>
+    ```
+  }];
+  let parameters = (ins
+    APFloatParameter<"final K scale">:$k,
+    "::mlir::kvq::ScaleRule":$k_rule,
+    APFloatParameter<"final V scale">:$v,
+    "::mlir::kvq::ScaleRule":$v_rule,
+    APFloatParameter<"final Q scale">:$q,
+    "::mlir::kvq::ScaleRule":$q_rule,
+    APFloatParameter<"final prob scale">:$prob,
+    "::mlir::kvq::ScaleRule":$prob_rule);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let builders = [
+    AttrBuilder<(ins "float":$k, "ScaleRule":$kRule, "float":$v,
+                     "ScaleRule":$vRule, "float":$q, "ScaleRule":$qRule,
+                     "float":$prob, "ScaleRule":$probRule), [{
+      return $_get($_ctxt, ::llvm::APFloat(k), kRule, ::llvm::APFloat(v),
+                   vRule, ::llvm::APFloat(q), qRule, ::llvm::APFloat(prob),
+                   probRule);
+    }]>];
+  let extraClassDeclaration = [{
+    float getKFloat() const { return getK().convertToFloat(); }
+    float getVFloat() const { return getV().convertToFloat(); }
+    float getQFloat() const { return getQ().convertToFloat(); }
+    float getProbFloat() const { return getProb().convertToFloat(); }
+  }];
+}
+
+#endif // KVQ_DIALECT_KVQ_IR_KVQATTRS_TD

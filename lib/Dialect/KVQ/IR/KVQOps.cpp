@@ -1,0 +1,135 @@
+//===- KVQOps.cpp - kvq operations ------------------------------------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+#define GET_OP_CLASSES
+#include "kvq/Dialect/KVQ/IR/KVQOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+static constexpr StringLiteral kScaleFields[] = {"q", "k", "v", "prob"};
+
+LogicalResult LayerOp::verify() {
+  if (getCheckpointScales() && getResolvedScales())
+    return emitOpError("has both raw 'checkpoint' scales and 'resolved' "
+                       "scales; a layer carries one or the other");
+  if (std::optional<StringRef> prefix = getPrefix(); prefix && prefix->empty())
+    return emitOpError("expects a non-empty checkpoint prefix");
+  if (DictionaryAttr tensors = getCheckpointTensorsAttr()) {
+    for (NamedAttribute entry : tensors) {
+      if (!llvm::is_contained(kScaleFields, entry.getName().strref()))
+        return emitOpError("checkpoint_tensors: unknown scale '")
+               << entry.getName().strref() << "', expected q, k, v or prob";
+      if (!isa<StringAttr>(entry.getValue()))
+        return emitOpError("checkpoint_tensors: expects a tensor name string "
+                           "for scale '")
+               << entry.getName().strref() << "', got " << entry.getValue();
+    }
+  }
+  return success();
+}
+
+StringRef LayerOp::getCheckpointTensor(StringRef field) {
+  if (DictionaryAttr tensors = getCheckpointTensorsAttr())
+    if (auto name = tensors.getAs<StringAttr>(field))
+      return name.getValue();
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Cache ops
+//===----------------------------------------------------------------------===//
+
+/// Checks the shapes shared by the store and the load: activations
+/// [T, H, D], caches [B, S, H, D], slots [T]; dynamic sizes match anything.
+/// (Key and value types are equal by the ops' AllTypesMatch traits.)
+static LogicalResult verifyCacheShapes(Operation *op, StringRef actName,
+                                       MemRefType act, MemRefType cache,
+                                       MemRefType slots) {
+  if (act.getRank() != 3)
+    return op->emitOpError("expects ")
+           << actName
+           << " of rank 3 [num_tokens, num_kv_heads, head_size], got " << act;
+  if (!isa<FloatType>(act.getElementType()))
+    return op->emitOpError("expects ")
+           << actName << " of a float element type, got "
+           << act.getElementType();
+  if (cache.getRank() != 4)
+    return op->emitOpError("expects caches of rank 4 [num_blocks, "
+                           "block_size, num_kv_heads, head_size], got ")
+           << cache;
+  auto agree = [](int64_t a, int64_t b) {
+    return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+  };
+  if (!agree(act.getDimSize(0), slots.getDimSize(0)))
+    return op->emitOpError("expects one slot per token: ")
+           << actName << " have " << act.getDimSize(0)
+           << " tokens, slot_mapping has " << slots.getDimSize(0);
+  if (!agree(act.getDimSize(1), cache.getDimSize(2)))
+    return op->emitOpError("expects the same num_kv_heads in ")
+           << actName << " (" << act.getDimSize(1) << ") and caches ("
+           << cache.getDimSize(2) << ")";
+  if (!agree(act.getDimSize(2), cache.getDimSize(3)))
+    return op->emitOpError("expects the same head_size in ")
+           << actName << " (" << act.getDimSize(2) << ") and caches ("
+           << cache.getDimSize(3) << ")";
+  if (cache.getDimSize(1) == 0)
+    return op->emitOpError("expects a non-zero block_size");
+  return success();
+}
+
+/// Resolves `layer` and checks the cache element type against its dtype.
+static LogicalResult verifyLayerUse(Operation *op, FlatSymbolRefAttr layerRef,
+                                    SymbolTableCollection &symbolTable,
+                                    MemRefType cache, MemRefType act) {
+  auto layer =
+      symbolTable.lookupNearestSymbolFrom<LayerOp>(op, layerRef.getAttr());
+  if (!layer)
+    return op->emitOpError("references unknown layer ") << layerRef;
+  if (std::optional<std::string> error = checkCacheElementType(
+          layer.getKvCacheDtype(), cache.getElementType(),
+          act.getElementType()))
+    return op->emitOpError() << *error << " (layer " << layerRef << ")";
+  return success();
+}
+
+LayerOp CacheStoreOp::lookupLayer() {
+  return SymbolTable::lookupNearestSymbolFrom<LayerOp>(*this, getLayerAttr());
+}
+
+LayerOp CacheLoadOp::lookupLayer() {
+  return SymbolTable::lookupNearestSymbolFrom<LayerOp>(*this, getLayerAttr());
+}
+
+LogicalResult CacheStoreOp::verify() {
+  return verifyCacheShapes(*this, "keys and values", getKey().getType(),
+                           getKeyCache().getType(), getSlotMapping().getType());
+}
+
+LogicalResult
+CacheStoreOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable,
+                        getKeyCache().getType(), getKey().getType());
+}
+
+LogicalResult CacheLoadOp::verify() {
+  return verifyCacheShapes(*this, "outputs", getKeyOut().getType(),
+                           getKeyCache().getType(), getSlotMapping().getType());
+}
+
+LogicalResult CacheLoadOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable,
+                        getKeyCache().getType(), getKeyOut().getType());
+}

@@ -1,0 +1,144 @@
+//===- LayerReport.cpp - per-layer table of scales --------------------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Dialect/KVQ/Transforms/Passes.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "mlir/Support/FileUtilities.h"
+
+namespace mlir::kvq {
+#define GEN_PASS_DEF_KVQLAYERREPORT
+#include "kvq/Dialect/KVQ/Transforms/Passes.h.inc"
+} // namespace mlir::kvq
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+/// One scale cell: its value and how it came about.
+struct Cell {
+  std::string value; // "0.05", "1", "[8 x per-head]", "-" (absent)
+  std::string how;   // a rule name, or "raw" before folding
+  std::optional<double> number;
+};
+} // namespace
+
+static std::string formatDouble(double v) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::format("%.9g", v);
+  return s;
+}
+
+static Cell rawCell(Attribute scale) {
+  if (!scale)
+    return {"-", "absent", std::nullopt};
+  SmallVector<double> values = getScaleValues(scale);
+  if (values.size() == 1)
+    return {formatDouble(values[0]), "raw", values[0]};
+  return {"[" + std::to_string(values.size()) + " per-head]", "raw",
+          std::nullopt};
+}
+
+static Cell resolvedCell(const APFloat &value, ScaleRule rule) {
+  double d = value.convertToFloat();
+  return {formatDouble(d), stringifyScaleRule(rule).str(), d};
+}
+
+static SmallVector<Cell, 4> cellsOf(LayerOp layer) {
+  if (ResolvedScalesAttr r = layer.getResolvedScalesAttr())
+    return {resolvedCell(r.getK(), r.getKRule()),
+            resolvedCell(r.getV(), r.getVRule()),
+            resolvedCell(r.getQ(), r.getQRule()),
+            resolvedCell(r.getProb(), r.getProbRule())};
+  ScalesAttr s = layer.getCheckpointScalesAttr();
+  if (!s)
+    return {rawCell({}), rawCell({}), rawCell({}), rawCell({})};
+  return {rawCell(s.getK()), rawCell(s.getV()), rawCell(s.getQ()),
+          rawCell(s.getProb())};
+}
+
+void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
+                                 bool json) {
+  static constexpr StringLiteral names[] = {"k", "v", "q", "prob"};
+  SmallVector<LayerOp> layers(module.getOps<LayerOp>());
+  if (json) {
+    llvm::json::Array rows;
+    for (LayerOp layer : layers) {
+      llvm::json::Object row{
+          {"layer", layer.getSymName()},
+          {"prefix", layer.getCheckpointPrefix()},
+          {"kv_cache_dtype", stringifyKVCacheDtype(layer.getKvCacheDtype())},
+          {"calculate_kv_scales", layer.getCalculateKvScales()},
+          {"resolved", bool(layer.getResolvedScalesAttr())}};
+      for (auto [name, cell] : llvm::zip(names, cellsOf(layer))) {
+        llvm::json::Object scale{{"rule", cell.how}};
+        if (cell.number)
+          scale["value"] = *cell.number;
+        else
+          scale["value"] = cell.value;
+        row[name.str()] = std::move(scale);
+      }
+      rows.push_back(std::move(row));
+    }
+    os << llvm::formatv("{0:2}", llvm::json::Value(std::move(rows))) << "\n";
+    return;
+  }
+
+  // Aligned text table.
+  SmallVector<SmallVector<std::string>> table;
+  table.push_back({"layer", "prefix", "cache", "K", "V", "Q", "P"});
+  for (LayerOp layer : layers) {
+    SmallVector<std::string> row = {
+        layer.getSymName().str(), layer.getCheckpointPrefix().str(),
+        stringifyKVCacheDtype(layer.getKvCacheDtype()).str() +
+            (layer.getCalculateKvScales() ? "+calc" : "")};
+    for (const Cell &cell : cellsOf(layer))
+      row.push_back(cell.value + " (" + cell.how + ")");
+    table.push_back(std::move(row));
+  }
+  SmallVector<size_t> widths(table.front().size(), 0);
+  for (auto &row : table)
+    for (auto [i, cell] : llvm::enumerate(row))
+      widths[i] = std::max(widths[i], cell.size());
+  for (auto &row : table) {
+    for (auto [i, cell] : llvm::enumerate(row)) {
+      os << cell;
+      if (i + 1 != row.size())
+        os.indent(widths[i] - cell.size() + 2);
+    }
+    os << "\n";
+  }
+}
+
+namespace {
+struct KVQLayerReportPass final
+    : kvq::impl::KVQLayerReportBase<KVQLayerReportPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (format != "table" && format != "json") {
+      emitError(getOperation().getLoc())
+          << "kvq-layer-report: unknown format '" << format
+          << "', expected 'table' or 'json'";
+      return signalPassFailure();
+    }
+    std::string error;
+    std::unique_ptr<llvm::ToolOutputFile> file =
+        openOutputFile(output, &error);
+    if (!file) {
+      emitError(getOperation().getLoc())
+          << "kvq-layer-report: cannot open '" << output << "': " << error;
+      return signalPassFailure();
+    }
+    printLayerReport(getOperation(), file->os(), format == "json");
+    file->keep();
+    markAllAnalysesPreserved();
+  }
+};
+} // namespace

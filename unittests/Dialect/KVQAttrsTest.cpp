@@ -1,0 +1,76 @@
+//===- KVQAttrsTest.cpp - kvq attribute C++ API tests -----------------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/MLIRContext.h"
+
+#include <gtest/gtest.h>
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+
+class KVQAttrsTest : public ::testing::Test {
+protected:
+  KVQAttrsTest() { context.loadDialect<KVQDialect>(); }
+  MLIRContext context;
+  Builder b{&context};
+};
+
+TEST_F(KVQAttrsTest, ResolvedScalesBuildAndRead) {
+  auto attr = ResolvedScalesAttr::get(&context, 0.05f, ScaleRule::Checkpoint,
+                                      0.1f, ScaleRule::Duplicated, 1.0f,
+                                      ScaleRule::Default, 1.0f,
+                                      ScaleRule::Default);
+  EXPECT_EQ(attr.getKFloat(), 0.05f);
+  EXPECT_EQ(attr.getVFloat(), 0.1f);
+  EXPECT_EQ(attr.getVRule(), ScaleRule::Duplicated);
+  EXPECT_EQ(attr.getQRule(), ScaleRule::Default);
+}
+
+TEST_F(KVQAttrsTest, ResolvedScalesRejectNonPositive) {
+  auto loc = UnknownLoc::get(&context);
+  auto bad = ResolvedScalesAttr::getChecked(
+      [&] { return emitError(loc); }, &context, APFloat(0.0f),
+      ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
+      APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default);
+  EXPECT_FALSE(bad);
+}
+
+TEST_F(KVQAttrsTest, ScaleValuesOfScalarAndTensor) {
+  EXPECT_EQ(getScaleValues(b.getF32FloatAttr(0.5f)),
+            SmallVector<double>({0.5}));
+  auto type = RankedTensorType::get({3}, b.getBF16Type());
+  auto dense = DenseElementsAttr::get(
+      type, ArrayRef<APFloat>{APFloat(APFloat::BFloat(), "0.25"),
+                              APFloat(APFloat::BFloat(), "2"),
+                              APFloat(APFloat::BFloat(), "-1")});
+  EXPECT_EQ(getScaleValues(dense), SmallVector<double>({0.25, 2.0, -1.0}));
+  EXPECT_TRUE(getScaleValues(Attribute()).empty());
+}
+
+TEST_F(KVQAttrsTest, CacheElementTypeRules) {
+  Type bf16 = b.getBF16Type();
+  EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Fp8,
+                                     b.getType<Float8E4M3FNType>(), bf16));
+  EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Fp8E4M3,
+                                     b.getType<Float8E4M3FNUZType>(), bf16));
+  EXPECT_TRUE(checkCacheElementType(KVCacheDtype::Fp8E4M3,
+                                    b.getType<Float8E5M2Type>(), bf16));
+  EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Fp8E5M2,
+                                     b.getType<Float8E5M2FNUZType>(), bf16));
+  EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Int8, b.getI8Type(), bf16));
+  EXPECT_TRUE(checkCacheElementType(KVCacheDtype::Int8,
+                                    b.getIntegerType(8, /*isSigned=*/true),
+                                    bf16));
+  EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Auto, bf16, bf16));
+  EXPECT_TRUE(checkCacheElementType(KVCacheDtype::Auto, b.getF16Type(), bf16));
+}
+
+} // namespace
