@@ -12,6 +12,26 @@
 using namespace mlir;
 using namespace mlir::kvq;
 
+/// `cache(fp8)`: the dtype as a bare keyword inside the op.
+static ParseResult parseKVCacheDtype(OpAsmParser &parser,
+                                     KVCacheDtypeAttr &attr) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<KVCacheDtype> dtype = symbolizeKVCacheDtype(keyword);
+  if (!dtype)
+    return parser.emitError(loc, "unknown kv cache dtype '")
+           << keyword << "', expected auto, fp8, fp8_e4m3, fp8_e5m2 or int8";
+  attr = KVCacheDtypeAttr::get(parser.getContext(), *dtype);
+  return success();
+}
+
+static void printKVCacheDtype(OpAsmPrinter &printer, Operation *,
+                              KVCacheDtypeAttr attr) {
+  printer << stringifyKVCacheDtype(attr.getValue());
+}
+
 #define GET_OP_CLASSES
 #include "kvq/Dialect/KVQ/IR/KVQOps.cpp.inc"
 

@@ -34,7 +34,7 @@ def KVQ_Dialect : Dialect {
     A typical module before folding:
 
     ```mlir
-    kvq.layer @model.layers.0 prefix("model.layers.0.self_attn") cache(fp8)
+    kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
         checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32>)
 
     func.func @step(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>,

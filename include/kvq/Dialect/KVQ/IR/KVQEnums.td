@@ -22,7 +22,7 @@ def KVQ_KVCacheDtype : I32EnumAttr<"KVCacheDtype", "KV-cache storage dtype", [
 
 def KVQ_KVCacheDtypeAttr : EnumAttr<KVQ_Dialect, KVQ_KVCacheDtype,
                                     "kv_cache_dtype"> {
-  let assemblyFormat = "`` $value";
+  let assemblyFormat = "`<` $value `>`";
   let summary = "the KV-cache dtype of an attention layer";
   let description = [{
     The names serving engines use for `--kv-cache-dtype`:
@@ -54,7 +54,7 @@ def KVQ_ScaleRule : I32EnumAttr<"ScaleRule",
 }
 
 def KVQ_ScaleRuleAttr : EnumAttr<KVQ_Dialect, KVQ_ScaleRule, "scale_rule"> {
-  let assemblyFormat = "`` $value";
+  let assemblyFormat = "`<` $value `>`";
   let summary = "the rule that produced a resolved scale";
   let description = [{
     - `checkpoint`: the checkpoint's own value (times 2 on FNUZ targets where

@@ -25,7 +25,7 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     store and load of the layer uses the same scales.
 
     - `prefix`: the layer's name prefix in the checkpoint (for example
-      `model.layers.12.self_attn`); checkpoint import matches tensor names
+      `model.layers.12`, the decoder layer whose `self_attn.k_scale` (and so on) hold the scales); checkpoint import matches tensor names
       against it. Defaults to the symbol name when absent.
     - `cache`: the KV-cache dtype (`#kvq.kv_cache_dtype`).
     - `calculate_kv_scales`: K/V scales are computed at run time from the
@@ -42,10 +42,10 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
 
     ```mlir
     // Before kvq-fold-scales.
-    kvq.layer @model.layers.0 prefix("model.layers.0.self_attn") cache(fp8)
+    kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
         checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32>)
     // After.
-    kvq.layer @model.layers.0 prefix("model.layers.0.self_attn") cache(fp8)
+    kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
         resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint,
                  v = 7.000000e-02 checkpoint, q = 1.000000e+00 default,
                  prob = 1.000000e+00 default>)
@@ -60,7 +60,7 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     OptionalAttr<KVQ_ResolvedScalesAttr>:$resolved_scales,
     OptionalAttr<DictionaryAttr>:$checkpoint_tensors);
   let assemblyFormat = [{
-    $sym_name (`prefix` `(` $prefix^ `)`)? `cache` `(` $kv_cache_dtype `)`
+    $sym_name (`prefix` `(` $prefix^ `)`)? `cache` `(` custom<KVCacheDtype>($kv_cache_dtype) `)`
     (`calculate_kv_scales` $calculate_kv_scales^)?
     (`checkpoint` `(` $checkpoint_scales^ `)`)?
     (`resolved` `(` $resolved_scales^ `)`)? attr-dict
