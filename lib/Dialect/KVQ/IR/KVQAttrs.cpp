@@ -127,7 +127,7 @@ ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError, Attribute q,
 LogicalResult ResolvedScalesAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, APFloat k, ScaleRule kRule,
     APFloat v, ScaleRule vRule, APFloat q, ScaleRule qRule, APFloat prob,
-    ScaleRule probRule) {
+    ScaleRule probRule, bool fnuz) {
   for (auto [name, value] : {std::pair<StringRef, APFloat *>{"k", &k},
                              {"v", &v},
                              {"q", &q},
@@ -169,11 +169,17 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
     values.push_back(value);
     rules.push_back(*rule);
   }
+  bool fnuz = false;
+  if (succeeded(parser.parseOptionalComma())) {
+    if (parser.parseKeyword("fnuz"))
+      return {};
+    fnuz = true;
+  }
   if (parser.parseGreater())
     return {};
   return parser.getChecked<ResolvedScalesAttr>(
       loc, parser.getContext(), values[0], rules[0], values[1], rules[1],
-      values[2], rules[2], values[3], rules[3]);
+      values[2], rules[2], values[3], rules[3], fnuz);
 }
 
 void ResolvedScalesAttr::print(AsmPrinter &printer) const {
@@ -190,5 +196,7 @@ void ResolvedScalesAttr::print(AsmPrinter &printer) const {
   field("q", getQ(), getQRule());
   printer << ", ";
   field("prob", getProb(), getProbRule());
+  if (getFnuz())
+    printer << ", fnuz";
   printer << ">";
 }

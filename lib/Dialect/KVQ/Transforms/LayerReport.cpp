@@ -45,17 +45,31 @@ static Cell rawCell(Attribute scale) {
           std::nullopt};
 }
 
-static Cell resolvedCell(const APFloat &value, ScaleRule rule) {
+/// `doubled`: the FNUZ x2 correction applied to this value.
+static Cell resolvedCell(const APFloat &value, ScaleRule rule, bool doubled) {
   double d = value.convertToFloat();
-  return {formatDouble(d), stringifyScaleRule(rule).str(), d};
+  return {formatDouble(d),
+          stringifyScaleRule(rule).str() + (doubled ? " x2" : ""), d};
 }
 
 static SmallVector<Cell, 4> cellsOf(LayerOp layer) {
-  if (ResolvedScalesAttr r = layer.getResolvedScalesAttr())
-    return {resolvedCell(r.getK(), r.getKRule()),
-            resolvedCell(r.getV(), r.getVRule()),
-            resolvedCell(r.getQ(), r.getQRule()),
-            resolvedCell(r.getProb(), r.getProbRule())};
+  if (ResolvedScalesAttr r = layer.getResolvedScalesAttr()) {
+    // On FNUZ targets checkpoint values were doubled: K and V for fp8
+    // caches only, Q and prob always.
+    auto fromCheckpoint = [](ScaleRule rule) {
+      return rule == ScaleRule::Checkpoint || rule == ScaleRule::Duplicated;
+    };
+    bool kvDoubled = r.getFnuz() && isFp8(layer.getKvCacheDtype());
+    return {
+        resolvedCell(r.getK(), r.getKRule(),
+                     kvDoubled && fromCheckpoint(r.getKRule())),
+        resolvedCell(r.getV(), r.getVRule(),
+                     kvDoubled && fromCheckpoint(r.getVRule())),
+        resolvedCell(r.getQ(), r.getQRule(),
+                     r.getFnuz() && fromCheckpoint(r.getQRule())),
+        resolvedCell(r.getProb(), r.getProbRule(),
+                     r.getFnuz() && fromCheckpoint(r.getProbRule()))};
+  }
   ScalesAttr s = layer.getCheckpointScalesAttr();
   if (!s)
     return {rawCell({}), rawCell({}), rawCell({}), rawCell({})};
@@ -118,7 +132,7 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
 
 namespace {
 struct KVQLayerReportPass final
-    : kvq::impl::KVQLayerReportBase<KVQLayerReportPass> {
+    : mlir::kvq::impl::KVQLayerReportBase<KVQLayerReportPass> {
   using Base::Base;
 
   void runOnOperation() override {

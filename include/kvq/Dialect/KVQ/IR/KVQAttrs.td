@@ -66,9 +66,14 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
 
     Example:
 
+    A trailing `fnuz` records that the scales were folded for an FNUZ fp8
+    target (AMD gfx942), where checkpoint values are doubled.
+
     ```mlir
     #kvq.resolved_scales<k = 0.05 checkpoint, v = 0.05 duplicated,
                          q = 1.0 default, prob = 1.0 default>
+    #kvq.resolved_scales<k = 0.1 checkpoint, v = 0.1 checkpoint,
+                         q = 1.0 default, prob = 1.0 default, fnuz>
     ```
   }];
   let parameters = (ins
@@ -79,16 +84,19 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     APFloatParameter<"final Q scale">:$q,
     "::mlir::kvq::ScaleRule":$q_rule,
     APFloatParameter<"final prob scale">:$prob,
-    "::mlir::kvq::ScaleRule":$prob_rule);
+    "::mlir::kvq::ScaleRule":$prob_rule,
+    DefaultValuedParameter<"bool", "false",
+                           "the FNUZ x2 correction was in effect">:$fnuz);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let builders = [
     AttrBuilder<(ins "float":$k, "ScaleRule":$kRule, "float":$v,
                      "ScaleRule":$vRule, "float":$q, "ScaleRule":$qRule,
-                     "float":$prob, "ScaleRule":$probRule), [{
+                     "float":$prob, "ScaleRule":$probRule,
+                     CArg<"bool", "false">:$fnuz), [{
       return $_get($_ctxt, ::llvm::APFloat(k), kRule, ::llvm::APFloat(v),
                    vRule, ::llvm::APFloat(q), qRule, ::llvm::APFloat(prob),
-                   probRule);
+                   probRule, fnuz);
     }]>];
   let extraClassDeclaration = [{
     float getKFloat() const { return getK().convertToFloat(); }

@@ -22,6 +22,12 @@ namespace mlir::kvq {
 /// array of objects (`json` true).
 void printLayerReport(ModuleOp module, llvm::raw_ostream &os, bool json);
 
+/// Whether the module is compiled for an FNUZ fp8 target, from the targets
+/// of its gpu.module ops: `#rocdl.target` with chip gfx940/941/942 is FNUZ;
+/// other ROCDL chips and `#nvvm.target` are OCP; no target means OCP.
+/// Fails, with an error, when two targets disagree.
+FailureOr<bool> detectFnuzTarget(ModuleOp module);
+
 #define GEN_PASS_REGISTRATION
 #include "kvq/Dialect/KVQ/Transforms/Passes.h.inc"
 

@@ -29,4 +29,72 @@ def KVQLayerReport : Pass<"kvq-layer-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
+  let summary = "fold each layer's checkpoint scales into final constants";
+  let description = [{
+    Applies the KV-cache scale rules of serving engines (vLLM's
+    `BaseKVCacheMethod.process_weights_after_loading`) to every `kvq.layer`
+    that carries raw `checkpoint` scales, and replaces them by `resolved`
+    scales: the final K, V, Q and prob values and the rule that produced each.
+    Layers that are already resolved are left alone.
+
+    Rules, in short (the full table is in docs/ScaleRules.md):
+    - quantized cache (fp8*, int8), K/V from the checkpoint: k > 0 and v > 0
+      give K = k*F, V = v*F; one scale (a legacy `kv_scale`) is duplicated;
+      none gives 1.0; a missing or invalid k with a v is an error.
+    - F = 2 on FNUZ fp8 targets (AMD gfx942) for fp8 caches, never int8; Q
+      and prob get F whenever present. `auto` caches get K = V = 1.0.
+    - q, prob absent: 1.0 (`q-fallback=k` gives Q = K instead).
+
+    Every condition the rules report becomes a diagnostic located at the
+    layer, keyed like `[Q-MISSING]`, with a note naming the checkpoint tensor
+    when known. All layers are reported before the pass fails. A summary
+    remark counts the layers folded, defaulted, duplicated, doubled, warned
+    and failed.
+
+    FNUZ or not is decided from what the IR is compiled for: the targets of
+    the module's `gpu.module` ops (`#rocdl.target` with chip gfx940/941/942
+    is FNUZ; other ROCDL chips, `#nvvm.target` and no target are OCP), or
+    forced with `fp8-format`. A cache op whose fp8 element type contradicts
+    that decision (an FNUZ cache on an OCP target, or the reverse) is an
+    error: the same bytes mean values 2x apart.
+
+    Example:
+
+    ```mlir
+    // kvq-opt --kvq-fold-scales
+    kvq.layer @model.layers.0 cache(fp8)
+        checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32>)
+    // becomes
+    kvq.layer @model.layers.0 cache(fp8)
+        resolved(<k = 5.000000e-02 checkpoint, v = 5.000000e-02 checkpoint,
+                  q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+    ```
+  }];
+  let options = [
+    Option<"fp8Format", "fp8-format", "std::string", /*default=*/"\"auto\"",
+           "'auto' (from the module's GPU targets), 'ocp' or 'fnuz'">,
+    Option<"missingScales", "missing-scales", "std::string",
+           /*default=*/"\"warning\"",
+           "missing checkpoint scales are a 'warning' (like vLLM) or an "
+           "'error' (for production builds)">,
+    Option<"qFallback", "q-fallback", "std::string", /*default=*/"\"seed\"",
+           "missing q scale: 'seed' (final Q = 1.0, as vLLM) or 'k' (Q = K, "
+           "as vLLM's message promises)">,
+    Option<"modelDtype", "model-dtype", "std::string", /*default=*/"\"none\"",
+           "round raw scales through the model dtype first, as vLLM's "
+           "parameters do: 'none', 'bf16' or 'f16'">,
+    Option<"warnOnce", "warn-once", "bool", /*default=*/"false",
+           "report each warning once per module (vLLM's warning_once) "
+           "instead of once per layer">,
+    Option<"summary", "summary", "bool", /*default=*/"true",
+           "emit the summary remark">,
+    Option<"report", "report", "std::string", /*default=*/"\"\"",
+           "write the per-layer table of resolved scales to this file "
+           "('-' for stdout)">,
+    Option<"reportJson", "report-json", "std::string", /*default=*/"\"\"",
+           "write the per-layer report as JSON to this file">,
+  ];
+}
+
 #endif // KVQ_DIALECT_KVQ_TRANSFORMS_PASSES_TD

@@ -1,0 +1,186 @@
+//===- ScaleRules.h - KV-cache scale folding rules ---------------*- C++ -*-===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The rules that fold the raw quantization scales of one attention layer's
+// checkpoint (q, k, v, prob) into the final scales K, V, Q, P. They reproduce
+// `BaseKVCacheMethod.process_weights_after_loading` of vLLM's
+// `model_executor/layers/quantization/kv_cache.py` in its variant with an int8
+// KV cache (the reference, "the seed" below) value for value, and report each
+// condition the seed logs or raises as a Finding instead of a log line or an
+// exception.
+//
+// This library needs no IR: the `kvq-fold-scales` pass is a thin adapter that
+// turns Findings into diagnostics located at the layer.
+//
+// Summary of the rules (F = 2 on FNUZ fp8 targets, else 1):
+//
+//   KV block, only for a quantized cache with calculate_kv_scales off; rows
+//   are tried top to bottom, a negative value counts as absent:
+//     k > 0, v > 0            K = k*F, V = v*F           Rule::Checkpoint
+//     k, v absent             K = V = 1.0 (no F)         Rule::Default
+//     k > 0, v absent/0/NaN   K = V = max(k, v)*F = k*F  Rule::Duplicated
+//     otherwise               error K-SCALE-INVALID
+//   F applies to K/V for fp8* caches only, never for int8.
+//   Q/P block, always: Q = q*F if q > 0 else 1.0; P = prob*F if prob > 0
+//   else 1.0. F applies to q/prob whenever the target is FNUZ.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVQ_SCALERULES_SCALERULES_H
+#define KVQ_SCALERULES_SCALERULES_H
+
+#include "llvm/ADT/StringRef.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvq {
+namespace scales {
+
+/// The KV-cache storage dtype, as serving engines spell `--kv-cache-dtype`.
+/// Every dtype but Auto is quantized. Fp8 and Fp8E4M3 store the same bytes;
+/// only UNCALIBRATED-QP tells them apart (it fires for Fp8 alone).
+enum class CacheDtype { Auto, Fp8, Fp8E4M3, Fp8E5M2, Int8 };
+
+/// Which rule produced a final scale; mirrors mlir::kvq::ScaleRule in the
+/// same order.
+///
+/// When a single KV scale is duplicated (the third row of the KV block: k > 0
+/// and v absent, 0 or NaN, e.g. a legacy `kv_scale`), both K and V get
+/// Rule::Duplicated: both are the one value max(k, v).
+enum class Rule { Checkpoint, Duplicated, Default, NotQuantized, Runtime, KFallback };
+
+/// The dtype vLLM keeps the raw scale parameters in; every raw value is
+/// rounded through it (round to nearest, ties to even) before the rules run.
+/// None keeps the raw values as given.
+enum class ModelDtype { None, BF16, F16 };
+
+/// What Q becomes when a quantized cache's checkpoint has no q scale.
+/// SeedFinal: Q = 1.0, the seed's final value (it logs "Setting it to
+/// k_scale" and then overwrites Q with 1.0). K: Q = K, as that log promises.
+enum class QFallback { SeedFinal, K };
+
+struct Options {
+  bool fnuz = false; // target fp8 is FNUZ (AMD gfx942): F = 2
+  ModelDtype modelDtype = ModelDtype::None;
+  QFallback qFallback = QFallback::SeedFinal;
+  bool strict = false; // missing scales are errors (production builds)
+                       // instead of warnings
+};
+
+/// A raw checkpoint scale: absent (std::nullopt) or its element values in
+/// checkpoint order; one element = per-tensor ([], [1]); more = per-head.
+/// A per-tensor value < 0 also counts as absent (vLLM's sentinel is -1.0).
+/// Zero elements count as not per-tensor, like per-head.
+using RawScale = std::optional<std::vector<double>>;
+struct RawScales {
+  RawScale q, k, v, prob;
+};
+
+enum class Severity { Warning, Error };
+
+enum class FindingKind {
+  Int8NeedsCalibration, // INT8-NEEDS-CALIBRATION
+  QMissing,             // Q-MISSING
+  Int8UnitScale,        // INT8-UNIT-SCALE
+  Fp8UnitScale,         // FP8-UNIT-SCALE
+  UncalibratedQP,       // UNCALIBRATED-QP
+  KScaleInvalid,        // K-SCALE-INVALID: the seed's `assert k_scale > 0`
+                        // (only v present, k = 0/NaN, ...)
+  PerHeadKV,            // PER-HEAD-KV: "Only support per-tensor scaling
+                        // factor for fp8 KV cache"
+  PerHeadQP,            // PER-HEAD-QP: "Only support per-tensor scaling
+                        // factor for fp8-quantized Q/prob"
+  RuntimeScalesFrozen,  // RUNTIME-SCALES-FROZEN: calculate_kv_scales +
+                        // checkpoint q: KV block was skipped, q switches
+                        // calculation off, K=V stay 1.0 for good
+  KVMissing,            // KV-MISSING: strict mode only: quantized cache, no
+                        // k/v scales in the checkpoint
+};
+
+/// Stable upper-case key, e.g. "Q-MISSING" (used in messages and tests).
+llvm::StringRef getFindingKey(FindingKind kind);
+
+struct Finding {
+  Severity severity;
+  FindingKind kind;
+  /// Full text: lowercase start, no trailing period, states the values
+  /// involved; does not begin with the key (the pass prefixes "[KEY] ").
+  std::string message;
+  /// The raw scale this is about: "q", "k", "v", "prob" or "" (so the pass
+  /// can name the checkpoint tensor). Findings about k and v together
+  /// (INT8-NEEDS-CALIBRATION, KV-MISSING, FP8-UNIT-SCALE) name "k".
+  std::string field;
+  /// Optional extra explanation, e.g. for the FNUZ false alarm of
+  /// FP8-UNIT-SCALE, or the q quirk. Empty when there is none.
+  std::string note;
+};
+
+struct FinalScale {
+  double value = 1.0;
+  Rule rule = Rule::Default;
+  /// The FNUZ x2 was applied. For Rule::KFallback: Q copies K's flag.
+  bool doubled = false;
+};
+
+struct Result {
+  /// Final scales. Where an error was found for a field, its scale is left
+  /// at 1.0 / Rule::Default and means nothing.
+  FinalScale k, v, q, prob;
+  bool calculateKvScales = false; // the flag after the rules ran
+  /// In the order the seed would log/raise them. Unlike the seed, the rules
+  /// go on after an error and report the other fields too; a check whose
+  /// input is an erroneous field (INT8-UNIT-SCALE and FP8-UNIT-SCALE after a
+  /// KV error, UNCALIBRATED-QP after a Q/P error) is skipped.
+  std::vector<Finding> findings;
+  /// Whether any finding is an Error.
+  bool failed() const;
+};
+
+/// Folds one layer's raw scales into its final scales.
+Result foldScales(const RawScales &raw, CacheDtype dtype,
+                  bool calculateKvScales, const Options &options);
+
+/// Parse/print helpers for option strings: "auto", "fp8", "fp8_e4m3",
+/// "fp8_e5m2", "int8".
+std::optional<CacheDtype> parseCacheDtype(llvm::StringRef);
+llvm::StringRef toString(CacheDtype);
+
+//===----------------------------------------------------------------------===//
+// Helpers (also used by the rules themselves)
+//===----------------------------------------------------------------------===//
+
+/// Whether the cache stores quantized values (every dtype but Auto).
+bool isQuantized(CacheDtype dtype);
+/// Whether the cache dtype is one of the fp8 ones (the seed's
+/// `kv_cache_dtype.startswith("fp8")`).
+bool isFp8(CacheDtype dtype);
+
+/// The spelling of mlir::kvq::ScaleRule: "checkpoint", "duplicated",
+/// "default", "not_quantized", "runtime", "k_fallback".
+llvm::StringRef toString(Rule rule);
+/// "warning" or "error".
+llvm::StringRef toString(Severity severity);
+/// "none", "bf16", "f16"; parseModelDtype also accepts "fp16" and "bfloat16",
+/// "float16".
+llvm::StringRef toString(ModelDtype dtype);
+std::optional<ModelDtype> parseModelDtype(llvm::StringRef);
+
+/// Rounds `value` to the model dtype (round to nearest, ties to even) and
+/// returns it as a double; overflow gives inf, NaN stays NaN. ModelDtype::None
+/// returns `value` unchanged.
+double roundToModelDtype(double value, ModelDtype dtype);
+
+/// Formats a scale the way Python prints a float: the shortest text that
+/// reads back to the same double, with ".0" on integral values ("1.0",
+/// "0.05", "1e-08", "inf", "nan").
+std::string formatScale(double value);
+
+} // namespace scales
+} // namespace kvq
+
+#endif // KVQ_SCALERULES_SCALERULES_H
