@@ -1,4 +1,4 @@
-//===- ScaleRules.h - KV-cache scale folding rules ---------------*- C++ -*-===//
+//===- ScaleRules.h - KV-cache scale folding rules --------------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -52,7 +52,14 @@ enum class CacheDtype { Auto, Fp8, Fp8E4M3, Fp8E5M2, Int8 };
 /// When a single KV scale is duplicated (the third row of the KV block: k > 0
 /// and v absent, 0 or NaN, e.g. a legacy `kv_scale`), both K and V get
 /// Rule::Duplicated: both are the one value max(k, v).
-enum class Rule { Checkpoint, Duplicated, Default, NotQuantized, Runtime, KFallback };
+enum class Rule {
+  Checkpoint,
+  Duplicated,
+  Default,
+  NotQuantized,
+  Runtime,
+  KFallback
+};
 
 /// The dtype vLLM keeps the raw scale parameters in; every raw value is
 /// rounded through it (round to nearest, ties to even) before the rules run.

@@ -29,6 +29,50 @@ def KVQLayerReport : Pass<"kvq-layer-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQImportCheckpoint : Pass<"kvq-import-checkpoint", "::mlir::ModuleOp"> {
+  let summary = "attach each layer's raw scales from a safetensors checkpoint";
+  let description = [{
+    Reads the attention scales of every `kvq.layer` from a checkpoint: a
+    `.safetensors` file, a sharded model's `model.safetensors.index.json`,
+    or a directory holding either. Only the headers and the scale tensors
+    are read (memory-mapped), so the cost does not grow with the size of the
+    weights.
+
+    Tensors are matched by the layer's checkpoint `prefix` (e.g.
+    `model.layers.12`) under every producer's naming convention:
+    llm-compressor / compressed-tensors (`self_attn.k_scale`), NVIDIA
+    ModelOpt (`self_attn.k_proj.k_scale`), fused QKV
+    (`self_attn.qkv_proj.k_scale`), AMD Quark (`self_attn.k_proj.output_scale`,
+    `self_attn.prob_output_scale`), the legacy `self_attn.kv_scale`,
+    Hunyuan (`self_attn.k_cache.scale`), NemotronH (`mixer.k_proj.k_scale`),
+    Mistral (`k_fake_quantizer.qscale_act`) and TensorRT-LLM
+    (`attention.kv_cache_scaling_factor`). Each found scale becomes a field
+    of the layer's `checkpoint` scales (typed with the tensor's dtype), and
+    `checkpoint_tensors` records the tensor name so later diagnostics can
+    name it.
+
+    Reported: two conventions giving one layer different values (error,
+    naming both tensors), unreadable tensors (error), legacy shared K/V
+    scales (warning), zero points (warning: only symmetric quantization is
+    supported), every scale-like tensor no layer claims (warning: the top
+    cause of "scales ignored" bugs), and every quantized layer that got no
+    scale at all (warning). A layer that already carries scales is an
+    error: scales come from the IR or from the checkpoint, not both.
+
+    Run `kvq-fold-scales` next:
+
+    ```
+    kvq-opt model.mlir \
+      --kvq-import-checkpoint=checkpoint=ckpt/model.safetensors.index.json \
+      --kvq-fold-scales
+    ```
+  }];
+  let options = [
+    Option<"checkpoint", "checkpoint", "std::string", /*default=*/"\"\"",
+           "the .safetensors file, index .json or directory to read">,
+  ];
+}
+
 def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
   let summary = "fold each layer's checkpoint scales into final constants";
   let description = [{

@@ -1,0 +1,518 @@
+//===- ScaleRules.cpp - KV-cache scale folding rules ----------------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Numerics follow the seed's Python/torch semantics:
+// - comparisons are IEEE: NaN is neither > 0 nor < 0, so a NaN scale is not
+//   "absent" (the sentinel test is `< 0.0`) and not usable (`> 0.0`); -0.0 is
+//   not < 0 either; inf > 0 passes.
+// - K and V leave torch through `.tolist()` before the FNUZ x2, so they are
+//   doubled in double precision. Q and P are doubled in place on the
+//   model-dtype parameter (`q_scale *= 2`), so their product is rounded
+//   through the model dtype again (x2 is exact there unless it overflows,
+//   e.g. 40000 in f16 becomes inf).
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/ScaleRules/ScaleRules.h"
+
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/ErrorHandling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <tuple>
+#include <utility>
+
+using namespace kvq::scales;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+llvm::StringRef kvq::scales::getFindingKey(FindingKind kind) {
+  switch (kind) {
+  case FindingKind::Int8NeedsCalibration:
+    return "INT8-NEEDS-CALIBRATION";
+  case FindingKind::QMissing:
+    return "Q-MISSING";
+  case FindingKind::Int8UnitScale:
+    return "INT8-UNIT-SCALE";
+  case FindingKind::Fp8UnitScale:
+    return "FP8-UNIT-SCALE";
+  case FindingKind::UncalibratedQP:
+    return "UNCALIBRATED-QP";
+  case FindingKind::KScaleInvalid:
+    return "K-SCALE-INVALID";
+  case FindingKind::PerHeadKV:
+    return "PER-HEAD-KV";
+  case FindingKind::PerHeadQP:
+    return "PER-HEAD-QP";
+  case FindingKind::RuntimeScalesFrozen:
+    return "RUNTIME-SCALES-FROZEN";
+  case FindingKind::KVMissing:
+    return "KV-MISSING";
+  }
+  llvm_unreachable("unknown FindingKind");
+}
+
+std::optional<CacheDtype> kvq::scales::parseCacheDtype(llvm::StringRef name) {
+  return llvm::StringSwitch<std::optional<CacheDtype>>(name)
+      .Case("auto", CacheDtype::Auto)
+      .Case("fp8", CacheDtype::Fp8)
+      .Case("fp8_e4m3", CacheDtype::Fp8E4M3)
+      .Case("fp8_e5m2", CacheDtype::Fp8E5M2)
+      .Case("int8", CacheDtype::Int8)
+      .Default(std::nullopt);
+}
+
+llvm::StringRef kvq::scales::toString(CacheDtype dtype) {
+  switch (dtype) {
+  case CacheDtype::Auto:
+    return "auto";
+  case CacheDtype::Fp8:
+    return "fp8";
+  case CacheDtype::Fp8E4M3:
+    return "fp8_e4m3";
+  case CacheDtype::Fp8E5M2:
+    return "fp8_e5m2";
+  case CacheDtype::Int8:
+    return "int8";
+  }
+  llvm_unreachable("unknown CacheDtype");
+}
+
+bool kvq::scales::isQuantized(CacheDtype dtype) {
+  return dtype != CacheDtype::Auto;
+}
+
+bool kvq::scales::isFp8(CacheDtype dtype) {
+  return dtype == CacheDtype::Fp8 || dtype == CacheDtype::Fp8E4M3 ||
+         dtype == CacheDtype::Fp8E5M2;
+}
+
+llvm::StringRef kvq::scales::toString(Rule rule) {
+  switch (rule) {
+  case Rule::Checkpoint:
+    return "checkpoint";
+  case Rule::Duplicated:
+    return "duplicated";
+  case Rule::Default:
+    return "default";
+  case Rule::NotQuantized:
+    return "not_quantized";
+  case Rule::Runtime:
+    return "runtime";
+  case Rule::KFallback:
+    return "k_fallback";
+  }
+  llvm_unreachable("unknown Rule");
+}
+
+llvm::StringRef kvq::scales::toString(Severity severity) {
+  switch (severity) {
+  case Severity::Warning:
+    return "warning";
+  case Severity::Error:
+    return "error";
+  }
+  llvm_unreachable("unknown Severity");
+}
+
+llvm::StringRef kvq::scales::toString(ModelDtype dtype) {
+  switch (dtype) {
+  case ModelDtype::None:
+    return "none";
+  case ModelDtype::BF16:
+    return "bf16";
+  case ModelDtype::F16:
+    return "f16";
+  }
+  llvm_unreachable("unknown ModelDtype");
+}
+
+std::optional<ModelDtype> kvq::scales::parseModelDtype(llvm::StringRef name) {
+  return llvm::StringSwitch<std::optional<ModelDtype>>(name)
+      .Case("none", ModelDtype::None)
+      .Cases({"bf16", "bfloat16"}, ModelDtype::BF16)
+      .Cases({"f16", "fp16", "float16"}, ModelDtype::F16)
+      .Default(std::nullopt);
+}
+
+double kvq::scales::roundToModelDtype(double value, ModelDtype dtype) {
+  const llvm::fltSemantics *semantics = nullptr;
+  switch (dtype) {
+  case ModelDtype::None:
+    return value;
+  case ModelDtype::BF16:
+    semantics = &llvm::APFloat::BFloat();
+    break;
+  case ModelDtype::F16:
+    semantics = &llvm::APFloat::IEEEhalf();
+    break;
+  }
+  llvm::APFloat rounded(value);
+  bool losesInfo = false;
+  rounded.convert(*semantics, llvm::APFloat::rmNearestTiesToEven, &losesInfo);
+  return rounded.convertToDouble();
+}
+
+std::string kvq::scales::formatScale(double value) {
+  if (std::isnan(value))
+    return "nan";
+  if (std::isinf(value))
+    return value < 0 ? "-inf" : "inf";
+  // Python's repr: the fewest significant digits that read back to the same
+  // double (17 always do), in fixed notation for decimal exponents -4..15 and
+  // in scientific notation ("1e-08") otherwise.
+  char buffer[400];
+  int digits = 1;
+  for (; digits < 17; ++digits) {
+    std::snprintf(buffer, sizeof(buffer), "%.*e", digits - 1, value);
+    if (std::strtod(buffer, nullptr) == value)
+      break;
+  }
+  std::snprintf(buffer, sizeof(buffer), "%.*e", digits - 1, value);
+  const int exponent = std::atoi(std::strchr(buffer, 'e') + 1);
+  if (exponent < -4 || exponent >= 16)
+    return buffer;
+  std::snprintf(buffer, sizeof(buffer), "%.*f",
+                std::max(0, digits - 1 - exponent), value);
+  std::string text(buffer);
+  if (text.find('.') == std::string::npos)
+    text += ".0";
+  return text;
+}
+
+bool Result::failed() const {
+  for (const Finding &finding : findings)
+    if (finding.severity == Severity::Error)
+      return true;
+  return false;
+}
+
+//===----------------------------------------------------------------------===//
+// The rules
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// One raw scale after model-dtype rounding, seen the way the seed sees it.
+struct Scale {
+  enum class Kind { Missing, PerTensor, NotPerTensor };
+  Kind kind = Kind::Missing;
+  double value = -1.0;    // for PerTensor
+  size_t numElements = 0; // for NotPerTensor
+
+  Scale(const RawScale &raw, ModelDtype modelDtype) {
+    if (!raw)
+      return;
+    if (raw->size() != 1) {
+      kind = Kind::NotPerTensor;
+      numElements = raw->size();
+      return;
+    }
+    kind = Kind::PerTensor;
+    value = roundToModelDtype(raw->front(), modelDtype);
+  }
+
+  bool isPerHead() const { return kind == Kind::NotPerTensor; }
+  /// The seed's `scale < 0.0` on its -1.0 sentinel.
+  bool isAbsent() const {
+    return kind == Kind::Missing || (kind == Kind::PerTensor && value < 0.0);
+  }
+  /// The seed's `scale > 0.0` (inf passes, NaN does not).
+  bool isPositive() const { return kind == Kind::PerTensor && value > 0.0; }
+
+  /// "absent", "-1.0 (absent)", "0.05" or "8 elements".
+  std::string describe() const {
+    switch (kind) {
+    case Kind::Missing:
+      return "absent";
+    case Kind::NotPerTensor:
+      return std::to_string(numElements) + " elements";
+    case Kind::PerTensor:
+      return value < 0.0 ? formatScale(value) + " (absent)"
+                         : formatScale(value);
+    }
+    llvm_unreachable("unknown Scale::Kind");
+  }
+};
+
+std::string formatFixed6(double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.6f", value);
+  return buffer;
+}
+
+class Folder {
+public:
+  Folder(const RawScales &raw, CacheDtype dtype, bool calculateKvScales,
+         const Options &options)
+      : q(raw.q, options.modelDtype), k(raw.k, options.modelDtype),
+        v(raw.v, options.modelDtype), prob(raw.prob, options.modelDtype),
+        dtype(dtype), options(options) {
+    result.calculateKvScales = calculateKvScales;
+  }
+
+  Result run() {
+    if (!isQuantized(dtype)) {
+      // The cache holds the model dtype: K/V are 1.0 whatever the checkpoint
+      // says.
+      result.k = result.v = {1.0, Rule::NotQuantized, false};
+    } else if (result.calculateKvScales) {
+      // Computed at run time; 1.0 until then.
+      result.k = result.v = {1.0, Rule::Runtime, false};
+    } else {
+      foldKV();
+    }
+    foldQP();
+    return std::move(result);
+  }
+
+private:
+  void add(Severity severity, FindingKind kind, std::string field,
+           std::string message, std::string note = {}) {
+    result.findings.push_back({severity, kind, std::move(message),
+                               std::move(field), std::move(note)});
+  }
+
+  std::string dtypeName() const { return "'" + toString(dtype).str() + "'"; }
+
+  /// The FNUZ factor of K and V: fp8 caches only, never int8.
+  double kvFactor() const { return options.fnuz && isFp8(dtype) ? 2.0 : 1.0; }
+
+  /// The KV block of the seed; only for a quantized cache with
+  /// calculate_kv_scales off.
+  void foldKV() {
+    const double factor = kvFactor();
+    const bool doubled = factor == 2.0;
+    if (k.isPerHead() || v.isPerHead()) {
+      // The seed's "Only support per-tensor scaling factor for fp8 KV cache".
+      for (auto [scale, field] :
+           {std::pair<const Scale *, const char *>{&k, "k"}, {&v, "v"}}) {
+        if (!scale->isPerHead())
+          continue;
+        add(Severity::Error, FindingKind::PerHeadKV, field,
+            std::string("per-head KV scales are not supported: ") + field +
+                " has " + scale->describe() + ", the " + dtypeName() +
+                " KV cache needs one per-tensor " + field +
+                " scale (vLLM: \"Only support per-tensor scaling factor "
+                "for fp8 KV cache\"); the compressed-tensors per-head path is "
+                "not implemented");
+      }
+      kvValid = false;
+    } else if (k.isPositive() && v.isPositive()) {
+      result.k = {k.value * factor, Rule::Checkpoint, doubled};
+      result.v = {v.value * factor, Rule::Checkpoint, doubled};
+    } else if (k.isAbsent() && v.isAbsent()) {
+      // No scales at all: 1.0, never doubled.
+      result.k = result.v = {1.0, Rule::Default, false};
+      if (dtype == CacheDtype::Int8) {
+        add(options.strict ? Severity::Error : Severity::Warning,
+            FindingKind::Int8NeedsCalibration, "k",
+            "int8 KV cache requires calibrated scaling factors but the "
+            "checkpoint has no k/v scales (k = " +
+                k.describe() + ", v = " + v.describe() +
+                "); using the default scale 1.0 will likely cause severe "
+                "accuracy loss; either (1) use a checkpoint with calibrated "
+                "k/v scales, (2) set calculate_kv_scales for on-the-fly "
+                "calibration, or (3) use an fp8 KV cache instead; expected: "
+                "scale = absmax(tensor) / 127 for int8");
+      } else if (options.strict) {
+        add(Severity::Error, FindingKind::KVMissing, "k",
+            "the " + dtypeName() +
+                " KV cache is quantized but the checkpoint has no k/v scales "
+                "(k = " +
+                k.describe() + ", v = " + v.describe() +
+                "); strict mode rejects the default K = V = 1.0");
+      }
+    } else if (k.isPositive()) {
+      // A single scale (e.g. a legacy `kv_scale` loaded as k) is duplicated:
+      // max(k, v) where v is not > 0 is k.
+      result.k = result.v = {k.value * factor, Rule::Duplicated, doubled};
+    } else {
+      std::string reason;
+      if (k.isAbsent())
+        reason = "only v present";
+      else if (k.value == 0.0)
+        reason = "k = 0";
+      else
+        reason = "k is NaN";
+      add(Severity::Error, FindingKind::KScaleInvalid, "k",
+          "invalid k scale for the " + dtypeName() + " KV cache (" + reason +
+              "): k = " + k.describe() + ", v = " + v.describe() +
+              "; k must be > 0 unless k and v are both absent (vLLM dies on "
+              "`assert k_scale > 0`)");
+      kvValid = false;
+    }
+
+    if (q.isAbsent())
+      addQMissing();
+    if (!kvValid)
+      return;
+
+    const double kFinal = result.k.value, vFinal = result.v.value;
+    if (dtype == CacheDtype::Int8 && (kFinal == 1.0 || vFinal == 1.0)) {
+      add(Severity::Warning, FindingKind::Int8UnitScale,
+          kFinal == 1.0 ? "k" : "v",
+          "int8 KV cache using scale k=" + formatFixed6(kFinal) +
+              ", v=" + formatFixed6(vFinal) +
+              "; scale 1.0 is likely incorrect for int8 and will cause "
+              "accuracy issues; expected: scale = absmax(tensor) / 127 for "
+              "int8; this will result in value overflow and severe precision "
+              "loss");
+    }
+    if (kFinal == 1.0 && vFinal == 1.0 &&
+        (dtype == CacheDtype::Fp8 || dtype == CacheDtype::Fp8E4M3)) {
+      std::string note;
+      if (result.k.doubled && result.v.doubled) {
+        note = "the checkpoint scales (k = " + k.describe() +
+               ", v = " + v.describe() +
+               ") were doubled to 1.0 for the FNUZ fp8 format, which is the "
+               "correct scale: a false alarm vLLM has too, as it tests the "
+               "folded value";
+      }
+      add(Severity::Warning, FindingKind::Fp8UnitScale, "k",
+          "using KV cache scaling factor 1.0 for fp8_e4m3 (K = V = 1.0 for "
+          "the " +
+              dtypeName() + " KV cache from k = " + k.describe() +
+              ", v = " + v.describe() +
+              "); if this is unintended, verify that the k/v scaling factors "
+              "are properly set in the checkpoint",
+          std::move(note));
+    }
+  }
+
+  void addQMissing() {
+    qAbsentInKV = true;
+    std::string message = "the checkpoint does not provide a q scaling "
+                          "factor (q = " +
+                          q.describe() + "); ";
+    std::string note;
+    if (options.qFallback == QFallback::K && kvValid) {
+      message += "Q = K = " + formatScale(result.k.value) +
+                 " is applied, as vLLM's \"Setting it to k_scale\" "
+                 "promises";
+    } else if (options.qFallback == QFallback::K) {
+      message += "Q = K cannot be applied because K is invalid, so Q = 1.0";
+    } else {
+      message += "vLLM logs \"Setting it to k_scale\" but its Q/P block "
+                 "then overwrites Q with 1.0: the final Q is 1.0, not K (" +
+                 (kvValid ? "K = " + formatScale(result.k.value)
+                          : std::string("K is invalid")) +
+                 ")";
+      note = "vLLM reproduces this quirk (issues #51534, #38975); the "
+             "q-fallback=k option applies Q = K instead";
+    }
+    message += "; this only matters for fp8 attention backends (flash-attn "
+               "or flashinfer)";
+    add(options.strict ? Severity::Error : Severity::Warning,
+        FindingKind::QMissing, "q", std::move(message), std::move(note));
+  }
+
+  /// The Q/P block of the seed; always runs.
+  void foldQP() {
+    const double factor = options.fnuz ? 2.0 : 1.0;
+    const bool doubled = options.fnuz;
+    bool qpValid = true;
+
+    if (q.isPerHead()) {
+      addPerHeadQP(q, "q");
+      qpValid = false;
+    } else if (q.isPositive()) {
+      // Doubled in place on the model-dtype parameter.
+      result.q = {roundToModelDtype(q.value * factor, options.modelDtype),
+                  Rule::Checkpoint, doubled};
+      if (result.calculateKvScales && isQuantized(dtype)) {
+        add(Severity::Warning, FindingKind::RuntimeScalesFrozen, "q",
+            "the checkpoint q scale (q = " + q.describe() +
+                ") switches calculate_kv_scales off after the KV block was "
+                "skipped for it, so K = V = 1.0 for good and are never "
+                "computed at run time for the " +
+                dtypeName() + " KV cache",
+            "drop calculate_kv_scales to use the checkpoint's k/v scales, or "
+            "drop the q scale to compute all scales at run time");
+      }
+      result.calculateKvScales = false;
+    } else if (qAbsentInKV && kvValid && options.qFallback == QFallback::K) {
+      result.q = {result.k.value, Rule::KFallback, result.k.doubled};
+    } else {
+      result.q = {1.0, Rule::Default, false};
+    }
+
+    if (prob.isPerHead()) {
+      addPerHeadQP(prob, "prob");
+      qpValid = false;
+    } else if (prob.isPositive()) {
+      result.prob = {roundToModelDtype(prob.value * factor, options.modelDtype),
+                     Rule::Checkpoint, doubled};
+    } else {
+      result.prob = {1.0, Rule::Default, false};
+    }
+
+    if (!qpValid || dtype != CacheDtype::Fp8)
+      return;
+    const double qFinal = result.q.value, pFinal = result.prob.value;
+    if (qFinal != 1.0 && pFinal != 1.0)
+      return;
+    std::string note;
+    auto addNote = [&](std::string text) {
+      if (!note.empty())
+        note += "; ";
+      note += std::move(text);
+    };
+    if (qFinal == 1.0 && qAbsentInKV &&
+        options.qFallback == QFallback::SeedFinal)
+      addNote("Q is 1.0 because vLLM's fallback to k_scale is overwritten "
+              "(see Q-MISSING)");
+    for (auto [scale, name, raw] :
+         {std::tuple<const FinalScale *, const char *, const Scale *>{&result.q,
+                                                                      "q", &q},
+          {&result.prob, "prob", &prob}}) {
+      if (scale->value == 1.0 && scale->doubled &&
+          scale->rule == Rule::Checkpoint)
+        addNote(std::string("the checkpoint ") + name + " scale " +
+                raw->describe() +
+                " was doubled to 1.0 for the FNUZ fp8 format, which is the "
+                "correct scale: a false alarm vLLM has too");
+    }
+    add(Severity::Warning, FindingKind::UncalibratedQP,
+        qFinal == 1.0 ? "q" : "prob",
+        "using uncalibrated q_scale " + formatScale(qFinal) +
+            " and/or prob_scale " + formatScale(pFinal) +
+            " with fp8 attention; this may cause accuracy issues; make sure "
+            "q/prob scaling factors are available in the fp8 checkpoint",
+        std::move(note));
+  }
+
+  void addPerHeadQP(const Scale &scale, const char *field) {
+    add(Severity::Error, FindingKind::PerHeadQP, field,
+        std::string("per-head Q/prob scales are not supported: ") + field +
+            " has " + scale.describe() +
+            ", one per-tensor scale is needed (vLLM: \"Only support "
+            "per-tensor scaling factor for fp8-quantized Q/prob\")");
+  }
+
+  Scale q, k, v, prob;
+  CacheDtype dtype;
+  const Options &options;
+  Result result;
+  /// K and V hold defined values (no KV-block error).
+  bool kvValid = true;
+  /// The KV block ran and found q absent (the q quirk applies).
+  bool qAbsentInKV = false;
+};
+
+} // namespace
+
+Result kvq::scales::foldScales(const RawScales &raw, CacheDtype dtype,
+                               bool calculateKvScales, const Options &options) {
+  return Folder(raw, dtype, calculateKvScales, options).run();
+}
