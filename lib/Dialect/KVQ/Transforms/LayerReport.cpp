@@ -22,9 +22,10 @@ using namespace mlir::kvq;
 namespace {
 /// One scale cell: its value and how it came about.
 struct Cell {
-  std::string value; // "0.05", "1", "[8 x per-head]", "-" (absent)
-  std::string how;   // a rule name, or "raw" before folding
+  std::string value; // "0.05", "1", "[8 per-head]", "-" (absent)
+  std::string how;   // a rule name, or "raw" / "absent" before folding
   std::optional<double> number;
+  bool doubled = false; // the FNUZ x2 correction was applied
 };
 } // namespace
 
@@ -48,8 +49,7 @@ static Cell rawCell(Attribute scale) {
 /// `doubled`: the FNUZ x2 correction applied to this value.
 static Cell resolvedCell(const APFloat &value, ScaleRule rule, bool doubled) {
   double d = value.convertToFloat();
-  return {formatDouble(d),
-          stringifyScaleRule(rule).str() + (doubled ? " x2" : ""), d};
+  return {formatDouble(d), stringifyScaleRule(rule).str(), d, doubled};
 }
 
 static SmallVector<Cell, 4> cellsOf(LayerOp layer) {
@@ -91,7 +91,8 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
           {"calculate_kv_scales", layer.getCalculateKvScales()},
           {"resolved", bool(layer.getResolvedScalesAttr())}};
       for (auto [name, cell] : llvm::zip(names, cellsOf(layer))) {
-        llvm::json::Object scale{{"rule", cell.how}};
+        llvm::json::Object scale{{"rule", cell.how},
+                                 {"doubled", cell.doubled}};
         if (cell.number)
           scale["value"] = *cell.number;
         else
@@ -113,7 +114,8 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
         stringifyKVCacheDtype(layer.getKvCacheDtype()).str() +
             (layer.getCalculateKvScales() ? "+calc" : "")};
     for (const Cell &cell : cellsOf(layer))
-      row.push_back(cell.value + " (" + cell.how + ")");
+      row.push_back(cell.value + " (" + cell.how +
+                    (cell.doubled ? " x2" : "") + ")");
     table.push_back(std::move(row));
   }
   SmallVector<size_t> widths(table.front().size(), 0);

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+# ===- make_checkpoints.py - checkpoints for kvq-import-checkpoint tests ---===#
+#
+# Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+#
+# ===----------------------------------------------------------------------===#
+"""Writes the small checkpoints kvq-import-checkpoint.mlir reads into argv[1]."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "utils"))
+from gen_checkpoint import write_index, write_safetensors  # noqa: E402
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+L0, L1 = "model.layers.0.self_attn.", "model.layers.1.self_attn."
+
+# One file, several producers' names, some unclaimed and odd tensors.
+write_safetensors(os.path.join(out, "mixed.safetensors"), [
+    # layer 0: llm-compressor names, bf16 q.
+    (L0 + "k_scale", "F32", [], [0.05]),
+    (L0 + "v_scale", "F32", [1], [0.07]),
+    (L0 + "q_scale", "BF16", [], [0.1]),
+    # layer 1: ModelOpt K/V, and a Quark prob scale.
+    (L1 + "k_proj.k_scale", "F16", [], [0.25]),
+    (L1 + "v_proj.v_scale", "F64", [], [0.125]),
+    (L1 + "prob_output_scale", "F32", [], [0.5]),
+    # layer 2: a legacy kv_scale.
+    ("model.layers.2.self_attn.kv_scale", "F32", [], [0.03]),
+    # layer 3: per-head k.
+    ("model.layers.3.self_attn.k_scale", "F32", [2], [0.1, 0.2]),
+    ("model.layers.3.self_attn.v_scale", "F32", [], [0.1]),
+    # a layer the IR does not have, and a weight scale (not an attention scale).
+    ("model.layers.9.self_attn.k_scale", "F32", [], [0.05]),
+    (L0 + "k_proj.weight_scale", "F32", [], [0.01]),
+    # an asymmetric zero point.
+    (L1 + "k_zero_point", "F32", [], [0.0]),
+])
+
+# Two conventions giving layer 0's K different values.
+write_safetensors(os.path.join(out, "conflict.safetensors"), [
+    (L0 + "k_scale", "F32", [], [0.05]),
+    (L0 + "k_proj.k_scale", "F32", [], [0.06]),
+    (L0 + "v_scale", "F32", [], [0.05]),
+])
+
+# A scale that cannot be read as one.
+write_safetensors(os.path.join(out, "int_scale.safetensors"), [
+    (L0 + "k_scale", "I32", [], [5]),
+])
+
+# Sharded: an index and two shards.
+shard = os.path.join(out, "sharded")
+os.makedirs(shard, exist_ok=True)
+write_safetensors(os.path.join(shard, "a.safetensors"), [(L0 + "k_scale", "F32", [], [0.05])])
+write_safetensors(os.path.join(shard, "b.safetensors"), [(L0 + "v_scale", "F32", [], [0.06])])
+write_index(os.path.join(shard, "model.safetensors.index.json"),
+            {L0 + "k_scale": "a.safetensors", L0 + "v_scale": "b.safetensors"}, 8)
+
+# Truncated: a header length past the end of the file.
+with open(os.path.join(out, "truncated.safetensors"), "wb") as f:
+    f.write((1000).to_bytes(8, "little") + b'{"a":')
