@@ -10,6 +10,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -19,7 +20,7 @@
 #include <algorithm>
 
 using namespace llvm;
-using namespace kvq::checkpoint;
+using namespace mlir::kvq::checkpoint;
 
 /// An error "<file>: <message>".
 static Error fileError(StringRef path, const Twine &message) {
@@ -27,8 +28,11 @@ static Error fileError(StringRef path, const Twine &message) {
                            path + ": " + message);
 }
 
-/// The largest index file read (a 10,000-layer model's index is ~15 MB).
-static constexpr uint64_t kMaxIndexSize = 256ull << 20;
+/// The largest index file read: a 10,000-layer model's index is ~15 MB.
+static constexpr uint64_t kMaxIndexSize = 64ull << 20;
+/// The largest top-level member other than `weight_map` (`metadata` holds a
+/// total size or two).
+static constexpr uint64_t kMaxIndexMemberSize = 64ull << 10;
 
 /// Whether \p name names a file in the index's own directory and nothing
 /// else: no separators (which also excludes absolute paths), no "." or "..".
@@ -37,40 +41,112 @@ static bool isPlainFileName(StringRef name) {
          name.find_first_of(StringRef("/\\\0", 3)) == StringRef::npos;
 }
 
-Expected<std::vector<IndexEntry>>
-Checkpoint::parseIndex(StringRef json, StringRef indexPath) {
-  Expected<json::Value> parsed = parseStrictJSON(json);
-  if (!parsed)
-    return fileError(indexPath, toString(parsed.takeError()));
-  const json::Object *root = parsed->getAsObject();
-  if (!root)
-    return fileError(indexPath, "index is not a JSON object");
-  const json::Value *weightMapValue = root->get("weight_map");
-  if (!weightMapValue)
-    return fileError(indexPath, "index has no 'weight_map'");
-  const json::Object *weightMap = weightMapValue->getAsObject();
-  if (!weightMap)
-    return fileError(indexPath, "'weight_map' is not an object");
-
+namespace {
+/// Parses an index one member at a time (see JSONCheck.h: llvm::json would
+/// build a hash table per object and several for the weight map). The first
+/// problem found is kept in `failure`; callbacks return a placeholder error
+/// to stop the scan.
+struct IndexParser {
   std::vector<IndexEntry> entries;
-  entries.reserve(weightMap->size());
-  for (const auto &[key, value] : *weightMap) {
-    StringRef tensor = key;
-    std::optional<StringRef> shard = value.getAsString();
-    if (!shard)
-      return fileError(indexPath, "'weight_map' entry for tensor '" + tensor +
-                                      "' is not a string");
-    if (!isPlainFileName(*shard))
-      return fileError(indexPath, "shard '" + *shard + "' of tensor '" +
-                                      tensor +
-                                      "' is not a plain file name in the "
-                                      "index's directory");
-    entries.push_back(IndexEntry{tensor.str(), shard->str()});
+  std::string failure;
+
+  Error fail(const Twine &message) {
+    failure = message.str();
+    return createStringError("stop");
   }
-  llvm::sort(entries, [](const IndexEntry &a, const IndexEntry &b) {
+  /// Words an error of the scanner itself (not one of the callbacks, which
+  /// set `failure` first): "not a JSON object" as \p notObject, others
+  /// prefixed by \p context.
+  Error failScan(Error err, const Twine &notObject, const Twine &context) {
+    std::string message = toString(std::move(err));
+    if (!failure.empty())
+      return createStringError("stop");
+    if (message == "not a JSON object")
+      return fail(notObject);
+    return fail(context + message);
+  }
+
+  Error parseRoot(StringRef json);
+  Error parseWeightMap(StringRef text);
+};
+} // namespace
+
+Error IndexParser::parseWeightMap(StringRef text) {
+  StringSet<> tensors;
+  Error err = scanObjectMembers(
+      text, [&](StringRef tensor, StringRef shardText, size_t) -> Error {
+        if (!tensors.insert(tensor).second)
+          return fail("duplicate key '" + tensor + "' in 'weight_map'");
+        std::optional<json::Value> value;
+        if (shardText.starts_with("\"")) {
+          Expected<json::Value> parsed = json::parse(shardText);
+          if (!parsed)
+            return fail("invalid JSON in the 'weight_map' entry for tensor '" +
+                        tensor + "': " + toString(parsed.takeError()));
+          value = std::move(*parsed);
+        }
+        if (!value || !value->getAsString())
+          return fail("'weight_map' entry for tensor '" + tensor +
+                      "' is not a string");
+        StringRef shard = *value->getAsString();
+        if (!isPlainFileName(shard))
+          return fail("shard '" + shard + "' of tensor '" + tensor +
+                      "' is not a plain file name in the index's directory");
+        entries.push_back(IndexEntry{tensor.str(), shard.str()});
+        return Error::success();
+      });
+  if (err)
+    return failScan(std::move(err), "'weight_map' is not an object",
+                    "'weight_map': ");
+  return Error::success();
+}
+
+Error IndexParser::parseRoot(StringRef json) {
+  StringSet<> keys;
+  bool sawWeightMap = false;
+  Error err = scanObjectMembers(
+      json, [&](StringRef key, StringRef text, size_t) -> Error {
+        if (!keys.insert(key).second)
+          return fail("duplicate key '" + key + "'");
+        if (key == "weight_map") {
+          sawWeightMap = true;
+          return parseWeightMap(text);
+        }
+        // Other members (`metadata`) are ignored but must be valid JSON.
+        if (text.size() > kMaxIndexMemberSize)
+          return fail(formatv("'{0}' is {1} bytes, more than the limit of {2}",
+                              key, text.size(), kMaxIndexMemberSize));
+        Expected<json::Value> value = parseStrictJSON(text);
+        if (!value)
+          return fail("'" + key + "': " + toString(value.takeError()));
+        return Error::success();
+      });
+  if (err)
+    return failScan(std::move(err), "index is not a JSON object", "");
+  if (!sawWeightMap)
+    return fail("index has no 'weight_map'");
+  return Error::success();
+}
+
+Expected<std::vector<IndexEntry>> Checkpoint::parseIndex(StringRef json,
+                                                         StringRef indexPath) {
+  if (json.size() > kMaxIndexSize)
+    return fileError(indexPath,
+                     formatv("index is {0} bytes, more than the limit of {1}",
+                             json.size(), kMaxIndexSize));
+  size_t badByte = 0;
+  if (!json::isUTF8(json, &badByte))
+    return fileError(indexPath,
+                     formatv("not valid UTF-8 (byte offset {0})", badByte));
+  IndexParser parser;
+  if (Error err = parser.parseRoot(json)) {
+    consumeError(std::move(err));
+    return fileError(indexPath, parser.failure);
+  }
+  llvm::sort(parser.entries, [](const IndexEntry &a, const IndexEntry &b) {
     return a.tensor < b.tensor;
   });
-  return entries;
+  return std::move(parser.entries);
 }
 
 Error Checkpoint::addFile(std::unique_ptr<SafetensorsFile> file) {
@@ -78,9 +154,8 @@ Error Checkpoint::addFile(std::unique_ptr<SafetensorsFile> file) {
     TensorRef ref{file.get(), &info};
     auto [it, inserted] = tensorIndex.try_emplace(info.name, ref);
     if (!inserted)
-      return fileError(file->path, "tensor '" + info.name +
-                                       "' is also in '" + it->second.file->path +
-                                       "'");
+      return fileError(file->path, "tensor '" + info.name + "' is also in '" +
+                                       it->second.file->path + "'");
     tensorList.push_back(ref);
   }
   files.push_back(std::move(file));
@@ -103,13 +178,6 @@ Expected<Checkpoint> Checkpoint::openFiles(StringRef path,
 }
 
 Expected<Checkpoint> Checkpoint::openIndex(StringRef indexPath) {
-  uint64_t size = 0;
-  if (std::error_code ec = sys::fs::file_size(indexPath, size))
-    return fileError(indexPath, "cannot open: " + ec.message());
-  if (size > kMaxIndexSize)
-    return fileError(indexPath,
-                     formatv("index is {0} bytes, more than the limit of {1}",
-                             size, kMaxIndexSize));
   ErrorOr<std::unique_ptr<MemoryBuffer>> buffer =
       MemoryBuffer::getFile(indexPath, /*IsText=*/false,
                             /*RequiresNullTerminator=*/false);

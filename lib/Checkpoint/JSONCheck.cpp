@@ -6,6 +6,7 @@
 
 #include "kvq/Checkpoint/JSONCheck.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -46,7 +47,7 @@ static std::optional<std::string> decodeKey(StringRef literal) {
   return std::nullopt;
 }
 
-Expected<json::Value> kvq::checkpoint::parseStrictJSON(StringRef text,
+Expected<json::Value> mlir::kvq::checkpoint::parseStrictJSON(StringRef text,
                                                        unsigned maxDepth) {
   size_t badByte = 0;
   if (!json::isUTF8(text, &badByte))
@@ -107,4 +108,165 @@ Expected<json::Value> kvq::checkpoint::parseStrictJSON(StringRef text,
                                      duplicate->key, duplicate->offset)
                                  .str());
   return value;
+}
+
+//===----------------------------------------------------------------------===//
+// scanObjectMembers
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A cursor over the text of a top-level object.
+class ObjectScanner {
+public:
+  ObjectScanner(StringRef text, unsigned maxDepth)
+      : text(text), maxDepth(maxDepth) {}
+
+  Error scan(function_ref<Error(StringRef, StringRef, size_t)> member);
+
+private:
+  Error error(const Twine &what) const {
+    return createStringError(formatv("invalid JSON at byte {0}: ", pos).str() +
+                             what);
+  }
+  void skipSpace() {
+    while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' ||
+                                 text[pos] == '\n' || text[pos] == '\r'))
+      ++pos;
+  }
+  bool atEnd() const { return pos >= text.size(); }
+  /// The end of the string literal starting at \p begin (after its closing
+  /// quote), or npos if unterminated.
+  size_t stringEnd(size_t begin) const {
+    size_t i = begin + 1;
+    while (i < text.size() && text[i] != '"')
+      i += text[i] == '\\' ? 2 : 1;
+    return i < text.size() ? i + 1 : StringRef::npos;
+  }
+  Expected<std::string> scanKey();
+  Error scanValue();
+
+  StringRef text;
+  unsigned maxDepth;
+  size_t pos = 0;
+};
+} // namespace
+
+Expected<std::string> ObjectScanner::scanKey() {
+  if (atEnd() || text[pos] != '"')
+    return error("expected a string key");
+  size_t end = stringEnd(pos);
+  if (end == StringRef::npos)
+    return error("unterminated string");
+  StringRef literal = text.slice(pos, end);
+  StringRef body = literal.drop_front().drop_back();
+  // Plain keys are taken as they are; keys with escapes or control
+  // characters (invalid unescaped) go through the parser.
+  bool plain = llvm::none_of(
+      body, [](char c) { return c == '\\' || (unsigned char)c < 0x20; });
+  if (plain) {
+    pos = end;
+    return body.str();
+  }
+  Expected<json::Value> value = json::parse(literal);
+  if (!value)
+    return error("bad string key: " + toString(value.takeError()));
+  pos = end;
+  return value->getAsString()->str();
+}
+
+Error ObjectScanner::scanValue() {
+  if (atEnd())
+    return error("expected a value");
+  char c = text[pos];
+  if (c == '"') {
+    size_t end = stringEnd(pos);
+    if (end == StringRef::npos)
+      return error("unterminated string");
+    pos = end;
+    return Error::success();
+  }
+  if (c == '{' || c == '[') {
+    // Depth 1 is the enclosing object.
+    unsigned depth = 1;
+    size_t start = pos;
+    while (pos < text.size()) {
+      char d = text[pos];
+      if (d == '"') {
+        size_t end = stringEnd(pos);
+        if (end == StringRef::npos)
+          return error("unterminated string");
+        pos = end;
+        continue;
+      }
+      if (d == '{' || d == '[') {
+        if (++depth > maxDepth)
+          return error(
+              formatv("JSON nested deeper than {0} levels", maxDepth).str());
+      } else if (d == '}' || d == ']') {
+        if (--depth == 1) {
+          ++pos;
+          return Error::success();
+        }
+      }
+      ++pos;
+    }
+    pos = start;
+    return error("unterminated value");
+  }
+  // A number or literal: up to the next delimiter; the parser checks it.
+  size_t start = pos;
+  while (pos < text.size() && !StringRef(",}] \t\n\r").contains(text[pos]))
+    ++pos;
+  if (pos == start)
+    return error("expected a value");
+  return Error::success();
+}
+
+Error ObjectScanner::scan(
+    function_ref<Error(StringRef, StringRef, size_t)> member) {
+  skipSpace();
+  if (atEnd() || text[pos] != '{')
+    return createStringError("not a JSON object");
+  ++pos;
+  skipSpace();
+  if (!atEnd() && text[pos] == '}') {
+    ++pos;
+  } else {
+    while (true) {
+      skipSpace();
+      Expected<std::string> key = scanKey();
+      if (!key)
+        return key.takeError();
+      skipSpace();
+      if (atEnd() || text[pos] != ':')
+        return error("expected ':' after a key");
+      ++pos;
+      skipSpace();
+      size_t valueStart = pos;
+      if (Error err = scanValue())
+        return err;
+      if (Error err = member(*key, text.slice(valueStart, pos), valueStart))
+        return err;
+      skipSpace();
+      if (atEnd())
+        return error("expected ',' or '}'");
+      if (text[pos] == '}') {
+        ++pos;
+        break;
+      }
+      if (text[pos] != ',')
+        return error("expected ',' or '}'");
+      ++pos;
+    }
+  }
+  skipSpace();
+  if (!atEnd())
+    return error("text after the end of the object");
+  return Error::success();
+}
+
+Error mlir::kvq::checkpoint::scanObjectMembers(
+    StringRef text, function_ref<Error(StringRef, StringRef, size_t)> member,
+    unsigned maxDepth) {
+  return ObjectScanner(text, maxDepth).scan(member);
 }

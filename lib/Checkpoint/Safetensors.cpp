@@ -11,6 +11,7 @@
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -18,9 +19,10 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 using namespace llvm;
-using namespace kvq::checkpoint;
+using namespace mlir::kvq::checkpoint;
 
 //===----------------------------------------------------------------------===//
 // DType
@@ -54,22 +56,22 @@ static const DTypeDesc &getDesc(DType dtype) {
   llvm_unreachable("unknown DType");
 }
 
-StringRef kvq::checkpoint::getDTypeName(DType dtype) {
+StringRef mlir::kvq::checkpoint::getDTypeName(DType dtype) {
   return getDesc(dtype).name;
 }
 
-unsigned kvq::checkpoint::getDTypeBitWidth(DType dtype) {
+unsigned mlir::kvq::checkpoint::getDTypeBitWidth(DType dtype) {
   return getDesc(dtype).bits;
 }
 
-std::optional<DType> kvq::checkpoint::parseDType(StringRef name) {
+std::optional<DType> mlir::kvq::checkpoint::parseDType(StringRef name) {
   for (const DTypeDesc &desc : kDTypes)
     if (name == desc.name)
       return desc.dtype;
   return std::nullopt;
 }
 
-bool kvq::checkpoint::isScaleReadable(DType dtype) {
+bool mlir::kvq::checkpoint::isScaleReadable(DType dtype) {
   return dtype == DType::F64 || dtype == DType::F32 || dtype == DType::F16 ||
          dtype == DType::BF16;
 }
@@ -92,8 +94,7 @@ static Error fileError(StringRef path, const Twine &message) {
 }
 
 /// An error "<file>: tensor '<name>': <message>".
-static Error tensorError(StringRef path, StringRef name,
-                         const Twine &message) {
+static Error tensorError(StringRef path, StringRef name, const Twine &message) {
   return fileError(path, "tensor '" + name + "': " + message);
 }
 
@@ -182,9 +183,9 @@ static Error parseTensor(StringRef path, StringRef name,
   info.begin = *begin;
   info.end = *end;
   if (info.begin > info.end)
-    return tensorError(path, name,
-                       formatv("data_offsets [{0}, {1}]: begin > end",
-                               info.begin, info.end));
+    return tensorError(
+        path, name,
+        formatv("data_offsets [{0}, {1}]: begin > end", info.begin, info.end));
   if (info.end > dataSize)
     return tensorError(
         path, name,
@@ -201,6 +202,49 @@ static Error parseTensor(StringRef path, StringRef name,
 
   // Anything else in the entry is ignored, as the reference reader does.
   return Error::success();
+}
+
+/// Parses the `__metadata__` object \p text (at header byte \p offset) into
+/// \p metadata, one member at a time.
+static Error
+parseMetadata(StringRef path, StringRef text, size_t offset,
+              std::vector<std::pair<std::string, std::string>> &metadata) {
+  if (text.size() > kMaxMetadataSize)
+    return fileError(path, formatv("'__metadata__' is {0} bytes, more than "
+                                   "the limit of {1}",
+                                   text.size(), kMaxMetadataSize));
+  StringSet<> keys;
+  bool memberFailed = false;
+  Error err = scanObjectMembers(
+      text, [&](StringRef key, StringRef valueText, size_t) -> Error {
+        memberFailed = true;
+        if (!keys.insert(key).second)
+          return fileError(path,
+                           "'__metadata__' has duplicate key '" + key + "'");
+        std::optional<json::Value> value;
+        if (valueText.starts_with("\"")) {
+          Expected<json::Value> parsed = json::parse(valueText);
+          if (!parsed)
+            return fileError(path, "'__metadata__' entry '" + key +
+                                       "': " + toString(parsed.takeError()));
+          value = std::move(*parsed);
+        }
+        if (!value || !value->getAsString())
+          return fileError(path, "'__metadata__' entry '" + key +
+                                     "' is not a string");
+        metadata.emplace_back(key.str(), value->getAsString()->str());
+        memberFailed = false;
+        return Error::success();
+      });
+  if (!err)
+    return Error::success();
+  if (memberFailed)
+    return err;
+  std::string message = toString(std::move(err));
+  if (message == "not a JSON object")
+    return fileError(path, "'__metadata__' is not an object");
+  return fileError(
+      path, formatv("'__metadata__' (header byte {0}): {1}", offset, message));
 }
 
 Expected<SafetensorsFile>
@@ -227,33 +271,49 @@ SafetensorsFile::fromBuffer(std::unique_ptr<MemoryBuffer> buffer) {
   file.dataStart = 8 + headerSize;
   file.dataSize = available - headerSize;
 
-  Expected<json::Value> parsed = parseStrictJSON(header);
-  if (!parsed)
-    return fileError(path, "header: " + toString(parsed.takeError()));
-  const json::Object *root = parsed->getAsObject();
-  if (!root)
-    return fileError(path, "header is not a JSON object");
+  size_t badByte = 0;
+  if (!json::isUTF8(header, &badByte))
+    return fileError(
+        path, formatv("header: not valid UTF-8 (byte offset {0})", badByte));
 
-  file.tensorList.reserve(root->size());
-  for (const auto &[key, value] : *root) {
-    StringRef name = key;
-    if (name == "__metadata__") {
-      const json::Object *metadata = value.getAsObject();
-      if (!metadata)
-        return fileError(path, "'__metadata__' is not an object");
-      for (const auto &[metaKey, metaValue] : *metadata) {
-        std::optional<StringRef> str = metaValue.getAsString();
-        if (!str)
-          return fileError(path, "'__metadata__' entry '" + StringRef(metaKey) +
-                                     "' is not a string");
-        file.metadataList.emplace_back(StringRef(metaKey).str(), str->str());
-      }
-      continue;
-    }
-    TensorInfo info;
-    if (Error err = parseTensor(path, name, value, file.dataSize, info))
-      return std::move(err);
-    file.tensorList.push_back(std::move(info));
+  // Split the header into entries and parse one at a time (see
+  // JSONCheck.h): memory stays a small multiple of the header size.
+  bool sawMetadata = false, entryFailed = false;
+  Error scanError = scanObjectMembers(
+      header, [&](StringRef name, StringRef text, size_t offset) -> Error {
+        entryFailed = true;
+        bool isMetadata = name == "__metadata__";
+        bool isNew = isMetadata ? !std::exchange(sawMetadata, true)
+                                : file.tensorIndex.try_emplace(name, 0).second;
+        if (!isNew)
+          return fileError(path, formatv("header: duplicate key '{0}' (byte "
+                                         "offset {1})",
+                                         name, offset));
+        if (isMetadata)
+          return parseMetadata(path, text, offset, file.metadataList);
+        if (text.size() > kMaxEntrySize)
+          return fileError(path,
+                           formatv("header: tensor '{0}' (byte offset "
+                                   "{1}): entry is {2} bytes, more "
+                                   "than the limit of {3}",
+                                   name, offset, text.size(), kMaxEntrySize));
+        Expected<json::Value> value = parseStrictJSON(text);
+        if (!value)
+          return fileError(path,
+                           formatv("header: tensor '{0}' (byte offset {1}): "
+                                   "{2}",
+                                   name, offset, toString(value.takeError())));
+        TensorInfo info;
+        if (Error err = parseTensor(path, name, *value, file.dataSize, info))
+          return err;
+        file.tensorList.push_back(std::move(info));
+        entryFailed = false;
+        return Error::success();
+      });
+  if (scanError) {
+    if (entryFailed)
+      return std::move(scanError);
+    return fileError(path, "header: " + toString(std::move(scanError)));
   }
   llvm::sort(file.metadataList);
 
@@ -277,6 +337,7 @@ SafetensorsFile::fromBuffer(std::unique_ptr<MemoryBuffer> buffer) {
 
   for (auto [index, info] : llvm::enumerate(file.tensorList))
     file.tensorIndex[info.name] = index;
+  file.tensorList.shrink_to_fit();
   file.buffer = std::move(buffer);
   return std::move(file);
 }

@@ -8,6 +8,7 @@
 
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSwitch.h"
 
@@ -15,9 +16,9 @@
 #include <cstring>
 
 using namespace llvm;
-using namespace kvq::checkpoint;
+using namespace mlir::kvq::checkpoint;
 
-StringRef kvq::checkpoint::getScaleFieldName(ScaleField field) {
+StringRef mlir::kvq::checkpoint::getScaleFieldName(ScaleField field) {
   switch (field) {
   case ScaleField::Q:
     return "q";
@@ -101,7 +102,7 @@ static const ScaleNamePattern kPatterns[] = {
      A::TransformerModel},
 };
 
-ArrayRef<ScaleNamePattern> kvq::checkpoint::getScaleNamePatterns() {
+ArrayRef<ScaleNamePattern> mlir::kvq::checkpoint::getScaleNamePatterns() {
   return kPatterns;
 }
 
@@ -131,7 +132,7 @@ static bool isFakeQuantizer(StringRef parent) {
          parent == "v_fake_quantizer" || parent == "kv_fake_quantizer";
 }
 
-bool kvq::checkpoint::isScaleLikeName(StringRef name) {
+bool mlir::kvq::checkpoint::isScaleLikeName(StringRef name) {
   auto [parent, last] = lastTwo(name);
   if (last == "q_scale" || last == "k_scale" || last == "v_scale" ||
       last == "kv_scale" || last == "prob_output_scale" ||
@@ -146,7 +147,7 @@ bool kvq::checkpoint::isScaleLikeName(StringRef name) {
   return false;
 }
 
-bool kvq::checkpoint::isZeroPointName(StringRef name) {
+bool mlir::kvq::checkpoint::isZeroPointName(StringRef name) {
   auto [parent, last] = lastTwo(name);
   if (last == "q_zero_point" || last == "k_zero_point" ||
       last == "v_zero_point" || last == "kv_zero_point" ||
@@ -173,10 +174,16 @@ static std::string getAliasPrefix(PrefixAlias alias, StringRef prefix) {
   return ("transformer." + rest).str();
 }
 
-static std::string joinName(StringRef prefix, StringRef suffix) {
-  if (prefix.empty())
-    return suffix.str();
-  return (prefix + "." + suffix).str();
+/// `<prefix>.<suffix>`, or `<suffix>` for the empty prefix, in \p buffer.
+static StringRef joinName(StringRef prefix, StringRef suffix,
+                          SmallVectorImpl<char> &buffer) {
+  buffer.clear();
+  if (!prefix.empty()) {
+    buffer.append(prefix.begin(), prefix.end());
+    buffer.push_back('.');
+  }
+  buffer.append(suffix.begin(), suffix.end());
+  return StringRef(buffer.data(), buffer.size());
 }
 
 /// Equal values, NaN equal to NaN (two tensors holding NaN do not conflict;
@@ -218,15 +225,18 @@ private:
 } // namespace
 
 void Matcher::matchLayer(LayerMatch &layer) {
+  SmallString<128> buffer;
   for (const ScaleNamePattern &pattern : kPatterns) {
     if (std::optional<TensorRef> ref =
-            checkpoint.lookup(joinName(layer.prefix, pattern.suffix)))
+            checkpoint.lookup(joinName(layer.prefix, pattern.suffix, buffer)))
       matchTensor(layer, pattern, *ref);
+    if (pattern.alias == PrefixAlias::None)
+      continue;
     std::string alias = getAliasPrefix(pattern.alias, layer.prefix);
     if (alias.empty())
       continue;
     if (std::optional<TensorRef> ref =
-            checkpoint.lookup(joinName(alias, pattern.suffix)))
+            checkpoint.lookup(joinName(alias, pattern.suffix, buffer)))
       matchTensor(layer, pattern, *ref);
   }
 }
@@ -254,13 +264,10 @@ void Matcher::matchTensor(LayerMatch &layer, const ScaleNamePattern &pattern,
 
   std::optional<MatchedScale> &slot = layer.get(pattern.field);
   if (!slot) {
-    slot = MatchedScale{pattern.field,
-                        name.str(),
-                        ref.file->path,
-                        pattern.convention,
-                        ref.info->shape,
-                        std::move(*values),
-                        pattern.legacyKvScale};
+    slot =
+        MatchedScale{pattern.field,        name.str(),      ref.file->path,
+                     pattern.convention,   ref.info->shape, std::move(*values),
+                     pattern.legacyKvScale};
     return;
   }
   if (sameValues(slot->values, *values)) {
@@ -272,10 +279,10 @@ void Matcher::matchTensor(LayerMatch &layer, const ScaleNamePattern &pattern,
     return;
   }
   addFinding(MatchFinding::Conflict, slot->tensorName, name, layer.prefix,
-             "conflicting " + fieldName + " scales for layer '" +
-                 layer.prefix + "': '" + slot->tensorName + "' (" +
-                 slot->convention + ") and '" + name + "' (" +
-                 pattern.convention + ") hold different values");
+             "conflicting " + fieldName + " scales for layer '" + layer.prefix +
+                 "': '" + slot->tensorName + "' (" + slot->convention +
+                 ") and '" + name + "' (" + pattern.convention +
+                 ") hold different values");
 }
 
 /// The longest layer prefix in \p prefixIndex that \p name is under, or
@@ -320,7 +327,7 @@ void Matcher::reportUnclaimed(const StringMap<unsigned> &prefixIndex) {
 }
 
 Expected<ScaleMatches>
-kvq::checkpoint::matchScales(const Checkpoint &checkpoint,
+mlir::kvq::checkpoint::matchScales(const Checkpoint &checkpoint,
                              ArrayRef<std::string> layerPrefixes) {
   ScaleMatches result;
   // Layer prefixes and their aliases, for placing unclaimed tensors. An alias
@@ -337,8 +344,8 @@ kvq::checkpoint::matchScales(const Checkpoint &checkpoint,
     result.layers.push_back(std::move(layer));
   }
   for (auto [index, prefix] : llvm::enumerate(layerPrefixes))
-    for (PrefixAlias alias : {PrefixAlias::StripModel,
-                              PrefixAlias::TransformerModel}) {
+    for (PrefixAlias alias :
+         {PrefixAlias::StripModel, PrefixAlias::TransformerModel}) {
       std::string aliasPrefix = getAliasPrefix(alias, prefix);
       if (!aliasPrefix.empty())
         prefixIndex.try_emplace(aliasPrefix, index);

@@ -30,13 +30,13 @@
 #include <tuple>
 #include <utility>
 
-using namespace kvq::scales;
+using namespace mlir::kvq::scales;
 
 //===----------------------------------------------------------------------===//
 // Helpers
 //===----------------------------------------------------------------------===//
 
-llvm::StringRef kvq::scales::getFindingKey(FindingKind kind) {
+llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
   switch (kind) {
   case FindingKind::Int8NeedsCalibration:
     return "INT8-NEEDS-CALIBRATION";
@@ -62,7 +62,7 @@ llvm::StringRef kvq::scales::getFindingKey(FindingKind kind) {
   llvm_unreachable("unknown FindingKind");
 }
 
-std::optional<CacheDtype> kvq::scales::parseCacheDtype(llvm::StringRef name) {
+std::optional<CacheDtype> mlir::kvq::scales::parseCacheDtype(llvm::StringRef name) {
   return llvm::StringSwitch<std::optional<CacheDtype>>(name)
       .Case("auto", CacheDtype::Auto)
       .Case("fp8", CacheDtype::Fp8)
@@ -72,7 +72,7 @@ std::optional<CacheDtype> kvq::scales::parseCacheDtype(llvm::StringRef name) {
       .Default(std::nullopt);
 }
 
-llvm::StringRef kvq::scales::toString(CacheDtype dtype) {
+llvm::StringRef mlir::kvq::scales::toString(CacheDtype dtype) {
   switch (dtype) {
   case CacheDtype::Auto:
     return "auto";
@@ -88,16 +88,16 @@ llvm::StringRef kvq::scales::toString(CacheDtype dtype) {
   llvm_unreachable("unknown CacheDtype");
 }
 
-bool kvq::scales::isQuantized(CacheDtype dtype) {
+bool mlir::kvq::scales::isQuantized(CacheDtype dtype) {
   return dtype != CacheDtype::Auto;
 }
 
-bool kvq::scales::isFp8(CacheDtype dtype) {
+bool mlir::kvq::scales::isFp8(CacheDtype dtype) {
   return dtype == CacheDtype::Fp8 || dtype == CacheDtype::Fp8E4M3 ||
          dtype == CacheDtype::Fp8E5M2;
 }
 
-llvm::StringRef kvq::scales::toString(Rule rule) {
+llvm::StringRef mlir::kvq::scales::toString(Rule rule) {
   switch (rule) {
   case Rule::Checkpoint:
     return "checkpoint";
@@ -115,7 +115,7 @@ llvm::StringRef kvq::scales::toString(Rule rule) {
   llvm_unreachable("unknown Rule");
 }
 
-llvm::StringRef kvq::scales::toString(Severity severity) {
+llvm::StringRef mlir::kvq::scales::toString(Severity severity) {
   switch (severity) {
   case Severity::Warning:
     return "warning";
@@ -125,7 +125,7 @@ llvm::StringRef kvq::scales::toString(Severity severity) {
   llvm_unreachable("unknown Severity");
 }
 
-llvm::StringRef kvq::scales::toString(ModelDtype dtype) {
+llvm::StringRef mlir::kvq::scales::toString(ModelDtype dtype) {
   switch (dtype) {
   case ModelDtype::None:
     return "none";
@@ -137,7 +137,7 @@ llvm::StringRef kvq::scales::toString(ModelDtype dtype) {
   llvm_unreachable("unknown ModelDtype");
 }
 
-std::optional<ModelDtype> kvq::scales::parseModelDtype(llvm::StringRef name) {
+std::optional<ModelDtype> mlir::kvq::scales::parseModelDtype(llvm::StringRef name) {
   return llvm::StringSwitch<std::optional<ModelDtype>>(name)
       .Case("none", ModelDtype::None)
       .Cases({"bf16", "bfloat16"}, ModelDtype::BF16)
@@ -145,7 +145,7 @@ std::optional<ModelDtype> kvq::scales::parseModelDtype(llvm::StringRef name) {
       .Default(std::nullopt);
 }
 
-double kvq::scales::roundToModelDtype(double value, ModelDtype dtype) {
+double mlir::kvq::scales::roundToModelDtype(double value, ModelDtype dtype) {
   const llvm::fltSemantics *semantics = nullptr;
   switch (dtype) {
   case ModelDtype::None:
@@ -163,7 +163,7 @@ double kvq::scales::roundToModelDtype(double value, ModelDtype dtype) {
   return rounded.convertToDouble();
 }
 
-std::string kvq::scales::formatScale(double value) {
+std::string mlir::kvq::scales::formatScale(double value) {
   if (std::isnan(value))
     return "nan";
   if (std::isinf(value))
@@ -512,7 +512,7 @@ private:
 
 } // namespace
 
-Result kvq::scales::foldScales(const RawScales &raw, CacheDtype dtype,
+Result mlir::kvq::scales::foldScales(const RawScales &raw, CacheDtype dtype,
                                bool calculateKvScales, const Options &options) {
   return Folder(raw, dtype, calculateKvScales, options).run();
 }

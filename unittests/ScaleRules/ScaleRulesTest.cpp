@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-using namespace kvq::scales;
+using namespace mlir::kvq::scales;
 
 namespace {
 

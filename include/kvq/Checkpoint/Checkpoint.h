@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-namespace kvq::checkpoint {
+namespace mlir::kvq::checkpoint {
 
 /// One `weight_map` entry of an index.
 struct IndexEntry {
@@ -91,14 +91,14 @@ private:
   /// Adds every tensor of \p file; fails on a name already present.
   llvm::Error addFile(std::unique_ptr<SafetensorsFile> file);
   static llvm::Expected<Checkpoint> openIndex(llvm::StringRef indexPath);
-  static llvm::Expected<Checkpoint> openFiles(llvm::StringRef path,
-                                              llvm::ArrayRef<std::string> files);
+  static llvm::Expected<Checkpoint>
+  openFiles(llvm::StringRef path, llvm::ArrayRef<std::string> files);
 
   std::vector<std::unique_ptr<SafetensorsFile>> files;
   std::vector<TensorRef> tensorList;
   llvm::StringMap<TensorRef> tensorIndex;
 };
 
-} // namespace kvq::checkpoint
+} // namespace mlir::kvq::checkpoint
 
 #endif // KVQ_CHECKPOINT_CHECKPOINT_H

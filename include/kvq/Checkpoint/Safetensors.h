@@ -18,16 +18,23 @@
 //   - the header is valid UTF-8 and valid JSON, nested at most
 //     kMaxJSONDepth deep, with no key given twice in any object
 //     (llvm::json::parse keeps one of two duplicate keys silently, so a
-//     lexical pre-pass over the header text finds them, see JSONCheck.h);
+//     lexical pre-pass over the text finds them, see JSONCheck.h);
 //   - the header is an object; `__metadata__`, if present, is an object of
-//     strings; every other entry is an object with a known `dtype`, a `shape`
+//     strings of at most kMaxMetadataSize bytes; every other entry is an
+//     object of at most kMaxEntrySize bytes with a known `dtype`, a `shape`
 //     of non-negative integers whose element count does not overflow, and
 //     `data_offsets` of two integers with begin <= end <= data section size
 //     and end - begin == the byte size that dtype and shape imply;
 //   - no two tensors overlap (empty tensors overlap nothing).
 // Unlike the Rust reference implementation, tensors need not cover the data
 // section contiguously: gaps and trailing bytes are harmless to a reader that
-// addresses each tensor by its own offsets, so they are accepted.
+// addresses each tensor by its own offsets, so they are accepted. Keys other
+// than dtype, shape and data_offsets in an entry are ignored, as there.
+//
+// Memory: the header is split into entries lexically and each entry is
+// parsed with llvm::json on its own and dropped (parsing a whole header of
+// 40,000 entries with llvm::json takes ~100x its size), so what is kept is
+// about 3x the header size at worst (TensorInfo, name index).
 //
 //===----------------------------------------------------------------------===//
 
@@ -47,7 +54,7 @@
 #include <utility>
 #include <vector>
 
-namespace kvq::checkpoint {
+namespace mlir::kvq::checkpoint {
 
 /// The element types a safetensors header may name (the full list of the
 /// reference implementation). Only F64, F32, F16 and BF16 can be read as
@@ -103,6 +110,11 @@ struct TensorInfo {
 constexpr uint64_t kMaxScaleElements = 4096;
 /// The largest header accepted (the reference implementation's limit).
 constexpr uint64_t kMaxHeaderSize = 100ull << 20;
+/// The largest header entry of one tensor (a real one is under 200 bytes):
+/// each entry is parsed on its own, and this bounds what one parse costs.
+constexpr uint64_t kMaxEntrySize = 64ull << 10;
+/// The largest `__metadata__` object (real ones are well under 1 MiB).
+constexpr uint64_t kMaxMetadataSize = 16ull << 20;
 
 /// A memory-mapped safetensors file with its validated header.
 class SafetensorsFile {
@@ -145,6 +157,6 @@ private:
   std::vector<std::pair<std::string, std::string>> metadataList;
 };
 
-} // namespace kvq::checkpoint
+} // namespace mlir::kvq::checkpoint
 
 #endif // KVQ_CHECKPOINT_SAFETENSORS_H

@@ -56,7 +56,7 @@
 #include <string>
 #include <vector>
 
-namespace kvq::checkpoint {
+namespace mlir::kvq::checkpoint {
 
 /// The scales of one attention layer.
 enum class ScaleField { Q, K, V, Prob };
@@ -162,6 +162,6 @@ llvm::Expected<ScaleMatches>
 matchScales(const Checkpoint &checkpoint,
             llvm::ArrayRef<std::string> layerPrefixes);
 
-} // namespace kvq::checkpoint
+} // namespace mlir::kvq::checkpoint
 
 #endif // KVQ_CHECKPOINT_SCALENAMES_H

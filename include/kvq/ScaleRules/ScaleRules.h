@@ -38,8 +38,7 @@
 #include <string>
 #include <vector>
 
-namespace kvq {
-namespace scales {
+namespace mlir::kvq::scales {
 
 /// The KV-cache storage dtype, as serving engines spell `--kv-cache-dtype`.
 /// Every dtype but Auto is quantized. Fp8 and Fp8E4M3 store the same bytes;
@@ -187,7 +186,6 @@ double roundToModelDtype(double value, ModelDtype dtype);
 /// "0.05", "1e-08", "inf", "nan").
 std::string formatScale(double value);
 
-} // namespace scales
-} // namespace kvq
+} // namespace mlir::kvq::scales
 
 #endif // KVQ_SCALERULES_SCALERULES_H

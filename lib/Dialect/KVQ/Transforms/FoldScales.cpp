@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// A thin adapter over the kvq::scales library: reads each layer's raw
+// A thin adapter over the mlir::kvq::scales library: reads each layer's raw
 // checkpoint scales, runs the rules, turns the findings into diagnostics
 // located at the layer, and replaces the raw scales by resolved ones.
 //
@@ -27,7 +27,7 @@ namespace mlir::kvq {
 
 using namespace mlir;
 using namespace mlir::kvq;
-namespace rules = ::kvq::scales;
+namespace rules = mlir::kvq::scales;
 
 //===----------------------------------------------------------------------===//
 // Target: FNUZ or OCP

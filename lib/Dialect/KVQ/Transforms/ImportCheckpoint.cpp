@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// A thin adapter over the kvq::checkpoint library: matches each layer's
+// A thin adapter over the mlir::kvq::checkpoint library: matches each layer's
 // prefix against the checkpoint's tensor names and attaches what it finds as
 // raw `checkpoint` scales; every matching finding becomes a diagnostic.
 //
@@ -23,7 +23,7 @@ namespace mlir::kvq {
 
 using namespace mlir;
 using namespace mlir::kvq;
-namespace ckpt = ::kvq::checkpoint;
+namespace ckpt = mlir::kvq::checkpoint;
 
 /// The MLIR float type of a scale-readable safetensors dtype.
 static FloatType getFloatType(Builder &b, ckpt::DType dtype) {
