@@ -39,7 +39,8 @@ TEST_F(KVQAttrsTest, ResolvedScalesRejectNonPositive) {
   auto bad = ResolvedScalesAttr::getChecked(
       [&] { return emitError(loc); }, &context, APFloat(0.0f),
       ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
-      APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default);
+      APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
+      /*fnuz=*/false);
   EXPECT_FALSE(bad);
 }
 

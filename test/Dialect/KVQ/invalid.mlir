@@ -1,0 +1,534 @@
+// RUN: kvq-opt %s -split-input-file -verify-diagnostics
+
+// One case per diagnostic of the kvq dialect: the verifiers and parsers in
+// lib/Dialect/KVQ/IR and the constraints ODS generates from KVQOps.td.
+// Symbol and function names state the case.
+
+//===----------------------------------------------------------------------===//
+// #kvq.scales (ScalesAttr::verify)
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{scale 'k' must be a float or a dense float tensor, got 1 : i32}}
+kvq.layer @scales_k_is_an_integer cache(fp8) checkpoint(#kvq.scales<k = 1 : i32>)
+
+// -----
+
+// expected-error @+1 {{scale 'v' must be a float or a dense float tensor, got "0.05"}}
+kvq.layer @scales_v_is_a_string cache(fp8) checkpoint(#kvq.scales<v = "0.05">)
+
+// -----
+
+// expected-error @+2 {{scale 'v' must have a float element type, got 'i32'}}
+kvq.layer @scales_v_is_an_integer_tensor cache(fp8)
+    checkpoint(#kvq.scales<v = dense<1> : tensor<2xi32>>)
+
+// -----
+
+// expected-error @+2 {{scale 'q' must have at least one element, got 'tensor<0xf32>'}}
+kvq.layer @scales_q_is_an_empty_tensor cache(fp8)
+    checkpoint(#kvq.scales<q = dense<> : tensor<0xf32>>)
+
+// -----
+
+// expected-error @+2 {{scale 'prob' must have rank at most 3 (per-tensor or per-head), got rank 4}}
+kvq.layer @scales_prob_of_rank_4 cache(fp8)
+    checkpoint(#kvq.scales<prob = dense<1.0> : tensor<1x1x1x1xf32>>)
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// #kvq.scales (generated parser)
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{duplicate or unknown struct parameter name: kv}}
+kvq.layer @scales_unknown_field cache(fp8) checkpoint(#kvq.scales<kv = 0.05 : f32>)
+
+// -----
+
+// expected-error @+2 {{duplicate or unknown struct parameter name: k}}
+kvq.layer @scales_duplicate_field cache(fp8)
+    checkpoint(#kvq.scales<k = 0.05 : f32, k = 0.07 : f32>)
+
+// -----
+
+// expected-error @+2 {{expected '='}}
+kvq.layer @scales_field_without_name cache(fp8)
+    checkpoint(#kvq.scales<dense<[0.1]> : tensor<1xf32>>)
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// #kvq.resolved_scales (ResolvedScalesAttr::verify and ::parse)
+//===----------------------------------------------------------------------===//
+
+// Note: "resolved scale '...' must be an f32" cannot be reached from text (the
+// parser reads every value as f32); it guards the C++ builders.
+
+// expected-error @+2 {{resolved scale 'k' must be finite and positive, got NaN}}
+kvq.layer @resolved_k_is_nan cache(fp8)
+    resolved(#kvq.resolved_scales<k = 0x7FC00000 checkpoint, v = 1.0 checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'v' must be finite and positive, got 0}}
+kvq.layer @resolved_v_is_zero cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 0.0 checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'q' must be finite and positive, got -1}}
+kvq.layer @resolved_q_is_negative cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint,
+                                  q = -1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'prob' must be finite and positive, got +Inf}}
+kvq.layer @resolved_prob_is_infinite cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint,
+                                  q = 1.0 default, prob = 0x7F800000 default>)
+
+// -----
+
+// A literal beyond the f32 range becomes +Inf and is rejected as such.
+// expected-error @+2 {{resolved scale 'k' must be finite and positive, got +Inf}}
+kvq.layer @resolved_k_overflows_f32 cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0e40 checkpoint, v = 1.0 checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_unknown_rule cache(fp8)
+    // expected-error @+1 {{unknown scale rule 'guessed'}}
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 guessed,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_fields_out_of_order cache(fp8)
+    // expected-error @+1 {{expected 'v'}}
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, q = 1.0 default,
+                                  v = 1.0 checkpoint, prob = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_missing_prob cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint,
+    // expected-error @+1 {{expected ','}}
+                                  q = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_value_is_an_integer_literal cache(fp8)
+    // expected-error @+2 {{unexpected decimal integer literal for a floating point value}}
+    // expected-note @+1 {{add a trailing dot to make the literal a float}}
+    resolved(#kvq.resolved_scales<k = 1 checkpoint, v = 1.0 checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_misspelled_fnuz cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint,
+    // expected-error @+1 {{expected 'fnuz'}}
+                                  q = 1.0 default, prob = 1.0 default, fnux>)
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Enum attributes (generated parsers)
+//===----------------------------------------------------------------------===//
+
+// expected-error @+2 {{expected ::mlir::kvq::KVCacheDtype to be one of: auto, fp8, fp8_e4m3, fp8_e5m2, int8}}
+// expected-error @+1 {{failed to parse KVQ_KVCacheDtypeAttr parameter 'value'}}
+func.func @kv_cache_dtype_attr_unknown() attributes {dtype = #kvq.kv_cache_dtype<fp4>} {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expected ::mlir::kvq::ScaleRule to be one of: checkpoint, duplicated, default, not_quantized, runtime, k_fallback}}
+// expected-error @+1 {{failed to parse KVQ_ScaleRuleAttr parameter 'value'}}
+func.func @scale_rule_attr_unknown() attributes {rule = #kvq.scale_rule<guessed>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{unknown attribute `scale` in dialect `kvq`}}
+func.func @unknown_kvq_attribute() attributes {a = #kvq.scale<k = 1.0 : f32>} {
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// kvq.layer (parser, LayerOp::verify, ODS constraints)
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{unknown kv cache dtype 'fp4', expected auto, fp8, fp8_e4m3, fp8_e5m2 or int8}}
+kvq.layer @layer_unknown_cache_dtype cache(fp4)
+
+// -----
+
+// expected-error @+2 {{invalid kind of attribute specified}}
+kvq.layer @layer_checkpoint_holds_resolved_scales cache(fp8)
+    checkpoint(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint,
+                                    q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+1 {{'kvq.layer' op has both raw 'checkpoint' scales and 'resolved' scales; a layer carries one or the other}}
+kvq.layer @layer_checkpoint_and_resolved cache(fp8)
+    checkpoint(#kvq.scales<k = 1.0 : f32>)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 duplicated,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+1 {{'kvq.layer' op expects a non-empty checkpoint prefix}}
+kvq.layer @layer_empty_prefix prefix("") cache(fp8)
+
+// -----
+
+// expected-error @+1 {{'kvq.layer' op checkpoint_tensors: unknown scale 'kv', expected q, k, v or prob}}
+kvq.layer @layer_checkpoint_tensors_unknown_scale cache(fp8)
+    {checkpoint_tensors = {kv = "model.layers.0.self_attn.kv_scale"}}
+
+// -----
+
+// expected-error @+1 {{'kvq.layer' op checkpoint_tensors: expects a tensor name string for scale 'k', got 1 : i64}}
+kvq.layer @layer_checkpoint_tensors_name_not_a_string cache(fp8)
+    {checkpoint_tensors = {k = 1}}
+
+// -----
+
+// expected-error @+2 {{'kvq.layer' op attribute 'checkpoint_tensors' failed to satisfy constraint: dictionary of named attribute values}}
+kvq.layer @layer_checkpoint_tensors_not_a_dictionary cache(fp8)
+    {checkpoint_tensors = ["model.layers.0.self_attn.k_scale"]}
+
+// -----
+
+// expected-error @+1 {{'kvq.layer' op requires attribute 'kv_cache_dtype'}}
+"kvq.layer"() <{sym_name = "layer_generic_without_cache_dtype"}> : () -> ()
+
+// -----
+
+// expected-error @+1 {{Invalid attribute `prefix` in property conversion: 3 : i64}}
+"kvq.layer"() <{sym_name = "layer_generic_prefix_not_a_string",
+                kv_cache_dtype = #kvq.kv_cache_dtype<fp8>, prefix = 3}> : () -> ()
+
+// -----
+
+// expected-note @+1 {{see existing symbol definition here}}
+kvq.layer @layer_defined_twice cache(fp8)
+// expected-error @+1 {{redefinition of symbol named 'layer_defined_twice'}}
+kvq.layer @layer_defined_twice cache(fp8_e5m2)
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// kvq.cache_store / kvq.cache_load: shapes (verifyCacheShapes)
+//===----------------------------------------------------------------------===//
+
+kvq.layer @l cache(fp8)
+func.func @store_keys_of_rank_2(%k: memref<8x128xbf16>,
+                                %kc: memref<?x16x8x128xf8E4M3FN>,
+                                %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects keys and values of rank 3 [num_tokens, num_kv_heads, head_size], got 'memref<8x128xbf16>'}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @load_outputs_of_rank_4(%o: memref<?x1x8x128xbf16>,
+                                  %kc: memref<?x16x8x128xf8E4M3FN>,
+                                  %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op expects outputs of rank 3 [num_tokens, num_kv_heads, head_size], got 'memref<?x1x8x128xbf16>'}}
+  kvq.cache_load @l (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x1x8x128xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(int8)
+func.func @store_integer_keys(%k: memref<?x8x128xi8>, %kc: memref<?x16x8x128xi8>,
+                              %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects keys and values of a float element type, got 'i8'}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xi8>, memref<?x16x8x128xi8>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_caches_of_rank_3(%k: memref<?x8x128xbf16>,
+                                  %kc: memref<16x8x128xf8E4M3FN>,
+                                  %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects caches of rank 4 [num_blocks, block_size, num_kv_heads, head_size], got 'memref<16x8x128xf8E4M3FN>'}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_4_tokens_5_slots(%k: memref<4x8x128xbf16>,
+                                  %kc: memref<?x16x8x128xf8E4M3FN>,
+                                  %slots: memref<5xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects one slot per token: keys and values have 4 tokens, slot_mapping has 5}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<4x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<5xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_4_heads_into_8_head_caches(%k: memref<?x4x128xbf16>,
+                                            %kc: memref<?x16x8x128xf8E4M3FN>,
+                                            %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects the same num_kv_heads in keys and values (4) and caches (8)}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x4x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @load_head_size_64_from_128(%o: memref<?x8x64xbf16>,
+                                      %kc: memref<?x16x8x128xf8E4M3FN>,
+                                      %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op expects the same head_size in outputs (64) and caches (128)}}
+  kvq.cache_load @l (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x64xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_block_size_0(%k: memref<?x8x128xbf16>,
+                              %kc: memref<?x0x8x128xf8E4M3FN>,
+                              %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects a non-zero block_size}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x0x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// kvq.cache_store / kvq.cache_load: the layer (verifyLayerUse and
+// checkCacheElementType)
+//===----------------------------------------------------------------------===//
+
+func.func @store_unknown_layer(%k: memref<?x8x128xbf16>,
+                               %kc: memref<?x16x8x128xf8E4M3FN>,
+                               %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op references unknown layer @model.layers.99}}
+  kvq.cache_store @model.layers.99 (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+// A symbol that exists but is not a kvq.layer.
+func.func @load_from_a_function(%o: memref<?x8x128xbf16>,
+                                %kc: memref<?x16x8x128xf8E4M3FN>,
+                                %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op references unknown layer @load_from_a_function}}
+  kvq.cache_load @load_from_a_function (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @cache_auto cache(auto)
+func.func @store_auto_bf16_into_f16_cache(%k: memref<?x8x128xbf16>,
+                                          %kc: memref<?x16x8x128xf16>,
+                                          %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects the cache element type to be the activation type bf16 for kv cache dtype 'auto', got f16 (layer @cache_auto)}}
+  kvq.cache_store @cache_auto (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x16x8x128xf16>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @cache_fp8 cache(fp8)
+func.func @store_fp8_into_f8E5M2_cache(%k: memref<?x8x128xbf16>,
+                                       %kc: memref<?x16x8x128xf8E5M2>,
+                                       %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects cache element type f8E4M3FN or f8E4M3FNUZ for kv cache dtype 'fp8', got f8E5M2 (layer @cache_fp8)}}
+  kvq.cache_store @cache_fp8 (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x16x8x128xf8E5M2>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @cache_fp8_e4m3 cache(fp8_e4m3)
+func.func @load_fp8_e4m3_from_i8_cache(%o: memref<?x8x128xbf16>,
+                                       %kc: memref<?x16x8x128xi8>,
+                                       %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op expects cache element type f8E4M3FN or f8E4M3FNUZ for kv cache dtype 'fp8_e4m3', got i8 (layer @cache_fp8_e4m3)}}
+  kvq.cache_load @cache_fp8_e4m3 (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xi8>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @cache_fp8_e5m2 cache(fp8_e5m2)
+func.func @load_fp8_e5m2_from_f8E4M3FN_cache(%o: memref<?x8x128xbf16>,
+                                             %kc: memref<?x16x8x128xf8E4M3FN>,
+                                             %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op expects cache element type f8E5M2 or f8E5M2FNUZ for kv cache dtype 'fp8_e5m2', got f8E4M3FN (layer @cache_fp8_e5m2)}}
+  kvq.cache_load @cache_fp8_e5m2 (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @cache_int8 cache(int8)
+func.func @store_int8_into_ui8_cache(%k: memref<?x8x128xbf16>,
+                                     %kc: memref<?x16x8x128xui8>,
+                                     %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects cache element type i8 for kv cache dtype 'int8', got ui8 (layer @cache_int8)}}
+  kvq.cache_store @cache_int8 (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x16x8x128xui8>, memref<?xi64>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// kvq.cache_store / kvq.cache_load: ODS-generated constraints
+//===----------------------------------------------------------------------===//
+
+kvq.layer @l cache(fp8)
+func.func @store_i32_slot_mapping(%k: memref<?x8x128xbf16>,
+                                  %kc: memref<?x16x8x128xf8E4M3FN>,
+                                  %slots: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.cache_store' op operand #4 must be 1D memref of 64-bit signless integer values, but got 'memref<?xi32>'}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi32>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @load_2d_slot_mapping(%o: memref<?x8x128xbf16>,
+                                %kc: memref<?x16x8x128xf8E4M3FN>,
+                                %slots: memref<?x1xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op operand #2 must be 1D memref of 64-bit signless integer values, but got 'memref<?x1xi64>'}}
+  kvq.cache_load @l (%kc, %kc) at %slots into (%o, %o)
+      : memref<?x16x8x128xf8E4M3FN>, memref<?x1xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_keys_bf16_values_f16(%k: memref<?x8x128xbf16>,
+                                      %v: memref<?x8x128xf16>,
+                                      %kc: memref<?x16x8x128xf8E4M3FN>,
+                                      %slots: memref<?xi64>) {
+  // The custom form has one type for both: only the generic form can differ.
+  // expected-error @+1 {{'kvq.cache_store' op failed to verify that all of {key, value} have same type}}
+  "kvq.cache_store"(%k, %v, %kc, %kc, %slots) <{layer = @l}>
+      : (memref<?x8x128xbf16>, memref<?x8x128xf16>, memref<?x16x8x128xf8E4M3FN>,
+         memref<?x16x8x128xf8E4M3FN>, memref<?xi64>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_key_cache_f8E4M3FN_value_cache_f8E4M3FNUZ(
+    %k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
+    %vc: memref<?x16x8x128xf8E4M3FNUZ>, %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op failed to verify that all of {key_cache, value_cache} have same type}}
+  "kvq.cache_store"(%k, %k, %kc, %vc, %slots) <{layer = @l}>
+      : (memref<?x8x128xbf16>, memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>,
+         memref<?x16x8x128xf8E4M3FNUZ>, memref<?xi64>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @load_key_cache_16_value_cache_32_blocks(
+    %o: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
+    %vc: memref<?x32x8x128xf8E4M3FN>, %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op failed to verify that all of {key_cache, value_cache} have same type}}
+  "kvq.cache_load"(%kc, %vc, %slots, %o, %o) <{layer = @l}>
+      : (memref<?x16x8x128xf8E4M3FN>, memref<?x32x8x128xf8E4M3FN>, memref<?xi64>,
+         memref<?x8x128xbf16>, memref<?x8x128xbf16>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @load_key_out_bf16_value_out_f32(
+    %ko: memref<?x8x128xbf16>, %vo: memref<?x8x128xf32>,
+    %kc: memref<?x16x8x128xf8E4M3FN>, %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_load' op failed to verify that all of {key_out, value_out} have same type}}
+  "kvq.cache_load"(%kc, %kc, %slots, %ko, %vo) <{layer = @l}>
+      : (memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>,
+         memref<?x8x128xbf16>, memref<?x8x128xf32>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_tensor_keys(%k: tensor<?x8x128xbf16>,
+                             %kc: memref<?x16x8x128xf8E4M3FN>,
+                             %slots: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op operand #0 must be memref of any type values, but got 'tensor<?x8x128xbf16>'}}
+  "kvq.cache_store"(%k, %k, %kc, %kc, %slots) <{layer = @l}>
+      : (tensor<?x8x128xbf16>, tensor<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>,
+         memref<?x16x8x128xf8E4M3FN>, memref<?xi64>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_tensor_keys_custom_form(%k: tensor<?x8x128xbf16>,
+                                         %kc: memref<?x16x8x128xf8E4M3FN>,
+                                         %slots: memref<?xi64>) {
+  // expected-error @+2 {{invalid kind of type specified: expected builtin.memref, but found 'tensor<?x8x128xbf16>'}}
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
+      : tensor<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @store_nested_layer_reference(%k: memref<?x8x128xbf16>,
+                                        %kc: memref<?x16x8x128xf8E4M3FN>,
+                                        %slots: memref<?xi64>) {
+  // expected-error @+1 {{Invalid attribute `layer` in property conversion: @l::@m}}
+  "kvq.cache_store"(%k, %k, %kc, %kc, %slots) <{layer = @l::@m}>
+      : (memref<?x8x128xbf16>, memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>,
+         memref<?x16x8x128xf8E4M3FN>, memref<?xi64>) -> ()
+  return
+}
