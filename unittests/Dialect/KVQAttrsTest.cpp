@@ -7,6 +7,7 @@
 #include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 
 #include <gtest/gtest.h>
@@ -42,6 +43,23 @@ TEST_F(KVQAttrsTest, ResolvedScalesRejectNonPositive) {
       APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
       /*fnuz=*/false);
   EXPECT_FALSE(bad);
+}
+
+TEST_F(KVQAttrsTest, ResolvedScalesRejectNonF32) {
+  // The parser always reads f32, so only the C++ API can pass an f64.
+  auto loc = UnknownLoc::get(&context);
+  std::string message;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    message = diag.str();
+    return success();
+  });
+  auto bad = ResolvedScalesAttr::getChecked(
+      [&] { return emitError(loc); }, &context, APFloat(0.5),
+      ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
+      APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
+      /*fnuz=*/false);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(message, "resolved scale 'k' must be an f32");
 }
 
 TEST_F(KVQAttrsTest, ScaleValuesOfScalarAndTensor) {

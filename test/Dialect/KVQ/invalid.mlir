@@ -347,7 +347,7 @@ func.func @store_unknown_layer(%k: memref<?x8x128xbf16>,
 func.func @load_from_a_function(%o: memref<?x8x128xbf16>,
                                 %kc: memref<?x16x8x128xf8E4M3FN>,
                                 %slots: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.cache_load' op references unknown layer @load_from_a_function}}
+  // expected-error @+1 {{'kvq.cache_load' op references @load_from_a_function, which is a 'func.func', not a kvq.layer}}
   kvq.cache_load @load_from_a_function (%kc, %kc) at %slots into (%o, %o)
       : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
   return

@@ -114,10 +114,15 @@ static LogicalResult verifyCacheShapes(Operation *op, StringRef actName,
 static LogicalResult verifyLayerUse(Operation *op, FlatSymbolRefAttr layerRef,
                                     SymbolTableCollection &symbolTable,
                                     MemRefType cache, MemRefType act) {
-  auto layer =
-      symbolTable.lookupNearestSymbolFrom<LayerOp>(op, layerRef.getAttr());
-  if (!layer)
+  Operation *symbol =
+      symbolTable.lookupNearestSymbolFrom(op, layerRef.getAttr());
+  if (!symbol)
     return op->emitOpError("references unknown layer ") << layerRef;
+  auto layer = dyn_cast<LayerOp>(symbol);
+  if (!layer)
+    return op->emitOpError("references ")
+           << layerRef << ", which is a '" << symbol->getName()
+           << "', not a kvq.layer";
   if (std::optional<std::string> error = checkCacheElementType(
           layer.getKvCacheDtype(), cache.getElementType(),
           act.getElementType()))
