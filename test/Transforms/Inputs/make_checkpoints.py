@@ -45,6 +45,13 @@ write_safetensors(os.path.join(out, "conflict.safetensors"), [
     (L0 + "v_scale", "F32", [], [0.05]),
 ])
 
+# Two conventions giving layer 0's K the same value: redundant, not an error.
+write_safetensors(os.path.join(out, "redundant.safetensors"), [
+    (L0 + "k_scale", "F32", [], [0.05]),
+    (L0 + "k_proj.k_scale", "F32", [], [0.05]),
+    (L0 + "v_scale", "F32", [], [0.05]),
+])
+
 # A scale that cannot be read as one.
 write_safetensors(os.path.join(out, "int_scale.safetensors"), [
     (L0 + "k_scale", "I32", [], [5]),
