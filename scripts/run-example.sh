@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # The main job on the bundled example: installs what is missing, builds
-# kvq-opt into build/ and prints the per-layer table of
-# examples/llama-tiny/model.mlir (8 decoder layers, fp8 KV cache).
+# kvq-opt into build/, then for examples/llama-tiny (8 decoder layers, fp8
+# KV cache):
+#   1. reads the scales of each bundled checkpoint (compressed-tensors,
+#      ModelOpt sharded with an index, AMD Quark with q and prob scales),
+#      folds them with vLLM's rules and prints the per-layer table and every
+#      diagnostic;
+#   2. lowers the folded model to PTX for sm_90 and to AMDGCN for gfx950
+#      (OCP fp8) and gfx942 (FNUZ fp8, scales doubled), and counts the fp8
+#      conversion instructions in each.
+# Outputs land in build/example/.
 #
 #   bash scripts/run-example.sh
 set -euo pipefail
@@ -10,7 +18,46 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-deps.sh
 bash scripts/cmake-build.sh kvq-opt
 
+build=${BUILD_DIR:-build}
+kvq="$build/bin/kvq-opt"
+ex=examples/llama-tiny
+out="$build/example"
+mkdir -p "$out"
+
+run() {
+  echo
+  echo "\$ $*"
+  "$@"
+}
+
+for producer in compressed-tensors modelopt quark; do
+  run "$kvq" "$ex/model.mlir" --mlir-print-op-on-diagnostic=false \
+    --kvq-import-checkpoint="checkpoint=$ex/$producer" \
+    --kvq-fold-scales="report=-" -o "$out/folded-$producer.mlir"
+done
+
+# Lowering: OCP fp8 (NVIDIA sm_90, AMD gfx950) from the folded model, and
+# FNUZ fp8 (AMD gfx942) from the FNUZ variant folded for FNUZ.
+run "$kvq" "$out/folded-quark.mlir" --kvq-to-ptx=chip=sm_90 \
+  --kvq-write-isa="output=$out/llama-tiny.sm_90.ptx" -o /dev/null
+run "$kvq" "$out/folded-quark.mlir" --kvq-to-amdgcn=chip=gfx950 \
+  --kvq-write-isa="output=$out/llama-tiny.gfx950.s" -o /dev/null
+run "$kvq" "$ex/model-fnuz.mlir" --mlir-print-op-on-diagnostic=false \
+  --kvq-import-checkpoint="checkpoint=$ex/quark" \
+  --kvq-fold-scales="fp8-format=fnuz report=-" \
+  --kvq-to-amdgcn=chip=gfx942 \
+  --kvq-write-isa="output=$out/llama-tiny.gfx942.s" -o /dev/null
+
+count() { grep -c -- "$2" "$1" || true; }
 echo
-echo "$ build/bin/kvq-opt examples/llama-tiny/model.mlir --kvq-layer-report -o /dev/null"
-"${BUILD_DIR:-build}/bin/kvq-opt" examples/llama-tiny/model.mlir \
-  --kvq-layer-report -o /dev/null
+echo "== generated code ($out) =="
+printf '%-26s %5s kernels, %4s x cvt.rn.satfinite.e4m3x2.f32, %4s x cvt.rn.f16x2.e4m3x2\n' \
+  llama-tiny.sm_90.ptx "$(count "$out/llama-tiny.sm_90.ptx" '^\.visible \.entry')" \
+  "$(count "$out/llama-tiny.sm_90.ptx" 'cvt.rn.satfinite.e4m3x2.f32')" \
+  "$(count "$out/llama-tiny.sm_90.ptx" 'cvt.rn.f16x2.e4m3x2')"
+for chip in gfx950 gfx942; do
+  printf '%-26s %5s kernels, %4s x v_cvt_*pk_fp8_f32, %4s x v_cvt_*pk_f32_fp8\n' \
+    "llama-tiny.$chip.s" "$(count "$out/llama-tiny.$chip.s" '^\s*\.amdhsa_kernel ')" \
+    "$(count "$out/llama-tiny.$chip.s" 'v_cvt_.*pk_fp8_f32')" \
+    "$(count "$out/llama-tiny.$chip.s" 'v_cvt_.*pk_f32_fp8')"
+done
