@@ -6,6 +6,7 @@
 
 #include "kvq/InitAllKVQ.h"
 
+#include "kvq/Conversion/Passes.h"
 #include "kvq/Dialect/KVQ/IR/KVQDialect.h"
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
 
@@ -13,4 +14,7 @@ void mlir::kvq::registerAllKVQDialects(DialectRegistry &registry) {
   registry.insert<KVQDialect>();
 }
 
-void mlir::kvq::registerAllKVQPasses() { registerKVQPasses(); }
+void mlir::kvq::registerAllKVQPasses() {
+  registerKVQPasses();
+  registerKVQConversionPasses();
+}

@@ -1,4 +1,4 @@
-//===- SoftwareConversion.h - f32 <-> small floats in integer ops -*- C++ -*-===//
+//===- SoftwareConversion.h - integer-only f32 <-> fp8 ----------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -61,11 +61,12 @@ struct SmallFloatFormat {
   bool hasInf() const { return nan == NaNEncoding::IEEE; }
   /// Encoding (without sign) of +inf; only for IEEE formats.
   uint32_t infBits() const { return ((1u << expBits) - 1) << mantBits; }
-  /// The NaN the conversions produce, for an input of sign bit `negative`:
-  /// IEEE: the quiet NaN S.11..1.10..0 (f8E5M2: 0x7E / 0xFE, as
-  /// llvm::APFloat converts a quiet f32 NaN); AllOnes: S.1111.111
-  /// (0x7F / 0xFF); NegativeZero: 0x80 whatever the sign.
-  uint32_t nanBits(bool negative) const;
+  /// The NaN the conversions produce, whatever the sign and payload of the
+  /// input NaN: the positive all-ones pattern (0x7F for f8E4M3FN and
+  /// f8E5M2, 0x7FFF for f16 and bf16) or, for FNUZ, 0x80. This is what
+  /// NVIDIA's cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32 produce, and GPUs do not
+  /// keep the sign of a NaN through arithmetic anyway.
+  uint32_t nanBits() const;
 };
 
 /// Converts f32 values, given as their bits (`i32` or a vector of `i32`), to
@@ -77,15 +78,15 @@ struct SmallFloatFormat {
 /// With `saturate`, every finite value beyond the largest finite one, and
 /// +-inf, become +-max finite (the "satfinite" of PTX); without it they
 /// become +-inf, or NaN for formats without infinity (llvm::APFloat's
-/// behaviour). NaN becomes `format.nanBits(sign)`. In FNUZ formats a result
-/// of zero is always +0 (0x00), since 0x80 is NaN.
+/// behaviour). NaN becomes `format.nanBits()`. In FNUZ formats a result of
+/// zero is always +0 (0x00), since 0x80 is NaN.
 Value buildTruncF32Bits(OpBuilder &b, Location loc, Value f32Bits,
                         const SmallFloatFormat &format, bool saturate);
 
 /// Converts values of `format`, given as bits (an integer of the format's
 /// width, or a vector of them), to f32 bits (`i32`, same shape). Exact for
-/// every finite value and +-inf; NaN becomes the quiet NaN 0x7FC00000 with
-/// the sign bit of the input (or positive for FNUZ).
+/// every finite value and +-inf; NaN becomes the positive quiet NaN
+/// 0x7FC00000.
 Value buildExtToF32Bits(OpBuilder &b, Location loc, Value bits,
                         const SmallFloatFormat &format);
 
@@ -93,8 +94,7 @@ Value buildExtToF32Bits(OpBuilder &b, Location loc, Value bits,
 /// to bits of `type` (i8 / vector of i8 for the f8 types), and back.
 Value buildSoftwareTruncF(OpBuilder &b, Location loc, Value f32Values,
                           FloatType type, bool saturate);
-Value buildSoftwareExtF(OpBuilder &b, Location loc, Value bits,
-                        FloatType type);
+Value buildSoftwareExtF(OpBuilder &b, Location loc, Value bits, FloatType type);
 
 } // namespace mlir::kvq
 

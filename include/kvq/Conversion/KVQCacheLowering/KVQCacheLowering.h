@@ -1,0 +1,133 @@
+//===- KVQCacheLowering.h - lower kvq cache ops -----------------*- C++ -*-===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The lowering of `kvq.cache_store` and `kvq.cache_load`, for model compilers
+// that run it inside their own pipelines:
+//
+//   auto target = kvq::createKVQTarget("nvvm", "sm_90", emitError);
+//   if (failed(kvq::checkCacheOpsLowerable(module))) ...;
+//   RewritePatternSet patterns(ctx);
+//   kvq::populateKVQCacheLoweringPatterns(patterns, **target);
+//   ConversionTarget legal(*ctx); legal.addIllegalOp<...>(); ...
+//
+// One lowering serves every target; a `KVQTarget` only says how a pair of
+// f32 values becomes two fp8 bytes (and back), and whether the cache op
+// becomes host loops (CPU) or a `gpu.launch`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
+#define KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Support/LLVM.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace mlir::kvq {
+
+/// How the cache ops of one compilation target convert between f32 and the
+/// fp8 cache formats, and which form the lowered code takes.
+///
+/// Conversion contract (every implementation, native or not):
+/// - trunc: round to nearest even, saturate to +-max finite (+-inf too),
+///   NaN to the format's NaN (see SmallFloatFormat::nanBits);
+/// - ext: exact.
+/// The base class implements both in software (SoftwareConversion.h), which
+/// is what every target uses for a format it `!supports()`.
+class KVQTarget {
+public:
+  enum class Kind { CPU, NVVM, ROCDL };
+
+  virtual ~KVQTarget();
+
+  Kind getKind() const { return kind; }
+  /// "cpu", "nvvm" or "rocdl".
+  StringRef getName() const;
+  /// The chip ("sm_90", "gfx942"), empty for the CPU.
+  StringRef getChip() const { return chip; }
+  /// Whether the cache ops become a `gpu.launch` (else host `scf` loops).
+  bool isGPU() const { return kind != Kind::CPU; }
+
+  /// Whether the chip converts f32 to and from `f8Type` natively; formats it
+  /// lacks use the software conversion.
+  virtual bool supports(FloatType f8Type) const { return false; }
+
+  /// Converts `a` and `b` (f32) to `f8Type`, returning `vector<2xi8>` holding
+  /// the two bytes in order (`a` first, at the lower address once stored).
+  /// Only called for formats `supports()` accepts.
+  virtual Value truncPair(OpBuilder &b, Location loc, Value a, Value bb,
+                          FloatType f8Type) const;
+  /// Converts `vector<2xi8>` holding two `f8Type` values to two f32.
+  virtual std::pair<Value, Value> extPair(OpBuilder &b, Location loc,
+                                          Value packed, FloatType f8Type) const;
+
+  /// Adds the dialects the hooks create (for a pass's dependentDialects).
+  virtual void getDependentDialects(DialectRegistry &registry) const {}
+
+  /// f32 (scalar or 1-D vector) to fp8 bits (i8 or vector of i8): through
+  /// truncPair where supported, else in software.
+  Value truncToBits(OpBuilder &b, Location loc, Value f32s,
+                    FloatType f8Type) const;
+  /// fp8 bits (i8 or 1-D vector of i8) to f32 (same shape).
+  Value extFromBits(OpBuilder &b, Location loc, Value bits,
+                    FloatType f8Type) const;
+
+protected:
+  KVQTarget(Kind kind, std::string chip) : kind(kind), chip(std::move(chip)) {}
+
+private:
+  Kind kind;
+  std::string chip;
+};
+
+/// Creates the target named `name` ("cpu", "nvvm" or "rocdl") for `chip`
+/// ("" for cpu; "sm_<N>[a|f]" for nvvm; "gfx<...>" for rocdl). Reports a
+/// bad name or chip through `emitError` and returns failure.
+///
+/// - cpu: software conversion everywhere; the cache ops become scf loops.
+/// - nvvm: sm_89 and newer convert f8E4M3FN and f8E5M2 natively
+///   (`nvvm.convert.f32x2.to.f8x2` rn satfinite, `nvvm.convert.f8x2.to.f16x2`);
+///   older chips, and the FNUZ formats on any chip, use software.
+/// - rocdl: gfx94x converts the FNUZ formats natively, gfx950 and gfx12 the
+///   OCP ones (`amdgpu.packed_trunc_2xfp8` after a NaN-preserving clamp to
+///   +-max, `amdgpu.ext_packed_fp8`); the other formats, and chips without
+///   fp8, use software. (A format that is not the chip's own is not an
+///   error: store and load both come from kvq, so the bytes stay
+///   consistent; the conversion is just slower.)
+FailureOr<std::unique_ptr<KVQTarget>>
+createKVQTarget(StringRef name, StringRef chip,
+                function_ref<InFlightDiagnostic()> emitError);
+
+/// Emits an error at every kvq cache op under `root` that cannot be lowered
+/// (its layer has no `#kvq.resolved_scales`, or its activation type is not
+/// f16, bf16 or f32), with a note at the layer. Call before applying the
+/// patterns: they refuse such ops silently.
+LogicalResult checkCacheOpsLowerable(Operation *root);
+
+/// Adds the patterns that rewrite `kvq.cache_store` / `kvq.cache_load` for
+/// `target`, which must outlive the pattern set. `threadsPerBlock` is the
+/// block size of the `gpu.launch` of GPU targets.
+void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
+                                      const KVQTarget &target,
+                                      int64_t threadsPerBlock = 128);
+
+/// Erases the kvq.layer ops under `root` that no symbol use refers to any
+/// more (after lowering every cache op).
+void eraseUnusedLayers(Operation *root);
+
+/// Bytes a GPU thread writes per access, per stream (K, V): one 16-byte
+/// store (16 fp8 cache bytes, 8 bf16 outputs, ...).
+inline constexpr int64_t kAccessBytes = 16;
+
+} // namespace mlir::kvq
+
+#endif // KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H

@@ -1,0 +1,544 @@
+//===- KVQCacheLowering.cpp - lower kvq cache ops to loops / GPU ----------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// `kvq.cache_store` / `kvq.cache_load` become either host loops (CPU) or one
+// `gpu.launch` each (NVVM, ROCDL). Both forms share the per-element numerics
+// (quantize / dequantize below) and differ only in how they walk the tokens.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
+
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/APFloat.h"
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+//===----------------------------------------------------------------------===//
+// Element numerics
+//===----------------------------------------------------------------------===//
+
+/// `elem`, or a vector of it shaped like `like`.
+static Type shapedLike(Type like, Type elem) {
+  if (auto vec = dyn_cast<VectorType>(like))
+    return vec.clone(elem);
+  return elem;
+}
+
+static Value floatConst(OpBuilder &b, Location loc, Type type,
+                        const llvm::APFloat &value) {
+  auto attr = FloatAttr::get(getElementTypeOrSelf(type), value);
+  if (auto vec = dyn_cast<VectorType>(type))
+    return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(vec, attr));
+  return arith::ConstantOp::create(b, loc, attr);
+}
+
+static Value f32Const(OpBuilder &b, Location loc, Type type, float value) {
+  return floatConst(b, loc, type, llvm::APFloat(value));
+}
+
+/// Store numerics for activations `x` (scalar or vector of f16 / bf16 /
+/// f32) into cache elements of type `cacheElem`:
+///   fp8:  convert(f32(x) / s), round to nearest even, saturating (target)
+///   int8: clamp(roundeven(f32(x) / s), -128, 127), NaN -> 0
+///   auto: x unchanged (`quantized` false)
+static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
+                      Value x, Type cacheElem, float scale, bool quantized) {
+  if (!quantized)
+    return x;
+  Type f32 = shapedLike(x.getType(), b.getF32Type());
+  // f16 / bf16 -> f32 is exact.
+  Value f = getElementTypeOrSelf(x.getType()).isF32()
+                ? x
+                : arith::ExtFOp::create(b, loc, f32, x).getResult();
+  // A true IEEE division, as the reference kernels do: multiplying by a
+  // rounded 1/s differs in the last bit for many inputs.
+  Value q = arith::DivFOp::create(b, loc, f, f32Const(b, loc, f32, scale));
+
+  if (cacheElem.isSignlessInteger(8)) {
+    // Clamp to [-128, 127] first (ordered compares are false for NaN), then
+    // force NaN to 0. Clamping before rounding is the same as after: the
+    // bounds are integers and rounding is monotonic.
+    auto select = [&](arith::CmpFPredicate pred, Value lhs, Value rhs,
+                      Value ifTrue, Value ifFalse) {
+      Value c = arith::CmpFOp::create(b, loc, pred, lhs, rhs);
+      return arith::SelectOp::create(b, loc, c, ifTrue, ifFalse).getResult();
+    };
+    Value hi = f32Const(b, loc, f32, 127.0f);
+    Value lo = f32Const(b, loc, f32, -128.0f);
+    Value c = select(arith::CmpFPredicate::OGT, q, hi, hi, q);
+    c = select(arith::CmpFPredicate::OLT, c, lo, lo, c);
+    c = select(arith::CmpFPredicate::UNO, q, q, f32Const(b, loc, f32, 0.0f), c);
+    // Round half to even with the f32 adder: for |c| <= 2^22, c + 1.5*2^23
+    // lies in [2^23, 2^24) where the f32 spacing is exactly 1, so the sum is
+    // round_half_even(c) + 1.5*2^23 exactly, and subtracting 1.5*2^23 again
+    // is exact. (No fast-math flags: nothing may reassociate this.) The
+    // integral result converts to i32 exactly. (Reading the integer from the
+    // low bits of the sum instead is shorter, but NVPTX then stores the f32
+    // register with st.b8, and an H100 wrote 0xFF for 0.)
+    Value magic = f32Const(b, loc, f32, 12582912.0f);
+    Value r = arith::SubFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, c, magic), magic);
+    Value i = arith::FPToSIOp::create(
+        b, loc, shapedLike(x.getType(), b.getI32Type()), r);
+    return arith::TruncIOp::create(b, loc,
+                                   shapedLike(x.getType(), b.getI8Type()), i);
+  }
+
+  auto f8Type = cast<FloatType>(cacheElem);
+  Value bits = target.truncToBits(b, loc, q, f8Type);
+  return arith::BitcastOp::create(b, loc, shapedLike(x.getType(), f8Type),
+                                  bits);
+}
+
+/// The quiet NaN every NaN output is replaced with: positive, only the
+/// quiet bit set (0x7FC00000, 0x7E00, 0x7FC0). Hardware and libraries
+/// disagree on NaN payloads; one spelling keeps GPU and CPU bit-exact.
+static llvm::APFloat canonicalNaN(FloatType type) {
+  return llvm::APFloat::getQNaN(type.getFloatSemantics());
+}
+
+/// Load numerics for cache elements `c` (scalar or vector) to outputs of
+/// type `outElem`: out = round_to_out(f32(c) * s), NaN -> canonicalNaN.
+static Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
+                        Value c, Type outElem, float scale, bool quantized) {
+  if (!quantized)
+    return c;
+  Type cacheElem = getElementTypeOrSelf(c.getType());
+  Type f32 = shapedLike(c.getType(), b.getF32Type());
+  Value f;
+  if (cacheElem.isSignlessInteger(8)) {
+    f = arith::SIToFPOp::create(b, loc, f32, c);
+  } else {
+    auto f8Type = cast<FloatType>(cacheElem);
+    Value bits = arith::BitcastOp::create(
+        b, loc, shapedLike(c.getType(), b.getI8Type()), c);
+    f = target.extFromBits(b, loc, bits, f8Type);
+  }
+  Value y = arith::MulFOp::create(b, loc, f, f32Const(b, loc, f32, scale));
+  Type outType = shapedLike(c.getType(), outElem);
+  Value out = outElem.isF32()
+                  ? y
+                  : arith::TruncFOp::create(b, loc, outType, y).getResult();
+  if (cacheElem.isSignlessInteger(8))
+    return out; // finite * finite: never NaN
+  Value isNaN = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNO, y, y);
+  Value nan =
+      floatConst(b, loc, outType, canonicalNaN(cast<FloatType>(outElem)));
+  return arith::SelectOp::create(b, loc, isNaN, nan, out);
+}
+
+//===----------------------------------------------------------------------===//
+// Common op description
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One cache op, seen as two streams (K, V) that each move elements from a
+/// `src` memref to a `dst` memref through an element conversion.
+struct CacheOpPlan {
+  bool isStore = false;
+  bool quantized = false;
+  Value slots;
+  struct Stream {
+    Value src, dst;
+    float scale;
+  } streams[2];
+  MemRefType actType, cacheType;
+
+  Value act(int s) const { return isStore ? streams[s].src : streams[s].dst; }
+  Value cache(int s) const { return isStore ? streams[s].dst : streams[s].src; }
+};
+} // namespace
+
+static FailureOr<CacheOpPlan> makePlan(Operation *op) {
+  CacheOpPlan plan;
+  LayerOp layer;
+  if (auto store = dyn_cast<CacheStoreOp>(op)) {
+    plan.isStore = true;
+    layer = store.lookupLayer();
+    plan.slots = store.getSlotMapping();
+    plan.streams[0] = {store.getKey(), store.getKeyCache(), 0};
+    plan.streams[1] = {store.getValue(), store.getValueCache(), 0};
+    plan.actType = store.getKey().getType();
+    plan.cacheType = store.getKeyCache().getType();
+  } else {
+    auto load = cast<CacheLoadOp>(op);
+    layer = load.lookupLayer();
+    plan.slots = load.getSlotMapping();
+    plan.streams[0] = {load.getKeyCache(), load.getKeyOut(), 0};
+    plan.streams[1] = {load.getValueCache(), load.getValueOut(), 0};
+    plan.actType = load.getKeyOut().getType();
+    plan.cacheType = load.getKeyCache().getType();
+  }
+  if (!layer || !layer.getResolvedScalesAttr())
+    return failure();
+  if (!isa<Float16Type, BFloat16Type, Float32Type>(
+          plan.actType.getElementType()))
+    return failure();
+  ResolvedScalesAttr scales = layer.getResolvedScalesAttr();
+  plan.streams[0].scale = scales.getKFloat();
+  plan.streams[1].scale = scales.getVFloat();
+  plan.quantized = layer.isQuantized();
+  return plan;
+}
+
+/// Size `dim` of `memref` as an index value (a constant when static).
+static Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim) {
+  auto type = cast<MemRefType>(memref.getType());
+  if (!type.isDynamicDim(dim))
+    return arith::ConstantIndexOp::create(b, loc, type.getDimSize(dim));
+  return memref::DimOp::create(b, loc, memref, dim);
+}
+
+/// Moves `width` consecutive elements (1: scalar, else a vector) of both
+/// streams (K and V) of `plan` between activation rows [t, h, d] and cache
+/// rows [blk, row, h, d], converting them on the way.
+///
+/// Both streams are loaded before either is stored, so that a GPU thread
+/// has both loads in flight at once (the memrefs may alias as far as LLVM
+/// knows, so it would not hoist a load above a store by itself). On an
+/// H100 with 128-thread blocks this and the interleaved order run equally
+/// fast; with 256-thread blocks the store is 2% slower this way and the
+/// load 1% faster.
+static void moveElements(OpBuilder &b, Location loc, const KVQTarget &target,
+                         const CacheOpPlan &plan, int64_t width, Value t,
+                         Value blk, Value row, Value h, Value d) {
+  SmallVector<Value> actIdx{t, h, d}, cacheIdx{blk, row, h, d};
+  ArrayRef<Value> srcIdx = plan.isStore ? actIdx : cacheIdx;
+  ArrayRef<Value> dstIdx = plan.isStore ? cacheIdx : actIdx;
+
+  // Vector accesses are aligned to their size, up to 16 bytes: they start at
+  // multiples of `width` elements of contiguous memrefs whose base pointers
+  // are 16-byte aligned (documented requirement of the GPU form).
+  auto alignOf = [&](Type elem) {
+    return llvm::Align(std::min<uint64_t>(
+        kAccessBytes, width * std::max(1u, elem.getIntOrFloatBitWidth() / 8)));
+  };
+  Value in[2];
+  for (int s = 0; s < 2; ++s) {
+    const CacheOpPlan::Stream &stream = plan.streams[s];
+    Type srcElem = cast<MemRefType>(stream.src.getType()).getElementType();
+    if (width == 1)
+      in[s] = memref::LoadOp::create(b, loc, stream.src, srcIdx);
+    else
+      in[s] = vector::LoadOp::create(b, loc, VectorType::get({width}, srcElem),
+                                     stream.src, srcIdx,
+                                     /*nontemporal=*/false, alignOf(srcElem));
+  }
+  for (int s = 0; s < 2; ++s) {
+    const CacheOpPlan::Stream &stream = plan.streams[s];
+    Type dstElem = cast<MemRefType>(stream.dst.getType()).getElementType();
+    Value out = plan.isStore ? quantize(b, loc, target, in[s], dstElem,
+                                        stream.scale, plan.quantized)
+                             : dequantize(b, loc, target, in[s], dstElem,
+                                          stream.scale, plan.quantized);
+    if (width == 1)
+      memref::StoreOp::create(b, loc, out, stream.dst, dstIdx);
+    else
+      vector::StoreOp::create(b, loc, out, stream.dst, dstIdx,
+                              /*nontemporal=*/false, alignOf(dstElem));
+  }
+}
+
+/// Emits `if (slot_mapping[t] >= 0) { body(blk, row) }`, with
+/// blk = slot / block_size and row = slot % block_size.
+///
+/// On GPUs the slot is read with an explicit 8-byte alignment: an
+/// unannotated load gets the alignment of LLVM's default data layout when
+/// translated (4 for i64), and NVPTX then splits it into two 32-bit loads.
+static void forValidSlot(OpBuilder &b, Location loc, const CacheOpPlan &plan,
+                         Value t, bool gpu,
+                         function_ref<void(OpBuilder &, Value, Value)> body) {
+  Value slot;
+  if (gpu) {
+    Value one = vector::LoadOp::create(
+        b, loc, VectorType::get({1}, b.getI64Type()), plan.slots, ValueRange{t},
+        /*nontemporal=*/false, llvm::Align(8));
+    slot = vector::ExtractOp::create(b, loc, one, 0);
+  } else {
+    slot = memref::LoadOp::create(b, loc, plan.slots, ValueRange{t});
+  }
+  Value zero = arith::ConstantIntOp::create(b, loc, 0, 64);
+  Value valid =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, slot, zero);
+  scf::IfOp::create(b, loc, valid, [&](OpBuilder &nb, Location nloc) {
+    Value s = arith::IndexCastOp::create(nb, nloc, nb.getIndexType(), slot);
+    Value blockSize = dimOf(nb, nloc, plan.cache(0), 1);
+    Value blk = arith::DivUIOp::create(nb, nloc, s, blockSize);
+    Value row = arith::RemUIOp::create(nb, nloc, s, blockSize);
+    body(nb, blk, row);
+    scf::YieldOp::create(nb, nloc);
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// CPU form: scf loops
+//===----------------------------------------------------------------------===//
+
+/// for t in [0, T): if slot[t] >= 0: for h, d: K and V element by element.
+static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
+                       const CacheOpPlan &plan) {
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value numTokens = dimOf(b, loc, plan.slots, 0);
+  Value numHeads = dimOf(b, loc, plan.act(0), 1);
+  Value headSize = dimOf(b, loc, plan.act(0), 2);
+  scf::ForOp::create(
+      b, loc, c0, numTokens, c1, ValueRange{},
+      [&](OpBuilder &b, Location loc, Value t, ValueRange) {
+        forValidSlot(
+            b, loc, plan, t, /*gpu=*/false,
+            [&](OpBuilder &b, Value blk, Value row) {
+              scf::ForOp::create(
+                  b, loc, c0, numHeads, c1, ValueRange{},
+                  [&](OpBuilder &b, Location loc, Value h, ValueRange) {
+                    scf::ForOp::create(
+                        b, loc, c0, headSize, c1, ValueRange{},
+                        [&](OpBuilder &b, Location loc, Value d, ValueRange) {
+                          moveElements(b, loc, target, plan, /*width=*/1, t,
+                                       blk, row, h, d);
+                          scf::YieldOp::create(b, loc);
+                        });
+                    scf::YieldOp::create(b, loc);
+                  });
+            });
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+//===----------------------------------------------------------------------===//
+// GPU form: one gpu.launch
+//===----------------------------------------------------------------------===//
+
+/// The gpu.module the cache kernels are outlined into.
+static constexpr llvm::StringLiteral kKernelModuleName = "kvq_cache_kernels";
+
+/// Elements per GPU work item: as many as make one 16-byte write of the
+/// destination (16 for an fp8 / int8 cache, 8 for bf16 / f16 outputs, 4 for
+/// f32). Writes are then fully coalesced 16-byte stores (a warp writes 512
+/// contiguous bytes per instruction); the reads are 32 bytes (store from
+/// bf16), 8 bytes (load of fp8 into bf16) and so on, which the L1 / L2
+/// sectors serve as well. (Measured on an H100 at T = 32768: a load that
+/// wrote its 16 bf16 outputs as two 16-byte halves per thread ran at 71% of
+/// copy bandwidth; 8 outputs per thread, one store each, run near copy
+/// speed.)
+static int64_t elementsPerWorkItem(const CacheOpPlan &plan) {
+  MemRefType dst = plan.isStore ? plan.cacheType : plan.actType;
+  int64_t bytes =
+      std::max<int64_t>(1, dst.getElementType().getIntOrFloatBitWidth() / 8);
+  return std::max<int64_t>(2, kAccessBytes / bytes);
+}
+
+/// Whether `type` is contiguous (identity layout) with a static head size
+/// that is a multiple of `width`: then every `width`-element chunk of a
+/// head row is one aligned access.
+static bool isVectorizable(MemRefType type, int64_t width) {
+  int64_t headSize = type.getDimSize(type.getRank() - 1);
+  return type.getLayout().isIdentity() && !ShapedType::isDynamic(headSize) &&
+         headSize % width == 0;
+}
+
+/// The launch: a 1-D grid of `threadsPerBlock`-thread blocks, grid-stride
+/// over work items. A work item is one token and one chunk of
+/// elementsPerWorkItem() elements of the token's [H, D] row on the vector
+/// path, one (token, element) otherwise; consecutive threads take
+/// consecutive chunks of a token, so a warp reads and writes contiguous
+/// memory. The thread moves K and V of its item.
+static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
+                        const CacheOpPlan &plan, int64_t threadsPerBlock) {
+  const int64_t chunk = elementsPerWorkItem(plan);
+  const bool vectorized = isVectorizable(plan.actType, chunk) &&
+                          isVectorizable(plan.cacheType, chunk);
+  const int64_t width = vectorized ? chunk : 1;
+
+  // Work items per token and in total. Written as a function so that the
+  // kernel recomputes them from its memref operands: the outlined kernel
+  // then takes exactly the memrefs as parameters.
+  auto workItems = [&](OpBuilder &b, Location loc) {
+    Value numTokens = dimOf(b, loc, plan.slots, 0);
+    Value numHeads = dimOf(b, loc, plan.act(0), 1);
+    Value headSize = dimOf(b, loc, plan.act(0), 2);
+    Value rowItems = arith::MulIOp::create(b, loc, numHeads, headSize);
+    if (vectorized)
+      rowItems = arith::DivUIOp::create(
+          b, loc, rowItems, arith::ConstantIndexOp::create(b, loc, width));
+    Value total = arith::MulIOp::create(b, loc, numTokens, rowItems);
+    return std::make_pair(rowItems, total);
+  };
+
+  // Host: grid = max(1, ceil(total / threadsPerBlock)) blocks.
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value tpb = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
+  Value total = workItems(b, loc).second;
+  Value blocks = arith::MaxUIOp::create(
+      b, loc, arith::CeilDivUIOp::create(b, loc, total, tpb), c1);
+  // All cache kernels of a module go to one gpu.module, so that a pipeline
+  // produces one binary (one PTX / AMDGCN text) per module.
+  auto launch = gpu::LaunchOp::create(
+      b, loc, blocks, c1, c1, tpb, c1, c1, /*dynamicSharedMemorySize=*/nullptr,
+      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
+      /*workgroupAttributions=*/{}, /*privateAttributions=*/{},
+      /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
+      /*clusterSizeZ=*/nullptr,
+      FlatSymbolRefAttr::get(b.getContext(), kKernelModuleName));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&launch.getBody().front());
+  // Fix the kernel's parameter order (the ABI documented in the pass):
+  // gpu-kernel-outlining turns the values the body uses from above into
+  // parameters in order of first use, so touch the memrefs first in the
+  // order slot_mapping, K source, V source, K destination, V destination.
+  // The dims are dead and folded away once the kernel is outlined.
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  for (Value memref : {plan.slots, plan.streams[0].src, plan.streams[1].src,
+                       plan.streams[0].dst, plan.streams[1].dst})
+    memref::DimOp::create(b, loc, memref, c0);
+  // The block size is the constant threadsPerBlock (no read of blockDim).
+  Value bid = launch.getBlockIds().x, tid = launch.getThreadIds().x;
+  Value bdim = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
+  Value first = arith::AddIOp::create(
+      b, loc, arith::MulIOp::create(b, loc, bid, bdim), tid);
+  auto [rowItems, kernelTotal] = workItems(b, loc);
+  // NVIDIA: a grid-stride loop (gridDim is a special register), so any grid
+  // size is correct. AMD: reading gridDim calls __ockl_get_num_groups from
+  // the ROCm device libraries, which gpu-module-to-binary would then need;
+  // there each thread does one work item and the grid must cover them all
+  // (the host code's grid does).
+  Value step;
+  if (target.getKind() == KVQTarget::Kind::ROCDL)
+    step = arith::MaxUIOp::create(b, loc, kernelTotal,
+                                  arith::ConstantIndexOp::create(b, loc, 1));
+  else
+    step = arith::MulIOp::create(b, loc, launch.getGridSize().x, bdim);
+  scf::ForOp::create(
+      b, loc, first, kernelTotal, step, ValueRange{},
+      [&](OpBuilder &b, Location loc, Value i, ValueRange) {
+        Value t = arith::DivUIOp::create(b, loc, i, rowItems);
+        Value r = arith::RemUIOp::create(b, loc, i, rowItems);
+        forValidSlot(b, loc, plan, t, /*gpu=*/true,
+                     [&](OpBuilder &b, Value blk, Value row) {
+                       Value headSize = dimOf(b, loc, plan.act(0), 2);
+                       Value h, d;
+                       if (vectorized) {
+                         Value chunks = arith::DivUIOp::create(
+                             b, loc, headSize,
+                             arith::ConstantIndexOp::create(b, loc, width));
+                         h = arith::DivUIOp::create(b, loc, r, chunks);
+                         d = arith::MulIOp::create(
+                             b, loc, arith::RemUIOp::create(b, loc, r, chunks),
+                             arith::ConstantIndexOp::create(b, loc, width));
+                       } else {
+                         h = arith::DivUIOp::create(b, loc, r, headSize);
+                         d = arith::RemUIOp::create(b, loc, r, headSize);
+                       }
+                       moveElements(b, loc, target, plan, width, t, blk, row, h,
+                                    d);
+                     });
+        scf::YieldOp::create(b, loc);
+      });
+  gpu::TerminatorOp::create(b, loc);
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+namespace {
+template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
+  LowerCacheOp(MLIRContext *ctx, const KVQTarget &target,
+               int64_t threadsPerBlock)
+      : OpRewritePattern<OpTy>(ctx), target(target),
+        threadsPerBlock(threadsPerBlock) {}
+
+  LogicalResult matchAndRewrite(OpTy op,
+                                PatternRewriter &rewriter) const override {
+    FailureOr<CacheOpPlan> plan = makePlan(op);
+    if (failed(plan))
+      return rewriter.notifyMatchFailure(
+          op, "layer without resolved scales or unsupported activation type "
+              "(see checkCacheOpsLowerable)");
+    if (target.isGPU())
+      buildLaunch(rewriter, op.getLoc(), target, *plan, threadsPerBlock);
+    else
+      buildLoops(rewriter, op.getLoc(), target, *plan);
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  const KVQTarget &target;
+  int64_t threadsPerBlock;
+};
+} // namespace
+
+void mlir::kvq::populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
+                                                 const KVQTarget &target,
+                                                 int64_t threadsPerBlock) {
+  patterns.add<LowerCacheOp<CacheStoreOp>, LowerCacheOp<CacheLoadOp>>(
+      patterns.getContext(), target, threadsPerBlock);
+}
+
+//===----------------------------------------------------------------------===//
+// Checks and cleanup
+//===----------------------------------------------------------------------===//
+
+LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
+  bool ok = true;
+  root->walk([&](Operation *op) {
+    if (!isa<CacheStoreOp, CacheLoadOp>(op))
+      return;
+    LayerOp layer;
+    Type actElem;
+    if (auto store = dyn_cast<CacheStoreOp>(op)) {
+      layer = store.lookupLayer();
+      actElem = store.getKey().getType().getElementType();
+    } else {
+      auto load = cast<CacheLoadOp>(op);
+      layer = load.lookupLayer();
+      actElem = load.getKeyOut().getType().getElementType();
+    }
+    if (!layer)
+      return; // the verifier reports unknown layers
+    if (!layer.getResolvedScalesAttr()) {
+      InFlightDiagnostic diag = op->emitError()
+                                << "cannot lower: layer @" << layer.getSymName()
+                                << " has no resolved scales; run "
+                                   "kvq-fold-scales first";
+      diag.attachNote(layer.getLoc())
+          << "layer @" << layer.getSymName() << " declared here";
+      ok = false;
+      return;
+    }
+    if (!isa<Float16Type, BFloat16Type, Float32Type>(actElem)) {
+      InFlightDiagnostic diag = op->emitError()
+                                << "cannot lower: activation element type "
+                                << actElem << " is not supported, expected "
+                                << "f16, bf16 or f32";
+      diag.attachNote(layer.getLoc())
+          << "layer @" << layer.getSymName() << " declared here";
+      ok = false;
+    }
+  });
+  return success(ok);
+}
+
+void mlir::kvq::eraseUnusedLayers(Operation *root) {
+  SmallVector<LayerOp> layers;
+  root->walk([&](LayerOp layer) { layers.push_back(layer); });
+  IRRewriter rewriter(root->getContext());
+  for (LayerOp layer : layers) {
+    Operation *scope = SymbolTable::getNearestSymbolTable(layer);
+    if (scope && SymbolTable::symbolKnownUseEmpty(layer, scope))
+      rewriter.eraseOp(layer);
+  }
+}

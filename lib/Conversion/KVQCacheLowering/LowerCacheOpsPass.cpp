@@ -1,0 +1,79 @@
+//===- LowerCacheOpsPass.cpp - the kvq-lower-cache-ops pass ---------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
+#include "kvq/Conversion/Passes.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::kvq {
+#define GEN_PASS_DEF_KVQLOWERCACHEOPS
+#include "kvq/Conversion/Passes.h.inc"
+} // namespace mlir::kvq
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+struct KVQLowerCacheOpsPass final
+    : kvq::impl::KVQLowerCacheOpsBase<KVQLowerCacheOpsPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    auto emitError = [ctx]() -> InFlightDiagnostic {
+      InFlightDiagnostic diag = mlir::emitError(UnknownLoc::get(ctx));
+      diag << "kvq-lower-cache-ops: ";
+      return diag;
+    };
+    if (threadsPerBlock < 32 || threadsPerBlock > 1024 ||
+        threadsPerBlock % 32 != 0)
+      return emitError() << "threads-per-block must be a multiple of 32 in "
+                            "[32, 1024], got "
+                         << threadsPerBlock.getValue();
+    FailureOr<std::unique_ptr<KVQTarget>> created =
+        createKVQTarget(target, chip, emitError);
+    if (failed(created))
+      return failure();
+    kvqTarget = std::move(*created);
+    return success();
+  }
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    // The kvq-to-ptx / kvq-to-amdgcn pipelines end in gpu-module-to-binary,
+    // which needs the GPU dialects' LLVM IR translations; register them here
+    // so that the pipelines also work in tools that do not (as mlir-opt
+    // does) register them up front.
+    registerAllGPUToLLVMIRTranslations(registry);
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (failed(checkCacheOpsLowerable(module)))
+      return signalPassFailure();
+
+    RewritePatternSet patterns(&getContext());
+    populateKVQCacheLoweringPatterns(patterns, *kvqTarget, threadsPerBlock);
+    ConversionTarget legality(getContext());
+    legality.addIllegalOp<CacheStoreOp, CacheLoadOp>();
+    legality.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (failed(applyPartialConversion(module, legality, std::move(patterns))))
+      return signalPassFailure();
+    eraseUnusedLayers(module);
+  }
+
+  std::shared_ptr<KVQTarget> kvqTarget;
+};
+} // namespace

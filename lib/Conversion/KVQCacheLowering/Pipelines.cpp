@@ -1,0 +1,107 @@
+//===- Pipelines.cpp - kvq-to-llvm, kvq-to-ptx, kvq-to-amdgcn -------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+void mlir::kvq::buildKVQToLLVMPipeline(OpPassManager &pm) {
+  pm.addPass(createKVQLowerCacheOps({/*target=*/"cpu", /*chip=*/""}));
+  pm.addPass(createSCFToControlFlowPass());
+  // bf16 <-> f32 as integer ops (round to nearest even): LLVM would call
+  // compiler-rt helpers for them on hosts without native bf16.
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+/// The part the NVVM and ROCDL pipelines share, around `deviceLowering`.
+static void buildGPUPipeline(OpPassManager &pm, StringRef target,
+                             StringRef chip,
+                             const KVQToGPUPipelineOptions &options,
+                             function_ref<void(OpPassManager &)> attach,
+                             function_ref<void(OpPassManager &)> device) {
+  KVQLowerCacheOpsOptions lower;
+  lower.target = target.str();
+  lower.chip = chip.str();
+  lower.threadsPerBlock = options.threadsPerBlock;
+  pm.addPass(createKVQLowerCacheOps(lower));
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createSCFToControlFlowPass());
+  attach(pm);
+  OpPassManager &gpuModule = pm.nest<gpu::GPUModuleOp>();
+  device(gpuModule);
+  gpuModule.addPass(createCanonicalizerPass());
+  gpuModule.addPass(createCSEPass());
+  gpuModule.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::kvq::buildKVQToPTXPipeline(OpPassManager &pm,
+                                      const KVQToGPUPipelineOptions &options) {
+  std::string chip = options.chip.empty() ? "sm_90" : options.chip.getValue();
+  buildGPUPipeline(
+      pm, "nvvm", chip, options,
+      [&](OpPassManager &pm) {
+        GpuNVVMAttachTargetOptions attach;
+        attach.chip = chip;
+        attach.optLevel = options.optLevel;
+        pm.addPass(createGpuNVVMAttachTarget(attach));
+      },
+      [](OpPassManager &pm) { pm.addPass(createConvertGpuOpsToNVVMOps()); });
+}
+
+void mlir::kvq::buildKVQToAMDGCNPipeline(
+    OpPassManager &pm, const KVQToGPUPipelineOptions &options) {
+  std::string chip = options.chip.empty() ? "gfx942" : options.chip.getValue();
+  buildGPUPipeline(
+      pm, "rocdl", chip, options,
+      [&](OpPassManager &pm) {
+        GpuROCDLAttachTargetOptions attach;
+        attach.chip = chip;
+        attach.optLevel = options.optLevel;
+        pm.addPass(createGpuROCDLAttachTarget(attach));
+      },
+      [&](OpPassManager &pm) {
+        ConvertGpuOpsToROCDLOpsOptions rocdl;
+        rocdl.chipset = chip;
+        pm.addPass(createConvertGpuOpsToROCDLOps(rocdl));
+      });
+}
+
+void mlir::kvq::registerKVQConversionPasses() {
+  detail::registerKVQConversionPasses();
+  PassPipelineRegistration<>(
+      "kvq-to-llvm",
+      "lower folded kvq IR to the LLVM dialect for the host CPU "
+      "(runnable with mlir-runner / ExecutionEngine)",
+      [](OpPassManager &pm) { buildKVQToLLVMPipeline(pm); });
+  PassPipelineRegistration<KVQToGPUPipelineOptions>(
+      "kvq-to-ptx",
+      "lower folded kvq IR to NVIDIA kernels: gpu.binary ops holding PTX "
+      "(chip=sm_90 by default), host code in the LLVM dialect",
+      buildKVQToPTXPipeline);
+  PassPipelineRegistration<KVQToGPUPipelineOptions>(
+      "kvq-to-amdgcn",
+      "lower folded kvq IR to AMD kernels: gpu.binary ops holding AMDGCN "
+      "assembly (chip=gfx942 by default), host code in the LLVM dialect",
+      buildKVQToAMDGCNPipeline);
+}

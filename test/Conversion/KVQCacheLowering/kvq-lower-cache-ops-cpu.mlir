@@ -1,0 +1,153 @@
+// RUN: kvq-opt %s --kvq-lower-cache-ops --canonicalize --cse | FileCheck %s
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=cpu" --canonicalize --cse | FileCheck %s
+
+// The CPU form: scf loops over tokens (skipping slots < 0), heads and
+// elements, memref.load / memref.store and the integer-only software
+// conversion. Layers are erased once no cache op refers to them.
+
+// CHECK-NOT: kvq.layer
+kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @i8 cache(int8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @plain cache(auto) resolved(#kvq.resolved_scales<k = 1.000000e+00 not_quantized, v = 1.000000e+00 not_quantized, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// Store into e4m3 (OCP): the K scale for K, the V scale for V; a true
+// division; saturation by clamping |x| (as f32 bits) to 448.0 = 0x43E00000;
+// NaN -> 0x7F.
+// CHECK-LABEL: func.func @store_e4m3(
+// CHECK-SAME: %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>)
+// CHECK-DAG: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
+// CHECK-DAG: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK-DAG: %[[MAX:.*]] = arith.constant 1138753536 : i32
+// CHECK-DAG: %[[NAN:.*]] = arith.constant 127 : i32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK-DAG: %[[BS:.*]] = arith.constant 16 : index
+// CHECK: %[[T:.*]] = memref.dim %[[S]]
+// CHECK: scf.for %[[TOK:.*]] = %{{.*}} to %[[T]]
+// CHECK:   %[[SLOT:.*]] = memref.load %[[S]][%[[TOK]]]
+// CHECK:   %[[VALID:.*]] = arith.cmpi sge, %[[SLOT]], %[[ZERO]] : i64
+// CHECK:   scf.if %[[VALID]] {
+// CHECK:     %[[SI:.*]] = arith.index_cast %[[SLOT]]
+// CHECK:     %[[BLK:.*]] = arith.divui %[[SI]], %[[BS]]
+// CHECK:     %[[ROW:.*]] = arith.remui %[[SI]], %[[BS]]
+// CHECK:     scf.for %[[H:.*]] = 
+// CHECK:       scf.for %[[D:.*]] = 
+// CHECK:         %[[X:.*]] = memref.load %[[K]][%[[TOK]], %[[H]], %[[D]]]
+// CHECK:         %[[Y:.*]] = memref.load %[[V]][%[[TOK]], %[[H]], %[[D]]]
+// CHECK:         %[[XF:.*]] = arith.extf %[[X]] : bf16 to f32
+// CHECK:         %[[XQ:.*]] = arith.divf %[[XF]], %[[KS]] : f32
+// CHECK:         %[[XB:.*]] = arith.bitcast %[[XQ]] : f32 to i32
+// CHECK:         arith.minui %{{.*}}, %[[MAX]] : i32
+// CHECK:         arith.select %{{.*}}, %[[NAN]], %{{.*}} : i32
+// CHECK:         %[[XI8:.*]] = arith.trunci %{{.*}} : i32 to i8
+// CHECK:         %[[XC:.*]] = arith.bitcast %[[XI8]] : i8 to f8E4M3FN
+// CHECK:         memref.store %[[XC]], %[[KC]][%[[BLK]], %[[ROW]], %[[H]], %[[D]]]
+// CHECK:         %[[YF:.*]] = arith.extf %[[Y]] : bf16 to f32
+// CHECK:         arith.divf %[[YF]], %[[VS]] : f32
+// CHECK:         memref.store %{{.*}}, %[[VC]][%[[BLK]], %[[ROW]], %[[H]], %[[D]]]
+func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
+  kvq.cache_store @e4m3 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// FNUZ: max 240.0 = 0x43700000, NaN 0x80, and a zero result loses its sign.
+// CHECK-LABEL: func.func @store_e4m3fnuz(
+// CHECK-DAG: %[[MAX:.*]] = arith.constant 1131413504 : i32
+// CHECK-DAG: %[[NAN:.*]] = arith.constant 128 : i32
+// CHECK: arith.minui %{{.*}}, %[[MAX]] : i32
+// CHECK: arith.select %{{.*}}, %[[NAN]], %{{.*}} : i32
+// CHECK: arith.bitcast %{{.*}} : i8 to f8E4M3FNUZ
+func.func @store_e4m3fnuz(%k: memref<4x2x16xf16>, %kc: memref<2x4x2x16xf8E4M3FNUZ>, %s: memref<4xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<4x2x16xf16>, memref<2x4x2x16xf8E4M3FNUZ>, memref<4xi64>
+  return
+}
+
+// e5m2: max 57344.0 = 0x47600000 (+-inf saturate to it), NaN 0x7F; f32
+// activations need no extension.
+// CHECK-LABEL: func.func @store_e5m2(
+// CHECK-DAG: %[[MAX:.*]] = arith.constant 1197473792 : i32
+// CHECK-NOT: arith.extf
+// CHECK: arith.minui %{{.*}}, %[[MAX]] : i32
+// CHECK: arith.bitcast %{{.*}} : i8 to f8E5M2
+func.func @store_e5m2(%k: memref<4x2x16xf32>, %kc: memref<2x4x2x16xf8E5M2>, %s: memref<4xi64>) {
+  kvq.cache_store @e5m2 (%k, %k) into (%kc, %kc) at %s : memref<4x2x16xf32>, memref<2x4x2x16xf8E5M2>, memref<4xi64>
+  return
+}
+
+// int8: clamp to [-128, 127] with ordered compares, NaN -> 0, round half to
+// even with the 1.5 * 2^23 = 0x4B400000 trick, then fptosi.
+// CHECK-LABEL: func.func @store_int8(
+// CHECK-DAG: %[[MAGIC:.*]] = arith.constant 0x4B400000 : f32
+// CHECK-DAG: %[[HI:.*]] = arith.constant 1.270000e+02 : f32
+// CHECK-DAG: %[[LO:.*]] = arith.constant -1.280000e+02 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: %[[Q:.*]] = arith.divf
+// CHECK: %[[GT:.*]] = arith.cmpf ogt, %[[Q]], %[[HI]]
+// CHECK: %[[C1:.*]] = arith.select %[[GT]], %[[HI]], %[[Q]]
+// CHECK: %[[LT:.*]] = arith.cmpf olt, %[[C1]], %[[LO]]
+// CHECK: %[[C2:.*]] = arith.select %[[LT]], %[[LO]], %[[C1]]
+// CHECK: %[[ISNAN:.*]] = arith.cmpf uno, %[[Q]], %[[Q]]
+// CHECK: %[[C3:.*]] = arith.select %[[ISNAN]], %[[ZERO]], %[[C2]]
+// CHECK: %[[UP:.*]] = arith.addf %[[C3]], %[[MAGIC]]
+// CHECK: %[[R:.*]] = arith.subf %[[UP]], %[[MAGIC]]
+// CHECK: %[[I:.*]] = arith.fptosi %[[R]] : f32 to i32
+// CHECK: %[[B:.*]] = arith.trunci %[[I]] : i32 to i8
+// CHECK: memref.store %[[B]]
+func.func @store_int8(%k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xi8>, %s: memref<?xi64>) {
+  kvq.cache_store @i8 (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xi8>, memref<?xi64>
+  return
+}
+
+// auto: a plain copy, no arithmetic.
+// CHECK-LABEL: func.func @store_auto(
+// CHECK: %[[X:.*]] = memref.load %{{.*}} : memref<4x2x16xbf16>
+// CHECK-NOT: arith.extf
+// CHECK: memref.store %[[X]], %{{.*}} : memref<2x4x2x16xbf16>
+func.func @store_auto(%k: memref<4x2x16xbf16>, %kc: memref<2x4x2x16xbf16>, %s: memref<4xi64>) {
+  kvq.cache_store @plain (%k, %k) into (%kc, %kc) at %s : memref<4x2x16xbf16>, memref<2x4x2x16xbf16>, memref<4xi64>
+  return
+}
+
+// Load: exact software widening of the byte to f32, times the scale,
+// rounded to the output type; a NaN product becomes the canonical 0x7E00.
+// CHECK-LABEL: func.func @load_e4m3(
+// CHECK-SAME: %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>, %[[K:[a-z0-9]+]]: memref<?x8x128xf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xf16>)
+// CHECK-DAG: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
+// CHECK-DAG: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK-DAG: %[[QNAN:.*]] = arith.constant 0x7E00 : f16
+// CHECK: scf.if
+// CHECK: %[[C:.*]] = memref.load %[[KC]]
+// CHECK: %[[CB:.*]] = arith.bitcast %[[C]] : f8E4M3FN to i8
+// CHECK: arith.extui %[[CB]] : i8 to i32
+// CHECK: %[[F:.*]] = arith.bitcast %{{.*}} : i32 to f32
+// CHECK: %[[P:.*]] = arith.mulf %[[F]], %[[KS]] : f32
+// CHECK: %[[O:.*]] = arith.truncf %[[P]] : f32 to f16
+// CHECK: %[[ISNAN:.*]] = arith.cmpf uno, %[[P]], %[[P]] : f32
+// CHECK: %[[R:.*]] = arith.select %[[ISNAN]], %[[QNAN]], %[[O]] : f16
+// CHECK: memref.store %[[R]], %[[K]]
+// CHECK: arith.mulf %{{.*}}, %[[VS]] : f32
+// CHECK: memref.store %{{.*}}, %[[V]]
+func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xf16>, %v: memref<?x8x128xf16>) {
+  kvq.cache_load @e4m3 (%kc, %vc) at %s into (%k, %v) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xf16>
+  return
+}
+
+// int8 load: sitofp, times the scale; never NaN, so no select.
+// CHECK-LABEL: func.func @load_int8(
+// CHECK: %[[F:.*]] = arith.sitofp %{{.*}} : i8 to f32
+// CHECK: %[[P:.*]] = arith.mulf %[[F]], %{{.*}} : f32
+// CHECK: %[[O:.*]] = arith.truncf %[[P]] : f32 to bf16
+// CHECK-NEXT: memref.store %[[O]]
+func.func @load_int8(%kc: memref<2x4x2x16xi8>, %s: memref<4xi64>, %k: memref<4x2x16xbf16>) {
+  kvq.cache_load @i8 (%kc, %kc) at %s into (%k, %k) : memref<2x4x2x16xi8>, memref<4xi64>, memref<4x2x16xbf16>
+  return
+}
+
+// CHECK-LABEL: func.func @load_auto(
+// CHECK: %[[X:.*]] = memref.load %{{.*}} : memref<2x4x2x16xbf16>
+// CHECK-NOT: arith.truncf
+// CHECK: memref.store %[[X]], %{{.*}} : memref<4x2x16xbf16>
+func.func @load_auto(%kc: memref<2x4x2x16xbf16>, %s: memref<4xi64>, %k: memref<4x2x16xbf16>) {
+  kvq.cache_load @plain (%kc, %kc) at %s into (%k, %k) : memref<2x4x2x16xbf16>, memref<4xi64>, memref<4x2x16xbf16>
+  return
+}

@@ -1,0 +1,112 @@
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --canonicalize --cse | FileCheck %s --check-prefixes=CHECK,SM90
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_80" --canonicalize --cse | FileCheck %s --check-prefixes=CHECK,SM80
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining | FileCheck %s --check-prefix=OUTLINE
+
+// NVIDIA: each cache op becomes one gpu.launch of 128-thread blocks with a
+// grid-stride loop; a thread moves one 16-byte write of the destination per
+// stream (16 fp8 bytes for the store, 8 bf16 outputs for the load). sm_89+
+// converts e4m3 / e5m2 with the cvt instructions; sm_80, and FNUZ formats
+// on any chip, use the software conversion.
+
+kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// CHECK-LABEL: func.func @store_e4m3(
+// CHECK-SAME: %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>)
+// CHECK-DAG: %[[C64:.*]] = arith.constant 64 : index
+// CHECK-DAG: %[[TPB:.*]] = arith.constant 128 : index
+// CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+// CHECK: %[[T:.*]] = memref.dim %[[S]]
+// CHECK: %[[WORK:.*]] = arith.muli %[[T]], %[[C64]] : index
+// CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[TPB]] : index
+// CHECK: %[[GRID:.*]] = arith.maxui %[[CEIL]], %[[C1]] : index
+// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[TPB]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
+// CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[TPB]] : index
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
+// CHECK:   %[[SLOTV:.*]] = vector.load %[[S]][%{{.*}}] {alignment = 8 : i64} : memref<?xi64>, vector<1xi64>
+// CHECK:   scf.if
+// CHECK:     %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
+// CHECK:     %[[Y:.*]] = vector.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
+// CHECK:     %[[XF:.*]] = arith.extf %[[X]] : vector<16xbf16> to vector<16xf32>
+// CHECK:     %[[XQ:.*]] = arith.divf %[[XF]], %{{.*}} : vector<16xf32>
+// The cvt puts its first operand in the high byte: element 1 goes first so
+// that element 0 lands at the lower address.
+// SM90:      %[[E0:.*]] = vector.extract %[[XQ]][0] : f32 from vector<16xf32>
+// SM90:      %[[E1:.*]] = vector.extract %[[XQ]][1] : f32 from vector<16xf32>
+// SM90:      nvvm.convert.f32x2.to.f8x2 %[[E1]], %[[E0]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
+// SM90-COUNT-7: nvvm.convert.f32x2.to.f8x2
+// SM80-NOT:  nvvm.convert
+// SM80:      arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
+// CHECK:     %[[BYTES:.*]] = arith.bitcast %{{.*}} : vector<16xi8> to vector<16xf8E4M3FN>
+// CHECK:     vector.store %[[BYTES]], %[[KC]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK:     vector.store %{{.*}}, %[[VC]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK:   gpu.terminator
+
+// The outlined kernel takes the memrefs in the documented order:
+// slot_mapping, K source, V source, K destination, V destination.
+// OUTLINE: gpu.module @kvq_cache_kernels
+// OUTLINE: gpu.func @store_e4m3_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// OUTLINE: gpu.func @load_e4m3_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>) kernel
+func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
+  kvq.cache_store @e4m3 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+// The load reads 8 cache bytes and writes 8 bf16 (16 bytes) per stream:
+// cvt.rn.f16x2.e4m3x2, exact f16 -> f32, times the scale, round to bf16,
+// NaN -> 0x7FC0.
+// CHECK-LABEL: func.func @load_e4m3(
+// CHECK-DAG: %[[QNAN:.*]] = arith.constant dense<0x7FC0> : vector<8xbf16>
+// CHECK-DAG: %[[KS:.*]] = arith.constant dense<5.000000e-02> : vector<8xf32>
+// CHECK: gpu.launch
+// CHECK: %[[C:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<8xf8E4M3FN>
+// CHECK: %[[CB:.*]] = arith.bitcast %[[C]] : vector<8xf8E4M3FN> to vector<8xi8>
+// SM90: %[[PAIR:.*]] = vector.shuffle %[[CB]], %[[CB]] [0, 1] : vector<8xi8>, vector<8xi8>
+// SM90: %[[H:.*]] = nvvm.convert.f8x2.to.f16x2 %[[PAIR]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
+// SM90: arith.extf %[[H]] : vector<2xf16> to vector<2xf32>
+// SM80-NOT: nvvm.convert
+// CHECK: %[[P:.*]] = arith.mulf %{{.*}}, %[[KS]] : vector<8xf32>
+// CHECK: %[[O:.*]] = arith.truncf %[[P]] : vector<8xf32> to vector<8xbf16>
+// CHECK: %[[ISNAN:.*]] = arith.cmpf uno, %[[P]], %[[P]] : vector<8xf32>
+// CHECK: %[[R:.*]] = arith.select %[[ISNAN]], %[[QNAN]], %[[O]] : vector<8xi1>, vector<8xbf16>
+// CHECK: vector.store %[[R]], %{{.*}} {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
+func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>) {
+  kvq.cache_load @e4m3 (%kc, %vc) at %s into (%k, %v) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// e5m2 has its own cvt; f32 outputs take 4 elements (16 bytes) per thread.
+// CHECK-LABEL: func.func @roundtrip_e5m2(
+// SM90: nvvm.convert.f32x2.to.f8x2 {{.*}} : vector<2xi8>(f8E5M2)
+// SM90: nvvm.convert.f8x2.to.f16x2 {{.*}} : vector<2xi8>(f8E5M2) -> vector<2xf16>
+// SM80-NOT: nvvm.convert
+// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x4x64xf32>, vector<4xf32>
+func.func @roundtrip_e5m2(%k: memref<8x4x64xf16>, %kc: memref<4x16x4x64xf8E5M2>, %s: memref<8xi64>, %o: memref<8x4x64xf32>) {
+  kvq.cache_store @e5m2 (%k, %k) into (%kc, %kc) at %s : memref<8x4x64xf16>, memref<4x16x4x64xf8E5M2>, memref<8xi64>
+  kvq.cache_load @e5m2 (%kc, %kc) at %s into (%o, %o) : memref<4x16x4x64xf8E5M2>, memref<8xi64>, memref<8x4x64xf32>
+  return
+}
+
+// FNUZ has no NVIDIA instruction: software conversion (max 240.0 =
+// 0x43700000 as f32 bits), still vectorized.
+// CHECK-LABEL: func.func @store_fnuz(
+// CHECK-NOT: nvvm.convert
+// CHECK: arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
+// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<4x16x2x128xf8E4M3FNUZ>, vector<16xf8E4M3FNUZ>
+func.func @store_fnuz(%k: memref<8x2x128xbf16>, %kc: memref<4x16x2x128xf8E4M3FNUZ>, %s: memref<8xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x128xbf16>, memref<4x16x2x128xf8E4M3FNUZ>, memref<8xi64>
+  return
+}
+
+// A head size that is not a multiple of 16 takes the scalar path: one
+// element per work item, memref.load / memref.store.
+// CHECK-LABEL: func.func @scalar_fallback(
+// CHECK: gpu.launch
+// CHECK-NOT: vector.load %{{.*}} : memref<8x2x8xbf16>
+// CHECK: memref.load %{{.*}} : memref<8x2x8xbf16>
+// SM90: nvvm.convert.f32x2.to.f8x2
+// CHECK: memref.store %{{.*}} : memref<4x16x2x8xf8E4M3FN>
+func.func @scalar_fallback(%k: memref<8x2x8xbf16>, %kc: memref<4x16x2x8xf8E4M3FN>, %s: memref<8xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x8xbf16>, memref<4x16x2x8xf8E4M3FN>, memref<8xi64>
+  return
+}

@@ -1,0 +1,72 @@
+// RUN: kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t.sm90.ptx | FileCheck %s --check-prefix=HOST
+// RUN: FileCheck %s --check-prefix=PTX < %t.sm90.ptx
+// RUN: kvq-opt %s --kvq-to-ptx=chip=sm_80 --kvq-write-isa=output=%t.sm80.ptx -o /dev/null
+// RUN: FileCheck %s --check-prefix=SM80 < %t.sm80.ptx
+
+// kvq-to-ptx: folded kvq IR to one gpu.binary holding the PTX of every
+// cache kernel of the module (kvq-write-isa writes it out), and host code in
+// the LLVM dialect that launches them.
+
+kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// HOST-NOT: kvq.
+// HOST-LABEL: llvm.func @store(
+// HOST: gpu.launch_func @kvq_cache_kernels::@store_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) : i64 args(
+// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">
+// HOST-LABEL: llvm.func @load(
+// HOST: gpu.launch_func @kvq_cache_kernels::@load_kernel
+// HOST-LABEL: llvm.func @store_e5m2(
+// HOST: gpu.launch_func @kvq_cache_kernels::@store_e5m2_kernel
+
+// PTX: .target sm_90
+// The store: 45 parameters (the expanded descriptors of slot_mapping, key,
+// value, key_cache, value_cache), 128-thread blocks, 16-byte accesses, a
+// true division and the saturating e4m3 conversion.
+// PTX-LABEL: .visible .entry store_kernel(
+// PTX: .param .u64 store_kernel_param_44
+// PTX-NEXT: )
+// PTX-NEXT: .maxntid 128, 1, 1
+// PTX: ld.global.b64
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
+// PTX: div.rn.f32
+// PTX: cvt.rn.satfinite.e4m3x2.f32
+// PTX: st.global.v4.b32
+// PTX: cvt.rn.satfinite.e4m3x2.f32
+// PTX: st.global.v4.b32
+// PTX: ret;
+// The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream.
+// PTX-LABEL: .visible .entry load_kernel(
+// PTX: .param .u64 load_kernel_param_44
+// PTX: cvt.rn.f16x2.e4m3x2
+// PTX: mul.rn.f32
+// PTX: cvt.rn.bf16.f32
+// PTX: st.global.v4.b32
+// PTX: st.global.v4.b32
+// PTX: ret;
+// PTX-LABEL: .visible .entry store_e5m2_kernel(
+// PTX: cvt.rn.satfinite.e5m2x2.f32
+// PTX: st.global.v4.b32
+
+// sm_80 has no fp8 conversion: the software one, same 16-byte accesses.
+// SM80: .target sm_80
+// SM80-NOT: e4m3x2
+// SM80-NOT: e5m2x2
+// SM80: st.global.v4.b32
+func.func @store(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
+  kvq.cache_store @l0 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+
+func.func @load(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>) {
+  kvq.cache_load @l0 (%kc, %vc) at %s into (%k, %v) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+func.func @store_e5m2(%k: memref<?x8x64xf16>, %kc: memref<?x16x8x64xf8E5M2>, %s: memref<?xi64>) {
+  kvq.cache_store @l1 (%k, %k) into (%kc, %kc) at %s : memref<?x8x64xf16>, memref<?x16x8x64xf8E5M2>, memref<?xi64>
+  return
+}

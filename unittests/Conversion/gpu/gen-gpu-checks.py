@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+# ===- gen-gpu-checks.py - kernels, launch plan and checks for a real GPU --===#
+#
+# Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+#
+# ===-----------------------------------------------------------------------===#
+#
+# Writes, into <outdir>:
+#   kernels.mlir  kvq cache ops (one function per case, so one kernel each)
+#   plan.txt      commands for kvq-launch (buffers, launches, dumps)
+#   manifest.txt  what KVQCacheLoweringTests.GPUDumpsMatchReference checks
+#                 against the llvm::APFloat reference once the dumps are back
+#
+# The cases mirror the CPU gtest: every bf16 / f16 bit pattern stored into
+# each cache format with six scales (vector path, D = 16, and scalar path,
+# D = 8), every cache byte loaded into bf16 / f16 / f32 (vector and scalar
+# paths), a realistic store -> load round trip with padding slots, a launch
+# with too few blocks (grid-stride loop), and timed runs at T = 32768.
+#
+# Usage: gen-gpu-checks.py <outdir> <ptx file as seen by kvq-launch> <dumpdir>
+
+import sys
+
+out_dir, ptx_path, dump_dir = sys.argv[1:4]
+
+SCALES = ["1.0", "0.05", "0.001", "1000.0", "0.0123291015625", "3.0"]
+FORMATS = [  # (mlir type, kv cache dtype, manifest name)
+    ("f8E4M3FN", "fp8", "f8E4M3FN"),
+    ("f8E4M3FNUZ", "fp8", "f8E4M3FNUZ"),
+    ("f8E5M2", "fp8_e5m2", "f8E5M2"),
+    ("f8E5M2FNUZ", "fp8_e5m2", "f8E5M2FNUZ"),
+    ("i8", "int8", "i8"),
+]
+BYTES = {"bf16": 2, "f16": 2, "f32": 4, "i8": 1, "i64": 8}
+for f, _, _ in FORMATS:
+    BYTES.setdefault(f, 1)
+
+# Threads per block: kvq-lower-cache-ops' default, which the kernels of
+# kernels.mlir are compiled with (their block size is fixed).
+TPB = 128
+
+mlir, plan, manifest = [], [f"module {ptx_path}"], []
+layers = {}
+
+
+def layer(dtype, k, v):
+    name = f"L_{dtype}_{len(layers)}"
+    key = (dtype, k, v)
+    if key not in layers:
+        layers[key] = name
+        mlir.append(
+            f"kvq.layer @{name} cache({dtype}) resolved(#kvq.resolved_scales<"
+            f"k = {k} checkpoint, v = {v} checkpoint, q = 1.0 default, "
+            f"prob = 1.0 default>)")
+    return layers[key]
+
+
+def shape(dims):
+    return "x".join(str(d) for d in dims)
+
+
+def memref(dims, elem):
+    return f"memref<{shape(dims)}x{elem}>"
+
+
+buffers = set()
+
+
+def buffer(name, elem, dims, init):
+    if name in buffers:
+        return name
+    buffers.add(name)
+    plan.append(f"buffer {name} {BYTES[elem]} {shape(dims)} {init}")
+    return name
+
+
+def dump(name):
+    path = f"{dump_dir}/{name}.bin"
+    plan.append(f"dump {name} {path}")
+    return f"{name}.bin"
+
+
+def ceil_div(a, b):
+    return (a + b - 1) // b
+
+
+def work_items(T, H, D, dst_elem):
+    """Work items of a kernel: one per 16 bytes written when D allows it
+    (the vector path of kvq-lower-cache-ops), else one per element."""
+    per = max(2, 16 // BYTES[dst_elem])
+    return T * H * D // per if D % per == 0 else T * H * D
+
+
+def store_case(fn, lay, act, cache, T, H, D, BS, NB, x_k, x_v, slots, ks, vs,
+               fmt_name, grid=None, pad_poison="A5"):
+    act_t, cache_t = memref([T, H, D], act), memref([NB, BS, H, D], cache)
+    mlir.append(
+        f"func.func @{fn}(%k: {act_t}, %v: {act_t}, %kc: {cache_t}, "
+        f"%vc: {cache_t}, %s: memref<{T}xi64>) {{\n"
+        f"  kvq.cache_store @{lay} (%k, %v) into (%kc, %vc) at %s : "
+        f"{act_t}, {cache_t}, memref<{T}xi64>\n  return\n}}")
+    kc = buffer(f"{fn}_kc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
+    vc = buffer(f"{fn}_vc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
+    grid = grid or max(1, ceil_div(work_items(T, H, D, cache), TPB))
+    plan.append(
+        f"launch {fn}_kernel {grid} {TPB} {slots} {x_k} {x_v} {kc} {vc}")
+    for x, c, s in ((x_k, kc, ks), (x_v, vc, vs)):
+        manifest.append(
+            f"store_rows {act} {fmt_name} {s} {x}.bin {slots}.bin {dump(c)} "
+            f"{T} {H * D} {NB * BS} {pad_poison}")
+    return kc, vc
+
+
+def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
+              fmt_name, poison="EE"):
+    out_t, cache_t = memref([T, H, D], out), memref([NB, BS, H, D], cache)
+    mlir.append(
+        f"func.func @{fn}(%kc: {cache_t}, %vc: {cache_t}, "
+        f"%s: memref<{T}xi64>, %k: {out_t}, %v: {out_t}) {{\n"
+        f"  kvq.cache_load @{lay} (%kc, %vc) at %s into (%k, %v) : "
+        f"{cache_t}, memref<{T}xi64>, {out_t}\n  return\n}}")
+    ko = buffer(f"{fn}_ko", out, [T, H, D], f"fill:{poison}")
+    vo = buffer(f"{fn}_vo", out, [T, H, D], f"fill:{poison}")
+    grid = max(1, ceil_div(work_items(T, H, D, out), TPB))
+    plan.append(f"launch {fn}_kernel {grid} {TPB} {slots} {kc} {vc} {ko} {vo}")
+    for c, o, s in ((kc, ko, ks), (vc, vo, vs)):
+        manifest.append(
+            f"load_rows {fmt_name} {out} {s} {c}.bin {slots}.bin {dump(o)} "
+            f"{T} {H * D} {poison}")
+
+
+# Exhaustive store: 65536 activations as [T, 1, D]; slot t for token t.
+for D in (16, 8):
+    T = 65536 // D
+    slots = buffer(f"iota_slots_{T}", "i64", [T], "iota")
+    buffers.add(slots)
+    dump(slots)
+    for act in ("bf16", "f16") if D == 16 else ("bf16",):
+        x = buffer(f"x_{act}_{D}", act, [T, 1, D], "iota")
+        dump(x)
+        for cache, dtype, fmt in FORMATS:
+            for l in range(3):
+                ks, vs = SCALES[2 * l], SCALES[2 * l + 1]
+                lay = layer(dtype, ks, vs)
+                store_case(f"st_{act}_{cache}_{D}_{l}", lay, act, cache, T, 1,
+                           D, 16, T // 16, x, x, slots, ks, vs, fmt)
+
+# Grid-stride: far fewer blocks than work items.
+lay = layer("fp8", SCALES[0], SCALES[1])
+store_case("st_gridstride", lay, "bf16", "f8E4M3FN", 4096, 1, 16, 16, 256,
+           "x_bf16_16", "x_bf16_16", "iota_slots_4096", SCALES[0], SCALES[1],
+           "f8E4M3FN", grid=3)
+
+# Exhaustive load: the 256 cache bytes read by 256 / D tokens of D elements.
+for D in (16, 1):
+    T = 256 // D
+    slots = buffer(f"iota_slots_{T}", "i64", [T], "iota")
+    dump(slots)
+    for cache, dtype, fmt in FORMATS:
+        c = buffer(f"c_{cache}_{D}", cache, [T // 16 if D == 1 else 1,
+                                             16 if D == 1 else T, 1, D], "iota")
+        dump(c)
+        for out in ("bf16", "f16", "f32"):
+            for l in range(3):
+                ks, vs = SCALES[2 * l], SCALES[2 * l + 1]
+                lay = layer(dtype, ks, vs)
+                NB, BS = (T // 16, 16) if D == 1 else (1, T)
+                load_case(f"ld_{cache}_{out}_{D}_{l}", lay, cache, out, T, 1,
+                          D, BS, NB, c, c, slots, ks, vs, fmt)
+
+# Realistic round trip: 300 tokens, 8 heads, head size 128, block size 16,
+# 32 blocks, random distinct slots, every 23rd token padding.
+T, H, D, BS, NB = 300, 8, 128, 16, 32
+slots = buffer("rt_slots", "i64", [T], "slots:512:1234:23")
+dump(slots)
+for cache, dtype, fmt, act in [("f8E4M3FN", "fp8", "f8E4M3FN", "bf16"),
+                               ("f8E4M3FNUZ", "fp8", "f8E4M3FNUZ", "bf16"),
+                               ("f8E5M2", "fp8_e5m2", "f8E5M2", "f16"),
+                               ("f8E5M2FNUZ", "fp8_e5m2", "f8E5M2FNUZ", "bf16"),
+                               ("i8", "int8", "i8", "bf16"),
+                               ("bf16", "auto", "bf16", "bf16")]:
+    ks, vs = ("1.0", "1.0") if dtype == "auto" else ("0.0173", "0.0091")
+    lay = layer(dtype, ks, vs)
+    k = buffer(f"rt_k_{act}", act, [T, H, D], f"randn:{act}:1")
+    v = buffer(f"rt_v_{act}", act, [T, H, D], f"randn:{act}:2")
+    dump(k)
+    dump(v)
+    kc, vc = store_case(f"rt_st_{cache}", lay, act, cache, T, H, D, BS, NB, k,
+                        v, slots, ks, vs, fmt)
+    load_case(f"rt_ld_{cache}", lay, cache, act, T, H, D, BS, NB, kc, vc,
+              slots, ks, vs, fmt)
+
+# Timing at T = 32768 (Llama-3-8B-like layer): store and load of
+# bf16 <-> e4m3 and, for comparison, the plain copy of an `auto` cache, in
+# bench.mlir (compiled separately, once per threads-per-block).
+T, H, D, BS = 32768, 8, 128, 16
+NB = T // BS
+bench = []
+lay8 = "B_fp8"
+bench.append(
+    f"kvq.layer @{lay8} cache(fp8) resolved(#kvq.resolved_scales<k = 0.05 "
+    f"checkpoint, v = 0.07 checkpoint, q = 1.0 default, prob = 1.0 default>)")
+bench.append(
+    "kvq.layer @B_auto cache(auto) resolved(#kvq.resolved_scales<k = 1.0 "
+    "not_quantized, v = 1.0 not_quantized, q = 1.0 default, "
+    "prob = 1.0 default>)")
+act_t = memref([T, H, D], "bf16")
+for name, lay, celem in (("", lay8, "f8E4M3FN"), ("_auto", "B_auto", "bf16")):
+    cache_t = memref([NB, BS, H, D], celem)
+    bench.append(
+        f"func.func @bench_st{name}(%k: {act_t}, %v: {act_t}, %kc: {cache_t}, "
+        f"%vc: {cache_t}, %s: memref<{T}xi64>) {{\n"
+        f"  kvq.cache_store @{lay} (%k, %v) into (%kc, %vc) at %s : "
+        f"{act_t}, {cache_t}, memref<{T}xi64>\n  return\n}}")
+    bench.append(
+        f"func.func @bench_ld{name}(%kc: {cache_t}, %vc: {cache_t}, "
+        f"%s: memref<{T}xi64>, %k: {act_t}, %v: {act_t}) {{\n"
+        f"  kvq.cache_load @{lay} (%kc, %vc) at %s into (%k, %v) : "
+        f"{cache_t}, memref<{T}xi64>, {act_t}\n  return\n}}")
+plan.append(f"buffer b_k 2 {T}x{H}x{D} randn:bf16:3")
+plan.append(f"buffer b_v 2 {T}x{H}x{D} randn:bf16:4")
+plan.append(f"buffer b_kc 1 {NB}x{BS}x{H}x{D} zero")
+plan.append(f"buffer b_vc 1 {NB}x{BS}x{H}x{D} zero")
+plan.append(f"buffer b_kc2 2 {NB}x{BS}x{H}x{D} zero")
+plan.append(f"buffer b_vc2 2 {NB}x{BS}x{H}x{D} zero")
+plan.append(f"buffer b_s 8 {T} slots:{T}:5:0")
+# Store and load each move T*H*D*2*3 bytes (2 read + 1 written per element
+# and stream, or the reverse): time a copy of half that, read and written.
+plan.append(f"timecopy {T * H * D * 3} 20")
+plan.append(f"timecopy {T * H * D * 4} 20")
+for tpb in (128, 256, 512, 1024):
+    plan.append(f"module {out_dir.rstrip('/').split('/')[-1]}/bench-{tpb}.ptx")
+    g8 = work_items(T, H, D, "i8") // tpb
+    g16 = work_items(T, H, D, "bf16") // tpb
+    plan.append(f"time bench_st_kernel {g8} {tpb} 20 b_s b_k b_v b_kc b_vc")
+    plan.append(f"time bench_ld_kernel {g16} {tpb} 20 b_s b_kc b_vc b_k b_v")
+    plan.append(
+        f"time bench_st_auto_kernel {g16} {tpb} 20 b_s b_k b_v b_kc2 b_vc2")
+    plan.append(
+        f"time bench_ld_auto_kernel {g16} {tpb} 20 b_s b_kc2 b_vc2 b_k b_v")
+with open(f"{out_dir}/bench.mlir", "w") as f:
+    f.write("\n".join(bench) + "\n")
+
+with open(f"{out_dir}/kernels.mlir", "w") as f:
+    f.write("\n".join(mlir) + "\n")
+with open(f"{out_dir}/plan.txt", "w") as f:
+    f.write("\n".join(plan) + "\n")
+with open(f"{out_dir}/manifest.txt", "w") as f:
+    f.write("\n".join(manifest) + "\n")

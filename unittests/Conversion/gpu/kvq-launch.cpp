@@ -1,0 +1,291 @@
+//===- kvq-launch.cpp - run kvq kernels from PTX (CUDA driver API) --------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// A minimal CUDA driver-API launcher for the kernels of `kvq-to-ptx`, used to
+// check on a real GPU that they are bit-exact with the CPU reference (see
+// run-gpu-checks.sh), and as an example of the kernel ABI documented in
+// `kvq-lower-cache-ops`: every memref operand is passed as its expanded
+// descriptor (allocated ptr, aligned ptr, offset, sizes[r], strides[r]).
+//
+// Build (needs only cuda.h and libcuda):
+//   g++ -O2 -std=c++17 -I/usr/local/cuda/include kvq-launch.cpp \
+//       -L/usr/local/cuda/lib64/stubs -lcuda -o kvq-launch
+//
+// It reads a plan, one command per line:
+//   module <file.ptx>
+//   buffer <name> <elem_bytes> <d0>x<d1>x... <init>
+//       init: zero | fill:<hex byte> | iota |
+//       slots:<capacity>:<seed>:<pad_every>
+//             | randn:<bf16|f16>:<seed>
+//   launch <kernel> <grid> <block> <buffer>...   (memref operands in order)
+//   time <kernel> <grid> <block> <iterations> <buffer>...
+//   dump <buffer> <file>
+//   timecopy <bytes> <iterations>   (device-to-device copy, for reference)
+// `iota` sets element i to i (truncated to the element size); `slots`
+// draws distinct random slots below capacity (i64), with every
+// pad_every-th one -1; `randn` fills with N(0, 2) values rounded to bf16 or
+// f16.
+//
+//===----------------------------------------------------------------------===//
+
+#include <cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+void check(CUresult r, const char *what) {
+  if (r == CUDA_SUCCESS)
+    return;
+  const char *msg = nullptr;
+  cuGetErrorString(r, &msg);
+  std::fprintf(stderr, "kvq-launch: %s: %s\n", what, msg ? msg : "?");
+  std::exit(1);
+}
+
+[[noreturn]] void fail(const std::string &msg) {
+  std::fprintf(stderr, "kvq-launch: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+struct Buffer {
+  unsigned elemBytes = 0;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> host;
+  CUdeviceptr dev = 0;
+  int64_t count() const {
+    return std::accumulate(shape.begin(), shape.end(), int64_t(1),
+                           std::multiplies<int64_t>());
+  }
+};
+
+uint16_t roundToHalfBits(float f, bool bf16) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if (bf16)
+    return uint16_t((u + 0x7FFF + ((u >> 16) & 1)) >> 16); // finite inputs
+  // f16, normal range only (|f| < 65504, > 2^-14 or 0): enough for N(0, 2).
+  if (std::fabs(f) < 6.1035156e-05f)
+    return (u >> 16) & 0x8000;
+  int32_t e = int32_t((u >> 23) & 0xFF) - 127 + 15;
+  uint32_t m = u & 0x7FFFFF;
+  uint32_t h = (uint32_t(e) << 10) | (m >> 13);
+  uint32_t rest = m & 0x1FFF;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+    ++h;
+  return uint16_t(((u >> 16) & 0x8000) | h);
+}
+
+void initBuffer(Buffer &b, const std::string &init) {
+  b.host.assign(b.count() * b.elemBytes, 0);
+  std::istringstream parts(init);
+  std::string kind;
+  std::getline(parts, kind, ':');
+  if (kind == "zero")
+    return;
+  if (kind == "fill") {
+    std::string v;
+    std::getline(parts, v);
+    std::fill(b.host.begin(), b.host.end(),
+              uint8_t(std::stoul(v, nullptr, 16)));
+    return;
+  }
+  if (kind == "iota") {
+    for (int64_t i = 0; i < b.count(); ++i)
+      std::memcpy(&b.host[i * b.elemBytes], &i, b.elemBytes);
+    return;
+  }
+  if (kind == "slots") {
+    std::string cap, seed, pad;
+    std::getline(parts, cap, ':');
+    std::getline(parts, seed, ':');
+    std::getline(parts, pad, ':');
+    std::vector<int64_t> perm(std::stoll(cap));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::mt19937 rng(std::stoul(seed));
+    std::shuffle(perm.begin(), perm.end(), rng);
+    int64_t padEvery = std::stoll(pad);
+    if (b.elemBytes != 8 || b.count() > int64_t(perm.size()))
+      fail("slots: expects i64 and capacity >= tokens");
+    for (int64_t t = 0; t < b.count(); ++t) {
+      int64_t s = (padEvery > 0 && t % padEvery == padEvery - 1) ? -1 : perm[t];
+      std::memcpy(&b.host[t * 8], &s, 8);
+    }
+    return;
+  }
+  if (kind == "randn") {
+    std::string type, seed;
+    std::getline(parts, type, ':');
+    std::getline(parts, seed, ':');
+    std::mt19937 rng(std::stoul(seed));
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    for (int64_t i = 0; i < b.count(); ++i) {
+      uint16_t h = roundToHalfBits(normal(rng), type == "bf16");
+      std::memcpy(&b.host[i * 2], &h, 2);
+    }
+    return;
+  }
+  fail("unknown init '" + init + "'");
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc != 2)
+    fail("usage: kvq-launch <plan>");
+  std::ifstream plan(argv[1]);
+  if (!plan)
+    fail(std::string("cannot open ") + argv[1]);
+
+  check(cuInit(0), "cuInit");
+  CUdevice device;
+  check(cuDeviceGet(&device, 0), "cuDeviceGet");
+  CUcontext ctx;
+  check(cuDevicePrimaryCtxRetain(&ctx, device), "cuDevicePrimaryCtxRetain");
+  check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+  char name[256];
+  cuDeviceGetName(name, sizeof(name), device);
+  std::printf("device: %s\n", name);
+
+  CUmodule module = nullptr;
+  std::map<std::string, Buffer> buffers;
+  std::string line;
+  while (std::getline(plan, line)) {
+    std::istringstream in(line);
+    std::string cmd;
+    if (!(in >> cmd) || cmd[0] == '#')
+      continue;
+    if (cmd == "module") {
+      std::string path;
+      in >> path;
+      std::ifstream f(path);
+      std::stringstream text;
+      text << f.rdbuf();
+      std::string ptx = text.str();
+      char log[8192] = {0};
+      CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER,
+                             CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+      void *vals[] = {log, reinterpret_cast<void *>(sizeof(log))};
+      CUresult r = cuModuleLoadDataEx(&module, ptx.c_str(), 2, opts, vals);
+      if (r != CUDA_SUCCESS)
+        std::fprintf(stderr, "%s\n", log);
+      check(r, ("cuModuleLoadData " + path).c_str());
+    } else if (cmd == "buffer") {
+      std::string bname, shape, init;
+      Buffer b;
+      in >> bname >> b.elemBytes >> shape >> init;
+      std::istringstream dims(shape);
+      std::string d;
+      while (std::getline(dims, d, 'x'))
+        b.shape.push_back(std::stoll(d));
+      initBuffer(b, init);
+      check(cuMemAlloc(&b.dev, std::max<size_t>(b.host.size(), 16)),
+            "cuMemAlloc");
+      check(cuMemcpyHtoD(b.dev, b.host.data(), b.host.size()), "HtoD");
+      buffers[bname] = std::move(b);
+    } else if (cmd == "launch" || cmd == "time") {
+      std::string kernel;
+      unsigned grid, block, iterations = 1;
+      in >> kernel >> grid >> block;
+      if (cmd == "time")
+        in >> iterations;
+      CUfunction fn;
+      check(cuModuleGetFunction(&fn, module, kernel.c_str()),
+            ("cuModuleGetFunction " + kernel).c_str());
+      // Expanded memref descriptors: (ptr, ptr, offset, sizes, strides).
+      std::vector<uint64_t> storage;
+      std::string bname;
+      std::vector<std::string> names;
+      while (in >> bname)
+        names.push_back(bname);
+      for (const std::string &n : names) {
+        auto it = buffers.find(n);
+        if (it == buffers.end())
+          fail("unknown buffer " + n);
+        const Buffer &b = it->second;
+        storage.push_back(b.dev);
+        storage.push_back(b.dev);
+        storage.push_back(0);
+        for (int64_t s : b.shape)
+          storage.push_back(uint64_t(s));
+        int64_t stride = 1;
+        std::vector<uint64_t> strides(b.shape.size());
+        for (int i = int(b.shape.size()) - 1; i >= 0; --i) {
+          strides[i] = uint64_t(stride);
+          stride *= b.shape[i];
+        }
+        storage.insert(storage.end(), strides.begin(), strides.end());
+      }
+      std::vector<void *> params;
+      for (uint64_t &v : storage)
+        params.push_back(&v);
+      CUevent start, stop;
+      check(cuEventCreate(&start, 0), "cuEventCreate");
+      check(cuEventCreate(&stop, 0), "cuEventCreate");
+      if (cmd == "time") // warm up
+        check(cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, nullptr,
+                             params.data(), nullptr),
+              "cuLaunchKernel");
+      check(cuEventRecord(start, nullptr), "cuEventRecord");
+      for (unsigned i = 0; i < iterations; ++i)
+        check(cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, nullptr,
+                             params.data(), nullptr),
+              ("cuLaunchKernel " + kernel).c_str());
+      check(cuEventRecord(stop, nullptr), "cuEventRecord");
+      check(cuCtxSynchronize(), ("kernel " + kernel).c_str());
+      float ms = 0;
+      cuEventElapsedTime(&ms, start, stop);
+      if (cmd == "time")
+        std::printf("time %s grid %u block %u: %.4f ms/launch\n",
+                    kernel.c_str(), grid, block, ms / iterations);
+    } else if (cmd == "timecopy") {
+      size_t bytes;
+      unsigned iterations;
+      in >> bytes >> iterations;
+      CUdeviceptr src, dst;
+      check(cuMemAlloc(&src, bytes), "cuMemAlloc");
+      check(cuMemAlloc(&dst, bytes), "cuMemAlloc");
+      check(cuMemcpyDtoD(dst, src, bytes), "cuMemcpyDtoD");
+      CUevent start, stop;
+      check(cuEventCreate(&start, 0), "cuEventCreate");
+      check(cuEventCreate(&stop, 0), "cuEventCreate");
+      check(cuEventRecord(start, nullptr), "cuEventRecord");
+      for (unsigned i = 0; i < iterations; ++i)
+        check(cuMemcpyDtoD(dst, src, bytes), "cuMemcpyDtoD");
+      check(cuEventRecord(stop, nullptr), "cuEventRecord");
+      check(cuCtxSynchronize(), "copy");
+      float ms = 0;
+      cuEventElapsedTime(&ms, start, stop);
+      std::printf("time copy %zu bytes: %.4f ms/copy, %.3f TB/s\n", bytes,
+                  ms / iterations, 2.0 * bytes / (ms / iterations) / 1e9);
+      cuMemFree(src);
+      cuMemFree(dst);
+    } else if (cmd == "dump") {
+      std::string bname, path;
+      in >> bname >> path;
+      Buffer &b = buffers.at(bname);
+      check(cuMemcpyDtoH(b.host.data(), b.dev, b.host.size()), "DtoH");
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char *>(b.host.data()), b.host.size());
+    } else {
+      fail("unknown command '" + cmd + "'");
+    }
+  }
+  std::printf("ok\n");
+  return 0;
+}
