@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Everything CI runs: installs what is missing, builds everything into
 # build/, runs ctest (lit, which includes the install + find_package(KVQ)
-# test, and every GoogleTest binary), then prints the test counts.
+# test, and every GoogleTest binary), then prints the test counts; checks
+# that docs/Diagnostics.md lists every diagnostic (check-diagnostics.py).
+# With KVQ_SANITIZERS=1, the hardening pass too: the whole suite again
+# under ASan + UBSan in build-asan/ (scripts/test-sanitizers.sh, which also
+# builds the fuzzers) and every libFuzzer target for FUZZ_SECONDS (60)
+# seconds over a copy of its seed corpus (fuzz/run.sh). Exits non-zero if
+# any step failed.
 #
 #   bash scripts/test.sh
+#   KVQ_SANITIZERS=1 bash scripts/test.sh     # plus ASan/UBSan and fuzzers
+#
+# The hardening pass is opt-in until a full run of it has been timed on the
+# CI machine (it adds a second, instrumented build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,4 +39,18 @@ awk '/^Total Discovered Tests:/ { on = 1 }
 echo
 echo "== ctest =="
 grep -E '^[0-9]+% tests passed|^Total Test time' "$log" || true
+
+echo
+echo "== diagnostics catalogue =="
+python3 scripts/check-diagnostics.py || status=1
+
+if [[ "${KVQ_SANITIZERS:-0}" != 0 ]]; then
+  echo
+  echo "== ASan + UBSan (build-asan) =="
+  bash scripts/test-sanitizers.sh || status=1
+  echo
+  echo "== fuzzers (${FUZZ_SECONDS:-60} s each) =="
+  bash fuzz/run.sh "${FUZZ_SECONDS:-60}" "${ASAN_BUILD_DIR:-build-asan}" \
+    || status=1
+fi
 exit "$status"

@@ -178,6 +178,12 @@ Expected<Checkpoint> Checkpoint::openFiles(StringRef path,
 }
 
 Expected<Checkpoint> Checkpoint::openIndex(StringRef indexPath) {
+  // As SafetensorsFile::open: a FIFO or a device would block or never end.
+  sys::fs::file_status status;
+  if (!sys::fs::status(indexPath, status) &&
+      status.type() != sys::fs::file_type::regular_file &&
+      status.type() != sys::fs::file_type::directory_file)
+    return fileError(indexPath, "cannot open: not a regular file");
   ErrorOr<std::unique_ptr<MemoryBuffer>> buffer =
       MemoryBuffer::getFile(indexPath, /*IsText=*/false,
                             /*RequiresNullTerminator=*/false);

@@ -13,6 +13,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
@@ -343,6 +344,14 @@ SafetensorsFile::fromBuffer(std::unique_ptr<MemoryBuffer> buffer) {
 }
 
 Expected<SafetensorsFile> SafetensorsFile::open(StringRef path) {
+  // Only regular files (and directories, which fail below with a clear
+  // message): opening a FIFO blocks until a writer appears, and a device may
+  // never end.
+  sys::fs::file_status status;
+  if (!sys::fs::status(path, status) &&
+      status.type() != sys::fs::file_type::regular_file &&
+      status.type() != sys::fs::file_type::directory_file)
+    return fileError(path, "cannot open: not a regular file");
   // Map, never read: only the pages of the header and of the scales that are
   // read get touched.
   ErrorOr<std::unique_ptr<MemoryBuffer>> buffer =

@@ -117,6 +117,7 @@ void KVQImportCheckpointPass::runOnOperation() {
   for (auto [layer, match] : llvm::zip(layers, matches->layers)) {
     Attribute fields[4];
     SmallVector<NamedAttribute> tensors;
+    bool layerFailed = false;
     for (ckpt::ScaleField field :
          {ckpt::ScaleField::Q, ckpt::ScaleField::K, ckpt::ScaleField::V,
           ckpt::ScaleField::Prob}) {
@@ -125,9 +126,30 @@ void KVQImportCheckpointPass::runOnOperation() {
         continue;
       std::optional<ckpt::TensorRef> ref = opened->lookup(scale->tensorName);
       ckpt::DType dtype = ref ? ref->info->dtype : ckpt::DType::F32;
-      fields[static_cast<int>(field)] = buildScale(b, *scale, dtype);
+      Attribute value = buildScale(b, *scale, dtype);
+      // A checkpoint shape can break the rules of #kvq.scales (no element,
+      // rank above 3): report it rather than build an invalid attribute,
+      // which would print as IR that does not parse.
+      Attribute alone[4] = {};
+      alone[static_cast<int>(field)] = value;
+      Location loc = layer.getLoc();
+      auto emitScaleError = [&] {
+        InFlightDiagnostic diag = emitError(loc, "[SCALE-UNREADABLE] ");
+        diag.attachNote() << "checkpoint tensor '" << scale->tensorName << "'";
+        return diag;
+      };
+      if (mlir::failed(ScalesAttr::verify(emitScaleError, alone[0], alone[1],
+                                          alone[2], alone[3]))) {
+        layerFailed = true;
+        continue;
+      }
+      fields[static_cast<int>(field)] = value;
       tensors.push_back(b.getNamedAttr(ckpt::getScaleFieldName(field),
                                        b.getStringAttr(scale->tensorName)));
+    }
+    if (layerFailed) {
+      failed = true;
+      continue;
     }
     if (tensors.empty()) {
       if (layer.isQuantized())

@@ -1,0 +1,1 @@
+kvq.layer @layer_unknown_cache_dtype cache(fp4)
