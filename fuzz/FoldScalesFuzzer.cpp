@@ -15,7 +15,8 @@
 // or succeeds without any error, leaving a valid module in which every layer
 // has resolved scales that are finite and > 0 and no raw scales or
 // checkpoint_tensors remain. Anything else traps, after printing the module
-// before the pass and the diagnostics.
+// before the pass and the diagnostics. With KVQ_FUZZ_DEBUG set, every input
+// prints them (`KVQ_FUZZ_DEBUG=1 bin/KVQFoldScalesFuzzer <file>`).
 //
 // Input layout (missing bytes read as 0):
 //   byte 0   options: bits 0-1 fp8-format (auto, ocp, fnuz, auto), bit 2
@@ -47,6 +48,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -330,7 +332,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   PassManager pm(&context);
   pm.enableVerifier(false); // checked below, so a bad result cannot hide
   pm.addPass(createKVQFoldScales(options));
-  if (failed(pm.run(*module))) {
+  LogicalResult result = pm.run(*module);
+  if (std::getenv("KVQ_FUZZ_DEBUG")) // show what an input decodes to
+    llvm::errs() << before << "\n--- diagnostics\n" << diagnostics;
+  if (failed(result)) {
     if (errors == 0)
       fail("the pass failed without an error diagnostic", before, diagnostics,
            *module);

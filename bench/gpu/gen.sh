@@ -5,16 +5,15 @@
 # Writes bench/gpu/ptx/model.mlir (one fp8 layer per head size 64/128/256,
 # K scale 0.05, V scale 0.07, both "checkpoint"), and the PTX of
 # `kvq-to-ptx=chip=sm_90` for it: bench/gpu/ptx/kernels_tpb<N>.ptx for each
-# threads-per-block N in $TPBS (default "128 256 512"; 128 is the pass default).
+# threads-per-block N in $TPBS (default "128 256"; 128 is the pass default),
+# and bench/gpu/ptx/kernels_tpb128_divf.ptx with quantize-division=divf (a
+# true division instead of the default division-free quotient).
 # Kernels: store_d<D>_kernel and load_d<D>_kernel (the ABI of
 # kvq-lower-cache-ops, see include/kvq/Conversion/Passes.td).
-# Also, for measurements only (NOT kvq output):
-# - hand-edited copies of kernels_tpb128.ptx (ptx_variant.py):
-#   kernels_tpb128_var_{mulfma,mulonly,hoist,mulfma_hoist}.ptx;
-# - where nvcc is installed, the hand-written CUDA twin proto/kvq_proto.cu
-#   compiled to kernels_proto_i<ITEMS>_<div|fma>.ptx;
-# and, where ptxas is installed, its resource report of each file
-# (ptxas-v.txt).
+# Also, for comparison only (NOT kvq output), where nvcc is installed, the
+# hand-written CUDA twin proto/kvq_proto.cu compiled to
+# kernels_proto_i2_<div|fma>.ptx; and, where ptxas is installed, its
+# resource report of each file (ptxas-v.txt).
 # The PTX is committed so that bench/gpu/run.sh on the GPU machine (which has
 # no LLVM 22) needs nothing from here.
 #
@@ -45,17 +44,17 @@ func.func @load_d$d(%kc: $c, %vc: $c, %s: memref<?xi64>, %ko: $a, %vo: $a) {
 MLIR
   done
 } > "$m"
-for n in ${TPBS:-128 256 512}; do
+rm -f "$out"/*.ptx
+for n in ${TPBS:-128 256}; do
   "$opt" "$m" "--kvq-to-ptx=chip=sm_90 threads-per-block=$n" \
       "--kvq-write-isa=output=$out/kernels_tpb$n.ptx" -o /dev/null
   echo "wrote $out/kernels_tpb$n.ptx ($(grep -c '^.visible .entry' "$out/kernels_tpb$n.ptx") kernels)"
 done
-for v in mulfma mulonly hoist mulfma+hoist; do
-  python3 "$here/ptx_variant.py" $v "$out/kernels_tpb128.ptx" \
-      "$out/kernels_tpb128_var_$(echo $v | tr + _).ptx"
-done
+"$opt" "$m" "--kvq-to-ptx=chip=sm_90 quantize-division=divf" \
+    "--kvq-write-isa=output=$out/kernels_tpb128_divf.ptx" -o /dev/null
+echo "wrote $out/kernels_tpb128_divf.ptx"
 if command -v nvcc >/dev/null; then
-  for cfg in i1_div i1_fma i2_div i2_fma i4_fma; do
+  for cfg in i2_div i2_fma; do
     items=${cfg#i}; items=${items%_*}
     case $cfg in *div) dm=0 ;; *) dm=1 ;; esac
     f=$out/kernels_proto_$cfg.ptx

@@ -21,22 +21,33 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 
 // PTX: .target sm_90
 // The store: 45 parameters (the expanded descriptors of slot_mapping, key,
-// value, key_cache, value_cache), 128-thread blocks, 16-byte accesses, a
-// true division and the saturating e4m3 conversion.
+// value, key_cache, value_cache), 128-thread blocks, 16-byte accesses: the
+// four K / V loads and the slot load back to back, no branch on the slot,
+// the quotient without a division (multiply, FMA correction), the
+// saturating e4m3 conversion, two predicated stores.
 // PTX-LABEL: .visible .entry store_kernel(
 // PTX: .param .u64 store_kernel_param_44
 // PTX-NEXT: )
 // PTX-NEXT: .maxntid 128, 1, 1
+// PTX-NOT: div.rn.f32
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
+// PTX: ld.global.v4.b32
 // PTX: ld.global.b64
-// PTX: ld.global.v4.b32
-// PTX: ld.global.v4.b32
-// PTX: ld.global.v4.b32
-// PTX: ld.global.v4.b32
-// PTX: div.rn.f32
+// PTX-NOT: bra
+// PTX: mul.rn.f32
+// PTX-NOT: bra
+// PTX: fma.rn.f32
+// PTX-NOT: bra
 // PTX: cvt.rn.satfinite.e4m3x2.f32
-// PTX: st.global.v4.b32
+// PTX-NOT: bra
+// PTX: @p st.global.v4.b32
+// PTX-NOT: bra
 // PTX: cvt.rn.satfinite.e4m3x2.f32
-// PTX: st.global.v4.b32
+// PTX-NOT: bra
+// PTX: @p st.global.v4.b32
+// PTX-NOT: div.rn.f32
 // PTX: ret;
 // The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream.
 // PTX-LABEL: .visible .entry load_kernel(

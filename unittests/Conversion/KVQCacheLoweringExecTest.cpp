@@ -9,7 +9,8 @@
 // reference written with llvm::APFloat:
 //
 // - store: every bf16 and every f16 bit pattern (65536 each), for six
-//   scales, into f8E4M3FN, f8E4M3FNUZ, f8E5M2, f8E5M2FNUZ and i8;
+//   scales, into f8E4M3FN, f8E4M3FNUZ, f8E5M2, f8E5M2FNUZ and i8, with
+//   the division-free quotient (the default) and with arith.divf;
 // - load: every one of the 256 cache bytes, for six scales, from each
 //   format into bf16, f16 and f32;
 // - padding slots (-1) leave poisoned cache / output rows untouched;
@@ -25,6 +26,7 @@
 #include "kvq/InitAllKVQ.h"
 
 #include "mlir/ExecutionEngine/CRunnerUtils.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -240,8 +242,12 @@ protected:
     context.disableMultithreading(); // 2-core CI machines; keep it lean
   }
 
-  /// Parses `source`, lowers it with kvq-to-llvm and JIT-compiles it.
-  std::unique_ptr<ExecutionEngine> compile(const std::string &source) {
+  /// Parses `source`, lowers it with kvq-to-llvm (`quantize-division` =
+  /// `division`) and JIT-compiles it; counts the FMAs of the lowered code
+  /// in `fmaCount`.
+  std::unique_ptr<ExecutionEngine> compile(const std::string &source,
+                                           const std::string &division =
+                                               "auto") {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(source, &context);
     if (!module) {
@@ -249,11 +255,15 @@ protected:
       return nullptr;
     }
     PassManager pm(&context);
-    kvq::buildKVQToLLVMPipeline(pm);
+    kvq::KVQToLLVMPipelineOptions pipeline;
+    pipeline.quantizeDivision = division;
+    kvq::buildKVQToLLVMPipeline(pm, pipeline);
     if (failed(pm.run(*module))) {
       ADD_FAILURE() << "kvq-to-llvm failed on:\n" << source;
       return nullptr;
     }
+    fmaCount = 0;
+    module->walk([&](LLVM::FMAOp) { ++fmaCount; });
     ExecutionEngineOptions options;
     auto engine = ExecutionEngine::create(*module, options);
     if (!engine) {
@@ -270,6 +280,7 @@ protected:
   }
 
   MLIRContext context;
+  int fmaCount = 0;
 };
 
 /// Collects the first mismatches of a comparison for a readable failure.
@@ -295,10 +306,15 @@ std::string hex(uint32_t v) {
 TEST_F(KVQCacheLoweringExecTest, ExhaustiveStore) {
   // 65536 values as 4096 tokens x 1 head x 16 elements, stored at slot t of
   // a [256 blocks, 16, 1, 16] cache: the cache bytes are in input order.
+  // Both ways of dividing: by default (auto) every scale here is proven
+  // for bf16 and f16, so the store multiplies by the reciprocal with two
+  // FMAs per stream; divf divides.
   constexpr int64_t kTokens = 4096, kD = 16;
+  for (const char *division : {"auto", "divf"})
   for (const ActType *act : {&kBF16, &kF16}) {
     for (const CacheFormat &fmt : kAllFormats) {
-      SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType);
+      SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType +
+                   ", quantize-division=" + division);
       std::string actT = "memref<4096x1x16x" + std::string(act->mlirType) + ">";
       std::string cacheT =
           "memref<256x16x1x16x" + std::string(fmt.mlirType) + ">";
@@ -317,8 +333,10 @@ TEST_F(KVQCacheLoweringExecTest, ExhaustiveStore) {
                ", memref<4096xi64>\n";
       src += "  return\n}\n";
 
-      std::unique_ptr<ExecutionEngine> engine = compile(src);
+      std::unique_ptr<ExecutionEngine> engine = compile(src, division);
       ASSERT_TRUE(engine);
+      // 3 layers x 2 streams x 2 FMAs, or none.
+      EXPECT_EQ(fmaCount, std::string(division) == "auto" ? 12 : 0);
 
       Buffer<3> x({kTokens, 1, kD}, 2);
       for (int64_t i = 0; i < x.size(); ++i)

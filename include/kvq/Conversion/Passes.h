@@ -31,13 +31,29 @@ struct KVQToGPUPipelineOptions
       *this, "threads-per-block",
       llvm::cl::desc("threads per block of the cache kernels"),
       llvm::cl::init(128)};
+  PassOptions::Option<std::string> quantizeDivision{
+      *this, "quantize-division",
+      llvm::cl::desc("how the store computes x / s: 'auto' or 'divf' (see "
+                     "kvq-lower-cache-ops)"),
+      llvm::cl::init("auto")};
+};
+
+/// Options of the `kvq-to-llvm` pipeline.
+struct KVQToLLVMPipelineOptions
+    : public PassPipelineOptions<KVQToLLVMPipelineOptions> {
+  PassOptions::Option<std::string> quantizeDivision{
+      *this, "quantize-division",
+      llvm::cl::desc("how the store computes x / s: 'auto' or 'divf' (see "
+                     "kvq-lower-cache-ops)"),
+      llvm::cl::init("auto")};
 };
 
 /// `kvq-to-llvm`: folded kvq IR to the LLVM dialect for the host CPU
 /// (mlir-runner / ExecutionEngine): kvq-lower-cache-ops{target=cpu}, then
 /// scf, arith (bf16 conversions expanded to integer ops), memref, func to
 /// LLVM.
-void buildKVQToLLVMPipeline(OpPassManager &pm);
+void buildKVQToLLVMPipeline(OpPassManager &pm,
+                            const KVQToLLVMPipelineOptions &options = {});
 
 /// `kvq-to-ptx`: kvq-lower-cache-ops{target=nvvm}, kernel outlining,
 /// NVVM lowering, and `gpu-module-to-binary{format=isa}`: the module's

@@ -12,15 +12,21 @@
 
 #include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
 
+#include "kvq/Conversion/KVQCacheLowering/ScaledDivision.h"
 #include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <array>
+#include <optional>
 
 using namespace mlir;
 using namespace mlir::kvq;
@@ -48,13 +54,40 @@ static Value f32Const(OpBuilder &b, Location loc, Type type, float value) {
   return floatConst(b, loc, type, llvm::APFloat(value));
 }
 
+/// x / s for f32 `x` (scalar or vector) as in ScaledDivision.h: a clamp, a
+/// multiply by RN(1/s) and one FMA correction, branch-free. Only for the
+/// (scale, activation type) pairs proveReciprocalDivision() accepts.
+static Value divideByReciprocal(OpBuilder &b, Location loc, Value x,
+                                const ReciprocalDivision &d) {
+  Type type = x.getType();
+  // maximumf / minimumf propagate NaN, as the division would.
+  Value x1 = arith::MinimumFOp::create(
+      b, loc,
+      arith::MaximumFOp::create(b, loc, x, f32Const(b, loc, type, -d.bound)),
+      f32Const(b, loc, type, d.bound));
+  Value r = f32Const(b, loc, type, d.reciprocal);
+  Value q0 = arith::MulFOp::create(b, loc, x1, r);
+  // llvm.intr.fma: one rounding on every target (math.fma would reach some
+  // GPUs through a device library call).
+  Value e = LLVM::FMAOp::create(b, loc, f32Const(b, loc, type, -d.scale), q0,
+                                x1);
+  Value q = LLVM::FMAOp::create(b, loc, e, r, q0);
+  Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, q0,
+                                       f32Const(b, loc, type, 0.0f));
+  return arith::SelectOp::create(b, loc, isZero, q0, q);
+}
+
 /// Store numerics for activations `x` (scalar or vector of f16 / bf16 /
 /// f32) into cache elements of type `cacheElem`:
 ///   fp8:  convert(f32(x) / s), round to nearest even, saturating (target)
 ///   int8: clamp(roundeven(f32(x) / s), -128, 127), NaN -> 0
 ///   auto: x unchanged (`quantized` false)
+/// The quotient is a true IEEE division (multiplying by a rounded 1/s alone
+/// differs in the last bit for many inputs), computed without a division
+/// instruction when `division` says that gives the same bits.
 static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
-                      Value x, Type cacheElem, float scale, bool quantized) {
+                      Value x, Type cacheElem, float scale, bool quantized,
+                      const std::optional<ReciprocalDivision> &division) {
   if (!quantized)
     return x;
   Type f32 = shapedLike(x.getType(), b.getF32Type());
@@ -62,9 +95,10 @@ static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
   Value f = getElementTypeOrSelf(x.getType()).isF32()
                 ? x
                 : arith::ExtFOp::create(b, loc, f32, x).getResult();
-  // A true IEEE division, as the reference kernels do: multiplying by a
-  // rounded 1/s differs in the last bit for many inputs.
-  Value q = arith::DivFOp::create(b, loc, f, f32Const(b, loc, f32, scale));
+  Value q = division ? divideByReciprocal(b, loc, f, *division)
+                     : arith::DivFOp::create(b, loc, f,
+                                             f32Const(b, loc, f32, scale))
+                           .getResult();
 
   if (cacheElem.isSignlessInteger(8)) {
     // Clamp to [-128, 127] first (ordered compares are false for NaN), then
@@ -153,6 +187,9 @@ struct CacheOpPlan {
   struct Stream {
     Value src, dst;
     float scale;
+    /// Store only: how to divide by `scale` without a division, when that
+    /// is proven exact (see ScaledDivision.h); else arith.divf.
+    std::optional<ReciprocalDivision> division;
   } streams[2];
   MemRefType actType, cacheType;
 
@@ -161,23 +198,25 @@ struct CacheOpPlan {
 };
 } // namespace
 
-static FailureOr<CacheOpPlan> makePlan(Operation *op) {
+static FailureOr<CacheOpPlan> makePlan(Operation *op,
+                                       SymbolTableCollection &symbols,
+                                       const KVQCacheLoweringOptions &options) {
   CacheOpPlan plan;
   LayerOp layer;
   if (auto store = dyn_cast<CacheStoreOp>(op)) {
     plan.isStore = true;
-    layer = store.lookupLayer();
+    layer = symbols.lookupNearestSymbolFrom<LayerOp>(op, store.getLayerAttr());
     plan.slots = store.getSlotMapping();
-    plan.streams[0] = {store.getKey(), store.getKeyCache(), 0};
-    plan.streams[1] = {store.getValue(), store.getValueCache(), 0};
+    plan.streams[0] = {store.getKey(), store.getKeyCache(), 0, {}};
+    plan.streams[1] = {store.getValue(), store.getValueCache(), 0, {}};
     plan.actType = store.getKey().getType();
     plan.cacheType = store.getKeyCache().getType();
   } else {
     auto load = cast<CacheLoadOp>(op);
-    layer = load.lookupLayer();
+    layer = symbols.lookupNearestSymbolFrom<LayerOp>(op, load.getLayerAttr());
     plan.slots = load.getSlotMapping();
-    plan.streams[0] = {load.getKeyCache(), load.getKeyOut(), 0};
-    plan.streams[1] = {load.getValueCache(), load.getValueOut(), 0};
+    plan.streams[0] = {load.getKeyCache(), load.getKeyOut(), 0, {}};
+    plan.streams[1] = {load.getValueCache(), load.getValueOut(), 0, {}};
     plan.actType = load.getKeyOut().getType();
     plan.cacheType = load.getKeyCache().getType();
   }
@@ -190,6 +229,13 @@ static FailureOr<CacheOpPlan> makePlan(Operation *op) {
   plan.streams[0].scale = scales.getKFloat();
   plan.streams[1].scale = scales.getVFloat();
   plan.quantized = layer.isQuantized();
+  if (plan.isStore && plan.quantized &&
+      options.quantizeDivision == QuantizeDivision::Auto) {
+    const llvm::fltSemantics &act =
+        cast<FloatType>(plan.actType.getElementType()).getFloatSemantics();
+    for (CacheOpPlan::Stream &stream : plan.streams)
+      stream.division = proveReciprocalDivision(stream.scale, act);
+  }
   return plan;
 }
 
@@ -201,9 +247,35 @@ static Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim) {
   return memref::DimOp::create(b, loc, memref, dim);
 }
 
-/// Moves `width` consecutive elements (1: scalar, else a vector) of both
-/// streams (K and V) of `plan` between activation rows [t, h, d] and cache
-/// rows [blk, row, h, d], converting them on the way.
+/// Vector accesses are aligned to their size, up to 16 bytes: they start at
+/// multiples of `width` elements of contiguous memrefs whose base pointers
+/// are 16-byte aligned (documented requirement of the GPU form).
+static llvm::Align accessAlign(Type elem, int64_t width) {
+  return llvm::Align(std::min<uint64_t>(
+      kAccessBytes, width * std::max(1u, elem.getIntOrFloatBitWidth() / 8)));
+}
+
+/// Loads `width` consecutive elements (1: scalar, else a vector) of the
+/// source of both streams (K and V) of `plan` at `srcIdx`.
+static std::array<Value, 2> loadSources(OpBuilder &b, Location loc,
+                                        const CacheOpPlan &plan, int64_t width,
+                                        ValueRange srcIdx) {
+  std::array<Value, 2> in;
+  for (int s = 0; s < 2; ++s) {
+    Value src = plan.streams[s].src;
+    Type elem = cast<MemRefType>(src.getType()).getElementType();
+    if (width == 1)
+      in[s] = memref::LoadOp::create(b, loc, src, srcIdx);
+    else
+      in[s] = vector::LoadOp::create(b, loc, VectorType::get({width}, elem),
+                                     src, srcIdx, /*nontemporal=*/false,
+                                     accessAlign(elem, width));
+  }
+  return in;
+}
+
+/// Converts the loaded elements `in` of both streams and stores them to
+/// their destinations at `dstIdx`.
 ///
 /// Both streams are loaded before either is stored, so that a GPU thread
 /// has both loads in flight at once (the memrefs may alias as far as LLVM
@@ -211,75 +283,73 @@ static Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim) {
 /// H100 with 128-thread blocks this and the interleaved order run equally
 /// fast; with 256-thread blocks the store is 2% slower this way and the
 /// load 1% faster.
-static void moveElements(OpBuilder &b, Location loc, const KVQTarget &target,
-                         const CacheOpPlan &plan, int64_t width, Value t,
-                         Value blk, Value row, Value h, Value d) {
-  SmallVector<Value> actIdx{t, h, d}, cacheIdx{blk, row, h, d};
-  ArrayRef<Value> srcIdx = plan.isStore ? actIdx : cacheIdx;
-  ArrayRef<Value> dstIdx = plan.isStore ? cacheIdx : actIdx;
-
-  // Vector accesses are aligned to their size, up to 16 bytes: they start at
-  // multiples of `width` elements of contiguous memrefs whose base pointers
-  // are 16-byte aligned (documented requirement of the GPU form).
-  auto alignOf = [&](Type elem) {
-    return llvm::Align(std::min<uint64_t>(
-        kAccessBytes, width * std::max(1u, elem.getIntOrFloatBitWidth() / 8)));
-  };
-  Value in[2];
-  for (int s = 0; s < 2; ++s) {
-    const CacheOpPlan::Stream &stream = plan.streams[s];
-    Type srcElem = cast<MemRefType>(stream.src.getType()).getElementType();
-    if (width == 1)
-      in[s] = memref::LoadOp::create(b, loc, stream.src, srcIdx);
-    else
-      in[s] = vector::LoadOp::create(b, loc, VectorType::get({width}, srcElem),
-                                     stream.src, srcIdx,
-                                     /*nontemporal=*/false, alignOf(srcElem));
-  }
+///
+/// With a `predicate` (GPU store), the stores happen only where it holds,
+/// through KVQTarget::storeIf.
+static void storeConverted(OpBuilder &b, Location loc, const KVQTarget &target,
+                           const CacheOpPlan &plan, int64_t width,
+                           std::array<Value, 2> in, ValueRange dstIdx,
+                           Value predicate = nullptr) {
   for (int s = 0; s < 2; ++s) {
     const CacheOpPlan::Stream &stream = plan.streams[s];
     Type dstElem = cast<MemRefType>(stream.dst.getType()).getElementType();
-    Value out = plan.isStore ? quantize(b, loc, target, in[s], dstElem,
-                                        stream.scale, plan.quantized)
-                             : dequantize(b, loc, target, in[s], dstElem,
-                                          stream.scale, plan.quantized);
-    if (width == 1)
+    Value out = plan.isStore
+                    ? quantize(b, loc, target, in[s], dstElem, stream.scale,
+                               plan.quantized, stream.division)
+                    : dequantize(b, loc, target, in[s], dstElem, stream.scale,
+                                 plan.quantized);
+    if (predicate)
+      target.storeIf(b, loc, predicate, out, stream.dst, dstIdx);
+    else if (width == 1)
       memref::StoreOp::create(b, loc, out, stream.dst, dstIdx);
     else
       vector::StoreOp::create(b, loc, out, stream.dst, dstIdx,
-                              /*nontemporal=*/false, alignOf(dstElem));
+                              /*nontemporal=*/false,
+                              accessAlign(dstElem, width));
   }
 }
 
-/// Emits `if (slot_mapping[t] >= 0) { body(blk, row) }`, with
-/// blk = slot / block_size and row = slot % block_size.
+/// slot_mapping[t].
 ///
 /// On GPUs the slot is read with an explicit 8-byte alignment: an
 /// unannotated load gets the alignment of LLVM's default data layout when
 /// translated (4 for i64), and NVPTX then splits it into two 32-bit loads.
+static Value readSlot(OpBuilder &b, Location loc, const CacheOpPlan &plan,
+                      Value t, bool gpu) {
+  if (!gpu)
+    return memref::LoadOp::create(b, loc, plan.slots, ValueRange{t});
+  Value one = vector::LoadOp::create(
+      b, loc, VectorType::get({1}, b.getI64Type()), plan.slots, ValueRange{t},
+      /*nontemporal=*/false, llvm::Align(8));
+  return vector::ExtractOp::create(b, loc, one, 0);
+}
+
+/// slot >= 0.
+static Value isValidSlot(OpBuilder &b, Location loc, Value slot) {
+  Value zero = arith::ConstantIntOp::create(b, loc, 0, 64);
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, slot, zero);
+}
+
+/// The cache row of a valid `slot`: (slot / block_size, slot % block_size).
+static std::pair<Value, Value> cacheRow(OpBuilder &b, Location loc,
+                                        const CacheOpPlan &plan, Value slot) {
+  Value s = arith::IndexCastOp::create(b, loc, b.getIndexType(), slot);
+  Value blockSize = dimOf(b, loc, plan.cache(0), 1);
+  return {arith::DivUIOp::create(b, loc, s, blockSize),
+          arith::RemUIOp::create(b, loc, s, blockSize)};
+}
+
+/// Emits `if (slot_mapping[t] >= 0) { body(blk, row) }`.
 static void forValidSlot(OpBuilder &b, Location loc, const CacheOpPlan &plan,
                          Value t, bool gpu,
                          function_ref<void(OpBuilder &, Value, Value)> body) {
-  Value slot;
-  if (gpu) {
-    Value one = vector::LoadOp::create(
-        b, loc, VectorType::get({1}, b.getI64Type()), plan.slots, ValueRange{t},
-        /*nontemporal=*/false, llvm::Align(8));
-    slot = vector::ExtractOp::create(b, loc, one, 0);
-  } else {
-    slot = memref::LoadOp::create(b, loc, plan.slots, ValueRange{t});
-  }
-  Value zero = arith::ConstantIntOp::create(b, loc, 0, 64);
-  Value valid =
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, slot, zero);
-  scf::IfOp::create(b, loc, valid, [&](OpBuilder &nb, Location nloc) {
-    Value s = arith::IndexCastOp::create(nb, nloc, nb.getIndexType(), slot);
-    Value blockSize = dimOf(nb, nloc, plan.cache(0), 1);
-    Value blk = arith::DivUIOp::create(nb, nloc, s, blockSize);
-    Value row = arith::RemUIOp::create(nb, nloc, s, blockSize);
-    body(nb, blk, row);
-    scf::YieldOp::create(nb, nloc);
-  });
+  Value slot = readSlot(b, loc, plan, t, gpu);
+  scf::IfOp::create(b, loc, isValidSlot(b, loc, slot),
+                    [&](OpBuilder &nb, Location nloc) {
+                      auto [blk, row] = cacheRow(nb, nloc, plan, slot);
+                      body(nb, blk, row);
+                      scf::YieldOp::create(nb, nloc);
+                    });
 }
 
 //===----------------------------------------------------------------------===//
@@ -306,8 +376,13 @@ static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
                     scf::ForOp::create(
                         b, loc, c0, headSize, c1, ValueRange{},
                         [&](OpBuilder &b, Location loc, Value d, ValueRange) {
-                          moveElements(b, loc, target, plan, /*width=*/1, t,
-                                       blk, row, h, d);
+                          SmallVector<Value> act{t, h, d},
+                              cache{blk, row, h, d};
+                          storeConverted(
+                              b, loc, target, plan, /*width=*/1,
+                              loadSources(b, loc, plan, 1,
+                                          plan.isStore ? act : cache),
+                              plan.isStore ? cache : act);
                           scf::YieldOp::create(b, loc);
                         });
                     scf::YieldOp::create(b, loc);
@@ -426,25 +501,42 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
       [&](OpBuilder &b, Location loc, Value i, ValueRange) {
         Value t = arith::DivUIOp::create(b, loc, i, rowItems);
         Value r = arith::RemUIOp::create(b, loc, i, rowItems);
-        forValidSlot(b, loc, plan, t, /*gpu=*/true,
-                     [&](OpBuilder &b, Value blk, Value row) {
-                       Value headSize = dimOf(b, loc, plan.act(0), 2);
-                       Value h, d;
-                       if (vectorized) {
-                         Value chunks = arith::DivUIOp::create(
-                             b, loc, headSize,
-                             arith::ConstantIndexOp::create(b, loc, width));
-                         h = arith::DivUIOp::create(b, loc, r, chunks);
-                         d = arith::MulIOp::create(
-                             b, loc, arith::RemUIOp::create(b, loc, r, chunks),
-                             arith::ConstantIndexOp::create(b, loc, width));
-                       } else {
-                         h = arith::DivUIOp::create(b, loc, r, headSize);
-                         d = arith::RemUIOp::create(b, loc, r, headSize);
-                       }
-                       moveElements(b, loc, target, plan, width, t, blk, row, h,
-                                    d);
-                     });
+        Value headSize = dimOf(b, loc, plan.act(0), 2);
+        Value h, d;
+        if (vectorized) {
+          Value chunks = arith::DivUIOp::create(
+              b, loc, headSize, arith::ConstantIndexOp::create(b, loc, width));
+          h = arith::DivUIOp::create(b, loc, r, chunks);
+          d = arith::MulIOp::create(
+              b, loc, arith::RemUIOp::create(b, loc, r, chunks),
+              arith::ConstantIndexOp::create(b, loc, width));
+        } else {
+          h = arith::DivUIOp::create(b, loc, r, headSize);
+          d = arith::RemUIOp::create(b, loc, r, headSize);
+        }
+        SmallVector<Value> act{t, h, d};
+        if (plan.isStore) {
+          // The store reads activation row t whatever the slot: the K / V
+          // loads, the slot load and the conversion are unconditional and
+          // only the two stores depend on the slot (KVQTarget::storeIf), so
+          // that the slot and data reads are in flight together. (A cache
+          // row computed from a negative slot is never stored to.)
+          std::array<Value, 2> in = loadSources(b, loc, plan, width, act);
+          Value slot = readSlot(b, loc, plan, t, /*gpu=*/true);
+          auto [blk, row] = cacheRow(b, loc, plan, slot);
+          storeConverted(b, loc, target, plan, width, in,
+                         ValueRange{blk, row, h, d},
+                         isValidSlot(b, loc, slot));
+        } else {
+          // The load's source row is the slot's: it has to wait for it.
+          forValidSlot(b, loc, plan, t, /*gpu=*/true,
+                       [&](OpBuilder &b, Value blk, Value row) {
+                         SmallVector<Value> cache{blk, row, h, d};
+                         storeConverted(
+                             b, loc, target, plan, width,
+                             loadSources(b, loc, plan, width, cache), act);
+                       });
+        }
         scf::YieldOp::create(b, loc);
       });
   gpu::TerminatorOp::create(b, loc);
@@ -457,19 +549,19 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
 namespace {
 template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
   LowerCacheOp(MLIRContext *ctx, const KVQTarget &target,
-               int64_t threadsPerBlock)
-      : OpRewritePattern<OpTy>(ctx), target(target),
-        threadsPerBlock(threadsPerBlock) {}
+               const KVQCacheLoweringOptions &options)
+      : OpRewritePattern<OpTy>(ctx), target(target), options(options) {}
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
-    FailureOr<CacheOpPlan> plan = makePlan(op);
+    FailureOr<CacheOpPlan> plan = makePlan(op, symbols, options);
     if (failed(plan))
       return rewriter.notifyMatchFailure(
           op, "layer without resolved scales or unsupported activation type "
               "(see checkCacheOpsLowerable)");
     if (target.isGPU())
-      buildLaunch(rewriter, op.getLoc(), target, *plan, threadsPerBlock);
+      buildLaunch(rewriter, op.getLoc(), target, *plan,
+                  options.threadsPerBlock);
     else
       buildLoops(rewriter, op.getLoc(), target, *plan);
     rewriter.eraseOp(op);
@@ -477,15 +569,25 @@ template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
   }
 
   const KVQTarget &target;
-  int64_t threadsPerBlock;
+  KVQCacheLoweringOptions options;
+  /// Built on first use: a layer lookup is then O(1), not a scan.
+  mutable SymbolTableCollection symbols;
 };
 } // namespace
 
-void mlir::kvq::populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
-                                                 const KVQTarget &target,
-                                                 int64_t threadsPerBlock) {
+void mlir::kvq::populateKVQCacheLoweringPatterns(
+    RewritePatternSet &patterns, const KVQTarget &target,
+    const KVQCacheLoweringOptions &options) {
   patterns.add<LowerCacheOp<CacheStoreOp>, LowerCacheOp<CacheLoadOp>>(
-      patterns.getContext(), target, threadsPerBlock);
+      patterns.getContext(), target, options);
+}
+
+std::optional<QuantizeDivision>
+mlir::kvq::parseQuantizeDivision(StringRef name) {
+  return llvm::StringSwitch<std::optional<QuantizeDivision>>(name)
+      .Case("auto", QuantizeDivision::Auto)
+      .Case("divf", QuantizeDivision::DivF)
+      .Default(std::nullopt);
 }
 
 //===----------------------------------------------------------------------===//
@@ -494,17 +596,19 @@ void mlir::kvq::populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 
 LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
   bool ok = true;
+  SymbolTableCollection symbols;
   root->walk([&](Operation *op) {
     if (!isa<CacheStoreOp, CacheLoadOp>(op))
       return;
     LayerOp layer;
     Type actElem;
     if (auto store = dyn_cast<CacheStoreOp>(op)) {
-      layer = store.lookupLayer();
+      layer =
+          symbols.lookupNearestSymbolFrom<LayerOp>(op, store.getLayerAttr());
       actElem = store.getKey().getType().getElementType();
     } else {
       auto load = cast<CacheLoadOp>(op);
-      layer = load.lookupLayer();
+      layer = symbols.lookupNearestSymbolFrom<LayerOp>(op, load.getLayerAttr());
       actElem = load.getKeyOut().getType().getElementType();
     }
     if (!layer)
@@ -535,10 +639,18 @@ LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
 void mlir::kvq::eraseUnusedLayers(Operation *root) {
   SmallVector<LayerOp> layers;
   root->walk([&](LayerOp layer) { layers.push_back(layer); });
+  // Every name any symbol reference mentions, in one walk (calling
+  // symbolKnownUseEmpty per layer walks the module once per layer).
+  llvm::DenseSet<StringAttr> referenced;
+  root->walk([&](Operation *op) {
+    op->getAttrDictionary().walk([&](SymbolRefAttr ref) {
+      referenced.insert(ref.getRootReference());
+      for (FlatSymbolRefAttr nested : ref.getNestedReferences())
+        referenced.insert(nested.getAttr());
+    });
+  });
   IRRewriter rewriter(root->getContext());
-  for (LayerOp layer : layers) {
-    Operation *scope = SymbolTable::getNearestSymbolTable(layer);
-    if (scope && SymbolTable::symbolKnownUseEmpty(layer, scope))
+  for (LayerOp layer : layers)
+    if (!referenced.contains(layer.getSymNameAttr()))
       rewriter.eraseOp(layer);
-  }
 }

@@ -11,6 +11,7 @@
 #include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -42,6 +43,14 @@ struct KVQLowerCacheOpsPass final
       return emitError() << "threads-per-block must be a multiple of 32 in "
                             "[32, 1024], got "
                          << threadsPerBlock.getValue();
+    std::optional<QuantizeDivision> division =
+        parseQuantizeDivision(quantizeDivision);
+    if (!division)
+      return emitError() << "unknown quantize-division '"
+                         << quantizeDivision.getValue()
+                         << "', expected auto or divf";
+    loweringOptions.threadsPerBlock = threadsPerBlock;
+    loweringOptions.quantizeDivision = *division;
     FailureOr<std::unique_ptr<KVQTarget>> created =
         createKVQTarget(target, chip, emitError);
     if (failed(created))
@@ -65,7 +74,7 @@ struct KVQLowerCacheOpsPass final
       return signalPassFailure();
 
     RewritePatternSet patterns(&getContext());
-    populateKVQCacheLoweringPatterns(patterns, *kvqTarget, threadsPerBlock);
+    populateKVQCacheLoweringPatterns(patterns, *kvqTarget, loweringOptions);
     ConversionTarget legality(getContext());
     legality.addIllegalOp<CacheStoreOp, CacheLoadOp>();
     legality.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
@@ -75,5 +84,6 @@ struct KVQLowerCacheOpsPass final
   }
 
   std::shared_ptr<KVQTarget> kvqTarget;
+  KVQCacheLoweringOptions loweringOptions;
 };
 } // namespace

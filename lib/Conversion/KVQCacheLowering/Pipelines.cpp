@@ -17,8 +17,12 @@
 using namespace mlir;
 using namespace mlir::kvq;
 
-void mlir::kvq::buildKVQToLLVMPipeline(OpPassManager &pm) {
-  pm.addPass(createKVQLowerCacheOps({/*target=*/"cpu", /*chip=*/""}));
+void mlir::kvq::buildKVQToLLVMPipeline(
+    OpPassManager &pm, const KVQToLLVMPipelineOptions &options) {
+  KVQLowerCacheOpsOptions lower;
+  lower.target = "cpu";
+  lower.quantizeDivision = options.quantizeDivision;
+  pm.addPass(createKVQLowerCacheOps(lower));
   pm.addPass(createSCFToControlFlowPass());
   // bf16 <-> f32 as integer ops (round to nearest even): LLVM would call
   // compiler-rt helpers for them on hosts without native bf16.
@@ -39,6 +43,7 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
   lower.target = target.str();
   lower.chip = chip.str();
   lower.threadsPerBlock = options.threadsPerBlock;
+  lower.quantizeDivision = options.quantizeDivision;
   pm.addPass(createKVQLowerCacheOps(lower));
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createSCFToControlFlowPass());
@@ -89,11 +94,11 @@ void mlir::kvq::buildKVQToAMDGCNPipeline(
 
 void mlir::kvq::registerKVQConversionPasses() {
   detail::registerKVQConversionPasses();
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<KVQToLLVMPipelineOptions>(
       "kvq-to-llvm",
       "lower folded kvq IR to the LLVM dialect for the host CPU "
       "(runnable with mlir-runner / ExecutionEngine)",
-      [](OpPassManager &pm) { buildKVQToLLVMPipeline(pm); });
+      buildKVQToLLVMPipeline);
   PassPipelineRegistration<KVQToGPUPipelineOptions>(
       "kvq-to-ptx",
       "lower folded kvq IR to NVIDIA kernels: gpu.binary ops holding PTX "

@@ -10,7 +10,10 @@
 #include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
 #include "mlir/Dialect/AMDGPU/Utils/Chipset.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -70,6 +73,25 @@ static Value concatVectors(OpBuilder &b, Location loc,
     parts = std::move(next);
   }
   return parts.front();
+}
+
+void KVQTarget::storeIf(OpBuilder &b, Location loc, Value predicate,
+                        Value value, Value memref, ValueRange indices) const {
+  scf::IfOp::create(b, loc, predicate, [&](OpBuilder &b, Location loc) {
+    auto vecType = dyn_cast<VectorType>(value.getType());
+    if (!vecType) {
+      memref::StoreOp::create(b, loc, value, memref, indices);
+    } else {
+      // Aligned to its size, up to 16 bytes (as the GPU form's loads).
+      auto type = cast<MemRefType>(memref.getType());
+      uint64_t bytes = vecType.getNumElements() *
+                       std::max(1u, type.getElementTypeBitWidth() / 8);
+      vector::StoreOp::create(b, loc, value, memref, indices,
+                              /*nontemporal=*/false,
+                              llvm::Align(std::min<uint64_t>(bytes, 16)));
+    }
+    scf::YieldOp::create(b, loc);
+  });
 }
 
 Value KVQTarget::truncToBits(OpBuilder &b, Location loc, Value f32s,
@@ -169,8 +191,62 @@ public:
             vector::ExtractOp::create(b, loc, f, 1)};
   }
 
+  /// A 16-byte store of a contiguous memref is one predicated
+  /// `st.global.v4.b32` (inline PTX; no branch for LLVM to sink loads
+  /// into). The address is the memref's aligned pointer plus the linearized
+  /// index; 16-byte alignment is the GPU form's documented requirement.
+  void storeIf(OpBuilder &b, Location loc, Value predicate, Value value,
+               Value memref, ValueRange indices) const override {
+    auto type = cast<MemRefType>(memref.getType());
+    auto vecType = dyn_cast<VectorType>(value.getType());
+    unsigned elemBits = type.getElementTypeBitWidth();
+    if (!vecType || elemBits % 8 != 0 ||
+        vecType.getNumElements() * elemBits != 128 ||
+        !type.getLayout().isIdentity())
+      return KVQTarget::storeIf(b, loc, predicate, value, memref, indices);
+
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+    Value linear = metadata.getOffset();
+    for (auto [index, stride] : llvm::zip(indices, metadata.getStrides()))
+      linear = arith::AddIOp::create(
+          b, loc, linear, arith::MulIOp::create(b, loc, index, stride));
+    Value base =
+        memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    Value address = arith::AddIOp::create(
+        b, loc, base,
+        arith::MulIOp::create(
+            b, loc, linear,
+            arith::ConstantIndexOp::create(b, loc, elemBits / 8)));
+    SmallVector<Value> operands{
+        arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address)};
+    Value words = vector::BitCastOp::create(
+        b, loc, VectorType::get({4}, b.getI32Type()),
+        vector::BitCastOp::create(
+            b, loc,
+            VectorType::get({vecType.getNumElements()},
+                            b.getIntegerType(elemBits)),
+            value));
+    for (int64_t i = 0; i < 4; ++i)
+      operands.push_back(vector::ExtractOp::create(b, loc, words, i));
+    operands.push_back(
+        arith::ExtUIOp::create(b, loc, b.getI32Type(), predicate));
+    LLVM::InlineAsmOp::create(
+        b, loc, /*resultTypes=*/TypeRange{}, operands,
+        "{\n"
+        "\t.reg .pred p;\n"
+        "\t.reg .b64 g;\n"
+        "\tsetp.ne.b32 p, $5, 0;\n"
+        "\tcvta.to.global.u64 g, $0;\n"
+        "\t@p st.global.v4.b32 [g], {$1, $2, $3, $4};\n"
+        "}",
+        "l,r,r,r,r,r,~{memory}", /*has_side_effects=*/true,
+        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+        /*operand_attrs=*/ArrayAttr());
+  }
+
   void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<NVVM::NVVMDialect>();
+    registry.insert<NVVM::NVVMDialect, LLVM::LLVMDialect>();
   }
 
 private:

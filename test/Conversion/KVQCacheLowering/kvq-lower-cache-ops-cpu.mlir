@@ -1,5 +1,6 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops --canonicalize --cse | FileCheck %s
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=cpu" --canonicalize --cse | FileCheck %s
+// RUN: kvq-opt %s --kvq-lower-cache-ops="quantize-division=divf" --canonicalize --cse | FileCheck %s --check-prefix=DIVF
 
 // The CPU form: scf loops over tokens (skipping slots < 0), heads and
 // elements, memref.load / memref.store and the integer-only software
@@ -9,15 +10,21 @@
 kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @i8 cache(int8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @extreme cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-30 checkpoint, v = 1.000000e+30 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @plain cache(auto) resolved(#kvq.resolved_scales<k = 1.000000e+00 not_quantized, v = 1.000000e+00 not_quantized, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
-// Store into e4m3 (OCP): the K scale for K, the V scale for V; a true
-// division; saturation by clamping |x| (as f32 bits) to 448.0 = 0x43E00000;
-// NaN -> 0x7F.
+// Store into e4m3 (OCP): the K scale for K, the V scale for V; the quotient
+// of a true division, computed without one (clamp to +-s * 2^17, multiply
+// by RN(1/s), one FMA correction; see ScaledDivision.h); saturation by
+// clamping |x| (as f32 bits) to 448.0 = 0x43E00000; NaN -> 0x7F.
 // CHECK-LABEL: func.func @store_e4m3(
 // CHECK-SAME: %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>)
-// CHECK-DAG: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
-// CHECK-DAG: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK-DAG: %[[KR:.*]] = arith.constant 2.000000e+01 : f32
+// CHECK-DAG: %[[KNS:.*]] = arith.constant -5.000000e-02 : f32
+// CHECK-DAG: %[[KB:.*]] = arith.constant 6.553600e+03 : f32
+// CHECK-DAG: %[[KNB:.*]] = arith.constant -6.553600e+03 : f32
+// CHECK-DAG: %[[VR:.*]] = arith.constant 4.000000e+00 : f32
+// CHECK-DAG: %[[FZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK-DAG: %[[MAX:.*]] = arith.constant 1138753536 : i32
 // CHECK-DAG: %[[NAN:.*]] = arith.constant 127 : i32
 // CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
@@ -35,7 +42,13 @@ kvq.layer @plain cache(auto) resolved(#kvq.resolved_scales<k = 1.000000e+00 not_
 // CHECK:         %[[X:.*]] = memref.load %[[K]][%[[TOK]], %[[H]], %[[D]]]
 // CHECK:         %[[Y:.*]] = memref.load %[[V]][%[[TOK]], %[[H]], %[[D]]]
 // CHECK:         %[[XF:.*]] = arith.extf %[[X]] : bf16 to f32
-// CHECK:         %[[XQ:.*]] = arith.divf %[[XF]], %[[KS]] : f32
+// CHECK:         %[[X1:.*]] = arith.maximumf %[[XF]], %[[KNB]] : f32
+// CHECK:         %[[X2:.*]] = arith.minimumf %[[X1]], %[[KB]] : f32
+// CHECK:         %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR]] : f32
+// CHECK:         %[[E:.*]] = llvm.intr.fma(%[[KNS]], %[[Q0]], %[[X2]]) : (f32, f32, f32) -> f32
+// CHECK:         %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (f32, f32, f32) -> f32
+// CHECK:         %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %[[FZERO]] : f32
+// CHECK:         %[[XQ:.*]] = arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : f32
 // CHECK:         %[[XB:.*]] = arith.bitcast %[[XQ]] : f32 to i32
 // CHECK:         arith.minui %{{.*}}, %[[MAX]] : i32
 // CHECK:         arith.select %{{.*}}, %[[NAN]], %{{.*}} : i32
@@ -43,8 +56,19 @@ kvq.layer @plain cache(auto) resolved(#kvq.resolved_scales<k = 1.000000e+00 not_
 // CHECK:         %[[XC:.*]] = arith.bitcast %[[XI8]] : i8 to f8E4M3FN
 // CHECK:         memref.store %[[XC]], %[[KC]][%[[BLK]], %[[ROW]], %[[H]], %[[D]]]
 // CHECK:         %[[YF:.*]] = arith.extf %[[Y]] : bf16 to f32
-// CHECK:         arith.divf %[[YF]], %[[VS]] : f32
+// CHECK:         %[[Y1:.*]] = arith.maximumf %[[YF]]
+// CHECK:         %[[Y2:.*]] = arith.minimumf %[[Y1]]
+// CHECK:         %[[YQ0:.*]] = arith.mulf %[[Y2]], %[[VR]] : f32
 // CHECK:         memref.store %{{.*}}, %[[VC]][%[[BLK]], %[[ROW]], %[[H]], %[[D]]]
+// DIVF-LABEL: func.func @store_e4m3(
+// DIVF-DAG: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
+// DIVF-DAG: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// DIVF-NOT: llvm.intr.fma
+// DIVF: arith.divf %{{.*}}, %[[KS]] : f32
+// DIVF-NOT: llvm.intr.fma
+// DIVF: arith.divf %{{.*}}, %[[VS]] : f32
+// DIVF-NOT: llvm.intr.fma
+// DIVF-LABEL: func.func @store_e4m3fnuz(
 func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
   kvq.cache_store @e4m3 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   return
@@ -63,7 +87,7 @@ func.func @store_e4m3fnuz(%k: memref<4x2x16xf16>, %kc: memref<2x4x2x16xf8E4M3FNU
 }
 
 // e5m2: max 57344.0 = 0x47600000 (+-inf saturate to it), NaN 0x7F; f32
-// activations need no extension.
+// activations need no extension (and x / 1.0 folds away).
 // CHECK-LABEL: func.func @store_e5m2(
 // CHECK-DAG: %[[MAX:.*]] = arith.constant 1197473792 : i32
 // CHECK-NOT: arith.extf
@@ -74,14 +98,38 @@ func.func @store_e5m2(%k: memref<4x2x16xf32>, %kc: memref<2x4x2x16xf8E5M2>, %s: 
   return
 }
 
+// f32 activations have too many values for the division-free quotient to
+// be proven: a true division.
+// CHECK-LABEL: func.func @store_f32(
+// CHECK-NOT: llvm.intr.fma
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK-NOT: llvm.intr.fma
+// CHECK-LABEL: func.func @store_extreme_scales(
+func.func @store_f32(%k: memref<4x2x16xf32>, %kc: memref<2x4x2x16xf8E4M3FN>, %s: memref<4xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<4x2x16xf32>, memref<2x4x2x16xf8E4M3FN>, memref<4xi64>
+  return
+}
+
+// Scales outside [2^-60, 2^60] are not proven: a true division.
+// CHECK-NOT: llvm.intr.fma
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK-NOT: llvm.intr.fma
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK-NOT: llvm.intr.fma
+// CHECK-LABEL: func.func @store_int8(
+func.func @store_extreme_scales(%k: memref<4x2x16xbf16>, %kc: memref<2x4x2x16xf8E4M3FN>, %s: memref<4xi64>) {
+  kvq.cache_store @extreme (%k, %k) into (%kc, %kc) at %s : memref<4x2x16xbf16>, memref<2x4x2x16xf8E4M3FN>, memref<4xi64>
+  return
+}
+
 // int8: clamp to [-128, 127] with ordered compares, NaN -> 0, round half to
 // even with the 1.5 * 2^23 = 0x4B400000 trick, then fptosi.
-// CHECK-LABEL: func.func @store_int8(
 // CHECK-DAG: %[[MAGIC:.*]] = arith.constant 0x4B400000 : f32
 // CHECK-DAG: %[[HI:.*]] = arith.constant 1.270000e+02 : f32
 // CHECK-DAG: %[[LO:.*]] = arith.constant -1.280000e+02 : f32
 // CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK: %[[Q:.*]] = arith.divf
+// CHECK: llvm.intr.fma
+// CHECK: %[[Q:.*]] = arith.select
 // CHECK: %[[GT:.*]] = arith.cmpf ogt, %[[Q]], %[[HI]]
 // CHECK: %[[C1:.*]] = arith.select %[[GT]], %[[HI]], %[[Q]]
 // CHECK: %[[LT:.*]] = arith.cmpf olt, %[[C1]], %[[LO]]

@@ -5,6 +5,7 @@
 // RUN: not kvq-opt %s --kvq-lower-cache-ops="target=rocdl chip=sm_90" 2>&1 | FileCheck %s --check-prefix=AMDCHIP
 // RUN: not kvq-opt %s --kvq-lower-cache-ops="chip=sm_90" 2>&1 | FileCheck %s --check-prefix=CPUCHIP
 // RUN: not kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 threads-per-block=100" 2>&1 | FileCheck %s --check-prefix=TPB
+// RUN: not kvq-opt %s --kvq-lower-cache-ops="quantize-division=fast" 2>&1 | FileCheck %s --check-prefix=DIV
 // RUN: not kvq-opt %s --kvq-to-ptx="chip=sm90" 2>&1 | FileCheck %s --check-prefix=PIPE
 // RUN: not kvq-opt %s --kvq-lower-cache-ops --kvq-write-isa 2>&1 | FileCheck %s --check-prefix=ISA
 // RUN: not kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t/no/such/dir/k.ptx 2>&1 | FileCheck %s --check-prefix=ISAFILE
@@ -19,6 +20,7 @@
 // AMDCHIP: error: kvq-lower-cache-ops: unknown AMD chip 'sm_90', expected gfx<version> such as gfx942 or gfx950
 // CPUCHIP: error: kvq-lower-cache-ops: chip 'sm_90' given for target 'cpu', which takes none
 // TPB: error: kvq-lower-cache-ops: threads-per-block must be a multiple of 32 in [32, 1024], got 100
+// DIV: error: kvq-lower-cache-ops: unknown quantize-division 'fast', expected auto or divf
 // PIPE: error: kvq-lower-cache-ops: unknown NVIDIA chip 'sm90', expected sm_<version> such as sm_80 or sm_90
 // ISA: error: kvq-write-isa: no gpu.binary object in assembly form; run gpu-module-to-binary{format=isa} (or kvq-to-ptx / kvq-to-amdgcn) first
 // ISAFILE: error: kvq-write-isa: cannot open output file '{{.*}}k.ptx'

@@ -1,6 +1,7 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --canonicalize --cse | FileCheck %s --check-prefixes=CHECK,SM90
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_80" --canonicalize --cse | FileCheck %s --check-prefixes=CHECK,SM80
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining | FileCheck %s --check-prefix=OUTLINE
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 quantize-division=divf" | FileCheck %s --check-prefix=DIVF
 
 // NVIDIA: each cache op becomes one gpu.launch of 128-thread blocks with a
 // grid-stride loop; a thread moves one 16-byte write of the destination per
@@ -13,6 +14,11 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 
 // CHECK-LABEL: func.func @store_e4m3(
 // CHECK-SAME: %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>)
+// CHECK-DAG: %[[KR:.*]] = arith.constant dense<2.000000e+01> : vector<16xf32>
+// CHECK-DAG: %[[KNS:.*]] = arith.constant dense<-5.000000e-02> : vector<16xf32>
+// CHECK-DAG: %[[KB:.*]] = arith.constant dense<6.553600e+03> : vector<16xf32>
+// CHECK-DAG: %[[KNB:.*]] = arith.constant dense<-6.553600e+03> : vector<16xf32>
+// CHECK-DAG: %[[FZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
 // CHECK-DAG: %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG: %[[TPB:.*]] = arith.constant 128 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
@@ -22,13 +28,26 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // CHECK: %[[GRID:.*]] = arith.maxui %[[CEIL]], %[[C1]] : index
 // CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[TPB]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
 // CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[TPB]] : index
+// The store loads K, V and the slot unconditionally; only the two stores
+// depend on the slot: a predicated st.global.v4.b32 each (inline PTX, so
+// that LLVM has no branch to sink the loads into). x / 0.05 without a
+// division: clamp to +-0.05 * 2^17, multiply by RN(1/0.05) = 20, one FMA
+// correction (see ScaledDivision.h).
 // CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
+// CHECK-NOT: scf.if
+// CHECK:   %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
+// CHECK:   %[[Y:.*]] = vector.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
 // CHECK:   %[[SLOTV:.*]] = vector.load %[[S]][%{{.*}}] {alignment = 8 : i64} : memref<?xi64>, vector<1xi64>
-// CHECK:   scf.if
-// CHECK:     %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
-// CHECK:     %[[Y:.*]] = vector.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
-// CHECK:     %[[XF:.*]] = arith.extf %[[X]] : vector<16xbf16> to vector<16xf32>
-// CHECK:     %[[XQ:.*]] = arith.divf %[[XF]], %{{.*}} : vector<16xf32>
+// CHECK:   %[[SLOT:.*]] = vector.extract %[[SLOTV]][0] : i64 from vector<1xi64>
+// CHECK:   %[[VALID:.*]] = arith.cmpi sge, %[[SLOT]], %{{.*}} : i64
+// CHECK:   %[[XF:.*]] = arith.extf %[[X]] : vector<16xbf16> to vector<16xf32>
+// CHECK:   %[[X1:.*]] = arith.maximumf %[[XF]], %[[KNB]] : vector<16xf32>
+// CHECK:   %[[X2:.*]] = arith.minimumf %[[X1]], %[[KB]] : vector<16xf32>
+// CHECK:   %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR]] : vector<16xf32>
+// CHECK:   %[[E:.*]] = llvm.intr.fma(%[[KNS]], %[[Q0]], %[[X2]]) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
+// CHECK:   %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
+// CHECK:   %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %[[FZERO]] : vector<16xf32>
+// CHECK:   %[[XQ:.*]] = arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : vector<16xi1>, vector<16xf32>
 // The cvt puts its first operand in the high byte: element 1 goes first so
 // that element 0 lands at the lower address.
 // SM90:      %[[E0:.*]] = vector.extract %[[XQ]][0] : f32 from vector<16xf32>
@@ -37,10 +56,28 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // SM90-COUNT-7: nvvm.convert.f32x2.to.f8x2
 // SM80-NOT:  nvvm.convert
 // SM80:      arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
-// CHECK:     %[[BYTES:.*]] = arith.bitcast %{{.*}} : vector<16xi8> to vector<16xf8E4M3FN>
-// CHECK:     vector.store %[[BYTES]], %[[KC]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<16xf8E4M3FN>
-// CHECK:     vector.store %{{.*}}, %[[VC]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK:   %[[BYTES:.*]] = arith.bitcast %{{.*}} : vector<16xi8> to vector<16xf8E4M3FN>
+// CHECK:   %[[KPTR:.*]] = memref.extract_aligned_pointer_as_index %[[KC]]
+// CHECK:   %[[KADDR:.*]] = arith.addi %[[KPTR]], %{{.*}} : index
+// CHECK:   %[[KADDR64:.*]] = arith.index_castui %[[KADDR]] : index to i64
+// CHECK:   %[[WORDS:.*]] = vector.bitcast %[[BYTES]] : vector<16xf8E4M3FN> to vector<4xi32>
+// CHECK:   %[[W0:.*]] = vector.extract %[[WORDS]][0] : i32 from vector<4xi32>
+// CHECK:   %[[W3:.*]] = vector.extract %[[WORDS]][3] : i32 from vector<4xi32>
+// CHECK:   %[[P:.*]] = arith.extui %[[VALID]] : i1 to i32
+// CHECK:   llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}setp.ne.b32 p, $5, 0;{{.*}}cvta.to.global.u64 g, $0;{{.*}}@p st.global.v4.b32 [g], {$1, $2, $3, $4};{{.*}}", "l,r,r,r,r,r,~{memory}" %[[KADDR64]], %[[W0]], %{{.*}}, %{{.*}}, %[[W3]], %[[P]]
+// CHECK:   memref.extract_aligned_pointer_as_index %[[VC]]
+// CHECK:   llvm.inline_asm
+// CHECK-NOT: vector.store
 // CHECK:   gpu.terminator
+
+// quantize-division=divf: a true division, nothing else.
+// DIVF-LABEL: func.func @store_e4m3(
+// DIVF-NOT: llvm.intr.fma
+// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
+// DIVF-NOT: llvm.intr.fma
+// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
+// DIVF-NOT: llvm.intr.fma
+// DIVF-LABEL: func.func @load_e4m3(
 
 // The outlined kernel takes the memrefs in the documented order:
 // slot_mapping, K source, V source, K destination, V destination.
@@ -92,7 +129,7 @@ func.func @roundtrip_e5m2(%k: memref<8x4x64xf16>, %kc: memref<4x16x4x64xf8E5M2>,
 // CHECK-LABEL: func.func @store_fnuz(
 // CHECK-NOT: nvvm.convert
 // CHECK: arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
-// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<4x16x2x128xf8E4M3FNUZ>, vector<16xf8E4M3FNUZ>
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32
 func.func @store_fnuz(%k: memref<8x2x128xbf16>, %kc: memref<4x16x2x128xf8E4M3FNUZ>, %s: memref<8xi64>) {
   kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x128xbf16>, memref<4x16x2x128xf8E4M3FNUZ>, memref<8xi64>
   return

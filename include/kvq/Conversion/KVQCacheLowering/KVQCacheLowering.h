@@ -29,6 +29,7 @@
 #include "mlir/Support/LLVM.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -69,6 +70,15 @@ public:
   /// Converts `vector<2xi8>` holding two `f8Type` values to two f32.
   virtual std::pair<Value, Value> extPair(OpBuilder &b, Location loc,
                                           Value packed, FloatType f8Type) const;
+
+  /// Stores `value` (a 1-D vector) to `memref[indices]` when `predicate`
+  /// (i1) holds. The base class emits `scf.if` around a `vector.store`. A
+  /// target may instead store without a branch: LLVM sinks loads whose only
+  /// use is inside a conditional block into that block, so with a branch
+  /// the loads that compute `value` wait for the predicate's own load
+  /// (two memory round trips in a row instead of one).
+  virtual void storeIf(OpBuilder &b, Location loc, Value predicate,
+                       Value value, Value memref, ValueRange indices) const;
 
   /// Adds the dialects the hooks create (for a pass's dependentDialects).
   virtual void getDependentDialects(DialectRegistry &registry) const {}
@@ -113,12 +123,33 @@ createKVQTarget(StringRef name, StringRef chip,
 /// patterns: they refuse such ops silently.
 LogicalResult checkCacheOpsLowerable(Operation *root);
 
+/// How the store path computes x / s.
+enum class QuantizeDivision {
+  /// Without a division instruction where proveReciprocalDivision()
+  /// (ScaledDivision.h) shows that gives the bits of the division for the
+  /// layer's scale and the activation type (every bf16 / f16 case with a
+  /// scale in [2^-60, 2^60]); an `arith.divf` otherwise.
+  Auto,
+  /// Always `arith.divf`.
+  DivF,
+};
+
+/// "auto" or "divf" (the `quantize-division` option), else std::nullopt.
+std::optional<QuantizeDivision> parseQuantizeDivision(StringRef name);
+
+/// Options of the cache-op lowering (kvq-lower-cache-ops's, less the target).
+struct KVQCacheLoweringOptions {
+  /// Block size of the `gpu.launch` of GPU targets (a multiple of 32 in
+  /// [32, 1024]).
+  int64_t threadsPerBlock = 128;
+  QuantizeDivision quantizeDivision = QuantizeDivision::Auto;
+};
+
 /// Adds the patterns that rewrite `kvq.cache_store` / `kvq.cache_load` for
-/// `target`, which must outlive the pattern set. `threadsPerBlock` is the
-/// block size of the `gpu.launch` of GPU targets.
-void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
-                                      const KVQTarget &target,
-                                      int64_t threadsPerBlock = 128);
+/// `target`, which must outlive the pattern set.
+void populateKVQCacheLoweringPatterns(
+    RewritePatternSet &patterns, const KVQTarget &target,
+    const KVQCacheLoweringOptions &options = {});
 
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any
 /// more (after lowering every cache op).

@@ -223,8 +223,8 @@ void KVQFoldScalesPass::emitFinding(LayerOp layer,
     text += " (reported once; " + std::to_string(repeats - 1) +
             " more layer(s) have it)";
   InFlightDiagnostic diag = finding.severity == rules::Severity::Error
-                                ? layer.emitError(text)
-                                : layer.emitWarning(text);
+                                ? emitError(layer.getLoc(), text)
+                                : emitWarning(layer.getLoc(), text);
   if (!finding.field.empty())
     if (StringRef tensor = layer.getCheckpointTensor(finding.field);
         !tensor.empty())
@@ -278,7 +278,7 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer,
     value.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
     if (!value.isFiniteNonZero() || value.isNegative()) {
       InFlightDiagnostic diag =
-          layer.emitError()
+          emitError(layer.getLoc())
           << "[SCALE-NOT-FINITE] final " << name << " scale "
           << rules::formatScale(scale->value)
           << " is not a finite positive f32; kernels cannot use it";
