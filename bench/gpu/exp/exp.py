@@ -1,4 +1,4 @@
-"""Experiment: SASS load order and store timing of PTX variants (not committed)."""
+"""Experiment: SASS load order and store timing of PTX variants (see README.md)."""
 import glob, os, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kvq_bench as kb
