@@ -25,8 +25,8 @@
 #include "kvq/Conversion/Passes.h"
 #include "kvq/InitAllKVQ.h"
 
-#include "mlir/ExecutionEngine/CRunnerUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/CRunnerUtils.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -245,9 +245,8 @@ protected:
   /// Parses `source`, lowers it with kvq-to-llvm (`quantize-division` =
   /// `division`) and JIT-compiles it; counts the FMAs of the lowered code
   /// in `fmaCount`.
-  std::unique_ptr<ExecutionEngine> compile(const std::string &source,
-                                           const std::string &division =
-                                               "auto") {
+  std::unique_ptr<ExecutionEngine>
+  compile(const std::string &source, const std::string &division = "auto") {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(source, &context);
     if (!module) {
@@ -311,64 +310,65 @@ TEST_F(KVQCacheLoweringExecTest, ExhaustiveStore) {
   // FMAs per stream; divf divides.
   constexpr int64_t kTokens = 4096, kD = 16;
   for (const char *division : {"auto", "divf"})
-  for (const ActType *act : {&kBF16, &kF16}) {
-    for (const CacheFormat &fmt : kAllFormats) {
-      SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType +
-                   ", quantize-division=" + division);
-      std::string actT = "memref<4096x1x16x" + std::string(act->mlirType) + ">";
-      std::string cacheT =
-          "memref<256x16x1x16x" + std::string(fmt.mlirType) + ">";
-      std::string src;
-      for (int l = 0; l < 3; ++l)
-        src += layerText("L" + std::to_string(l), fmt.dtype, kScales[2 * l],
-                         kScales[2 * l + 1]);
-      src += "func.func @store(%x: " + actT;
-      for (int c = 0; c < 6; ++c)
-        src += ", %c" + std::to_string(c) + ": " + cacheT;
-      src += ", %s: memref<4096xi64>) attributes {llvm.emit_c_interface} {\n";
-      for (int l = 0; l < 3; ++l)
-        src += "  kvq.cache_store @L" + std::to_string(l) +
-               " (%x, %x) into (%c" + std::to_string(2 * l) + ", %c" +
-               std::to_string(2 * l + 1) + ") at %s : " + actT + ", " + cacheT +
-               ", memref<4096xi64>\n";
-      src += "  return\n}\n";
+    for (const ActType *act : {&kBF16, &kF16}) {
+      for (const CacheFormat &fmt : kAllFormats) {
+        SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType +
+                     ", quantize-division=" + division);
+        std::string actT =
+            "memref<4096x1x16x" + std::string(act->mlirType) + ">";
+        std::string cacheT =
+            "memref<256x16x1x16x" + std::string(fmt.mlirType) + ">";
+        std::string src;
+        for (int l = 0; l < 3; ++l)
+          src += layerText("L" + std::to_string(l), fmt.dtype, kScales[2 * l],
+                           kScales[2 * l + 1]);
+        src += "func.func @store(%x: " + actT;
+        for (int c = 0; c < 6; ++c)
+          src += ", %c" + std::to_string(c) + ": " + cacheT;
+        src += ", %s: memref<4096xi64>) attributes {llvm.emit_c_interface} {\n";
+        for (int l = 0; l < 3; ++l)
+          src += "  kvq.cache_store @L" + std::to_string(l) +
+                 " (%x, %x) into (%c" + std::to_string(2 * l) + ", %c" +
+                 std::to_string(2 * l + 1) + ") at %s : " + actT + ", " +
+                 cacheT + ", memref<4096xi64>\n";
+        src += "  return\n}\n";
 
-      std::unique_ptr<ExecutionEngine> engine = compile(src, division);
-      ASSERT_TRUE(engine);
-      // 3 layers x 2 streams x 2 FMAs, or none.
-      EXPECT_EQ(fmaCount, std::string(division) == "auto" ? 12 : 0);
+        std::unique_ptr<ExecutionEngine> engine = compile(src, division);
+        ASSERT_TRUE(engine);
+        // 3 layers x 2 streams x 2 FMAs, or none.
+        EXPECT_EQ(fmaCount, std::string(division) == "auto" ? 12 : 0);
 
-      Buffer<3> x({kTokens, 1, kD}, 2);
-      for (int64_t i = 0; i < x.size(); ++i)
-        x.set(i, uint32_t(i));
-      std::vector<Buffer<4>> caches;
-      for (int c = 0; c < 6; ++c)
-        caches.emplace_back(std::array<int64_t, 4>{256, 16, 1, kD}, 1, 0xA5);
-      Buffer<1> slots({kTokens}, 8);
-      for (int64_t t = 0; t < kTokens; ++t) {
-        int64_t slot = t;
-        std::memcpy(slots.bytes.data() + 8 * t, &slot, 8);
-      }
-      run(*engine, "store", x.ptr(), caches[0].ptr(), caches[1].ptr(),
-          caches[2].ptr(), caches[3].ptr(), caches[4].ptr(), caches[5].ptr(),
-          slots.ptr());
-
-      for (int c = 0; c < 6; ++c) {
-        float s = kScales[c];
-        SCOPED_TRACE("scale " + floatText(s));
-        Mismatches bad;
-        for (int64_t i = 0; i < 65536; ++i) {
-          APFloat in = toF32(fromBits(*act->sem, i));
-          uint8_t want = refQuantize(fmt, in, s);
-          uint8_t got = caches[c].get(i);
-          if (got != want)
-            bad.add("input " + hex(i) + ": got " + hex(got) + ", want " +
-                    hex(want));
+        Buffer<3> x({kTokens, 1, kD}, 2);
+        for (int64_t i = 0; i < x.size(); ++i)
+          x.set(i, uint32_t(i));
+        std::vector<Buffer<4>> caches;
+        for (int c = 0; c < 6; ++c)
+          caches.emplace_back(std::array<int64_t, 4>{256, 16, 1, kD}, 1, 0xA5);
+        Buffer<1> slots({kTokens}, 8);
+        for (int64_t t = 0; t < kTokens; ++t) {
+          int64_t slot = t;
+          std::memcpy(slots.bytes.data() + 8 * t, &slot, 8);
         }
-        EXPECT_EQ(bad.count, 0) << bad.first;
+        run(*engine, "store", x.ptr(), caches[0].ptr(), caches[1].ptr(),
+            caches[2].ptr(), caches[3].ptr(), caches[4].ptr(), caches[5].ptr(),
+            slots.ptr());
+
+        for (int c = 0; c < 6; ++c) {
+          float s = kScales[c];
+          SCOPED_TRACE("scale " + floatText(s));
+          Mismatches bad;
+          for (int64_t i = 0; i < 65536; ++i) {
+            APFloat in = toF32(fromBits(*act->sem, i));
+            uint8_t want = refQuantize(fmt, in, s);
+            uint8_t got = caches[c].get(i);
+            if (got != want)
+              bad.add("input " + hex(i) + ": got " + hex(got) + ", want " +
+                      hex(want));
+          }
+          EXPECT_EQ(bad.count, 0) << bad.first;
+        }
       }
     }
-  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -58,9 +58,20 @@ std::vector<float> randomScales(int count, double lo, double hi) {
 /// Scales that stress the reciprocal: powers of two, significands all ones
 /// or one ulp above 1, the range ends, the exhaustive tests' scales.
 std::vector<float> specialScales() {
-  return {0x1p-60f,   0x1p60f,    1.0f,       0x1.fffffep-1f, 0x1.000002p0f,
-          0x1.fffffep3f, 0x1.555556p-2f, 3.0f, 0.05f,        0.07f,
-          1e-3f,      1000.0f,    0.0123291015625f, 0x1.fffffep59f,
+  return {0x1p-60f,
+          0x1p60f,
+          1.0f,
+          0x1.fffffep-1f,
+          0x1.000002p0f,
+          0x1.fffffep3f,
+          0x1.555556p-2f,
+          3.0f,
+          0.05f,
+          0.07f,
+          1e-3f,
+          1000.0f,
+          0.0123291015625f,
+          0x1.fffffep59f,
           0x1.000002p-60f};
 }
 
@@ -142,13 +153,13 @@ TEST(ScaledDivision, SameCacheBytesAsTheDivisionForEveryInput) {
   for (const llvm::fltSemantics *source :
        {&APFloat::BFloat(), &APFloat::IEEEhalf()}) {
     for (float s : scales) {
-      std::optional<ReciprocalDivision> d =
-          proveReciprocalDivision(s, *source);
+      std::optional<ReciprocalDivision> d = proveReciprocalDivision(s, *source);
       ASSERT_TRUE(d) << s;
       for (uint32_t bits = 0; bits < 65536; ++bits) {
         float x = fromSourceBits(*source, bits);
         float got = d->divide(x), want = x / s;
-        if (bitsOf(got) == bitsOf(want) || (std::isnan(got) && std::isnan(want)))
+        if (bitsOf(got) == bitsOf(want) ||
+            (std::isnan(got) && std::isnan(want)))
           continue;
         // The quotients may differ only where every format gives the same
         // byte: saturated, or rounded to a zero of the same sign.

@@ -26,6 +26,7 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <array>
+#include <mutex>
 #include <optional>
 
 using namespace mlir;
@@ -69,8 +70,8 @@ static Value divideByReciprocal(OpBuilder &b, Location loc, Value x,
   Value q0 = arith::MulFOp::create(b, loc, x1, r);
   // llvm.intr.fma: one rounding on every target (math.fma would reach some
   // GPUs through a device library call).
-  Value e = LLVM::FMAOp::create(b, loc, f32Const(b, loc, type, -d.scale), q0,
-                                x1);
+  Value e =
+      LLVM::FMAOp::create(b, loc, f32Const(b, loc, type, -d.scale), q0, x1);
   Value q = LLVM::FMAOp::create(b, loc, e, r, q0);
   Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, q0,
                                        f32Const(b, loc, type, 0.0f));
@@ -95,10 +96,10 @@ static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
   Value f = getElementTypeOrSelf(x.getType()).isF32()
                 ? x
                 : arith::ExtFOp::create(b, loc, f32, x).getResult();
-  Value q = division ? divideByReciprocal(b, loc, f, *division)
-                     : arith::DivFOp::create(b, loc, f,
-                                             f32Const(b, loc, f32, scale))
-                           .getResult();
+  Value q = division
+                ? divideByReciprocal(b, loc, f, *division)
+                : arith::DivFOp::create(b, loc, f, f32Const(b, loc, f32, scale))
+                      .getResult();
 
   if (cacheElem.isSignlessInteger(8)) {
     // Clamp to [-128, 127] first (ordered compares are false for NaN), then
@@ -525,16 +526,15 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
           Value slot = readSlot(b, loc, plan, t, /*gpu=*/true);
           auto [blk, row] = cacheRow(b, loc, plan, slot);
           storeConverted(b, loc, target, plan, width, in,
-                         ValueRange{blk, row, h, d},
-                         isValidSlot(b, loc, slot));
+                         ValueRange{blk, row, h, d}, isValidSlot(b, loc, slot));
         } else {
           // The load's source row is the slot's: it has to wait for it.
           forValidSlot(b, loc, plan, t, /*gpu=*/true,
                        [&](OpBuilder &b, Value blk, Value row) {
                          SmallVector<Value> cache{blk, row, h, d};
-                         storeConverted(
-                             b, loc, target, plan, width,
-                             loadSources(b, loc, plan, width, cache), act);
+                         storeConverted(b, loc, target, plan, width,
+                                        loadSources(b, loc, plan, width, cache),
+                                        act);
                        });
         }
         scf::YieldOp::create(b, loc);
@@ -554,7 +554,10 @@ template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
-    FailureOr<CacheOpPlan> plan = makePlan(op, symbols, options);
+    FailureOr<CacheOpPlan> plan = [&] {
+      std::lock_guard<std::mutex> lock(symbolsMutex);
+      return makePlan(op, symbols, options);
+    }();
     if (failed(plan))
       return rewriter.notifyMatchFailure(
           op, "layer without resolved scales or unsupported activation type "
@@ -570,7 +573,11 @@ template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
 
   const KVQTarget &target;
   KVQCacheLoweringOptions options;
-  /// Built on first use: a layer lookup is then O(1), not a scan.
+  /// Built on first use: a layer lookup is then O(1), not a scan. Locked,
+  /// because a frozen pattern set is shared by every thread that applies it
+  /// (a function-anchored pass converts several functions at once) and the
+  /// collection fills itself in on first use.
+  mutable std::mutex symbolsMutex;
   mutable SymbolTableCollection symbols;
 };
 } // namespace

@@ -16,6 +16,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Threading.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -26,6 +28,40 @@ namespace mlir::kvq {
 
 using namespace mlir;
 using namespace mlir::kvq;
+
+/// Converts the cache ops of each top-level isolated op (function) of
+/// `module` on MLIR's thread pool, as a function-anchored pass would: a
+/// rewrite stays inside its function and only reads the layer, a
+/// module-level symbol that no rewrite changes. Diagnostics keep the order
+/// of a serial run. Falls back to one conversion of the whole module when a
+/// cache op is not inside such an op.
+static LogicalResult
+convertFunctionsInParallel(ModuleOp module, const ConversionTarget &legality,
+                           const FrozenRewritePatternSet &patterns) {
+  SmallVector<Operation *> roots;
+  for (Operation &op : module.getBody()->getOperations()) {
+    bool hasCacheOps = op.walk([](Operation *inner) {
+                           return isa<CacheStoreOp, CacheLoadOp>(inner)
+                                      ? WalkResult::interrupt()
+                                      : WalkResult::advance();
+                         }).wasInterrupted();
+    if (!hasCacheOps)
+      continue;
+    if (!op.hasTrait<OpTrait::IsIsolatedFromAbove>())
+      return applyPartialConversion(module, legality, patterns);
+    roots.push_back(&op);
+  }
+  MLIRContext *ctx = module.getContext();
+  ParallelDiagnosticHandler diagnostics(ctx);
+  return failableParallelForEach(
+      ctx, llvm::seq<size_t>(0, roots.size()), [&](size_t index) {
+        diagnostics.setOrderIDForThread(index);
+        LogicalResult result =
+            applyPartialConversion(roots[index], legality, patterns);
+        diagnostics.eraseOrderIDForThread();
+        return result;
+      });
+}
 
 namespace {
 struct KVQLowerCacheOpsPass final
@@ -78,7 +114,8 @@ struct KVQLowerCacheOpsPass final
     ConversionTarget legality(getContext());
     legality.addIllegalOp<CacheStoreOp, CacheLoadOp>();
     legality.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
-    if (failed(applyPartialConversion(module, legality, std::move(patterns))))
+    FrozenRewritePatternSet frozen(std::move(patterns));
+    if (failed(convertFunctionsInParallel(module, legality, frozen)))
       return signalPassFailure();
     eraseUnusedLayers(module);
   }

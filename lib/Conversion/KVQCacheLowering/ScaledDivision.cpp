@@ -90,8 +90,8 @@ mlir::kvq::proveReciprocalDivision(float scale,
   const int fractionBits = int(precision) - 1;
   const int exponent = std::ilogb(scale);
   for (uint32_t fraction = 0; fraction < (1u << fractionBits); ++fraction) {
-    float x = std::ldexp(1.0f + std::ldexp(float(fraction), -fractionBits),
-                         exponent);
+    float x =
+        std::ldexp(1.0f + std::ldexp(float(fraction), -fractionBits), exponent);
     if (d.divide(x) != x / scale)
       return std::nullopt;
   }

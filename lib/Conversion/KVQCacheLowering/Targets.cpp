@@ -210,8 +210,7 @@ public:
     for (auto [index, stride] : llvm::zip(indices, metadata.getStrides()))
       linear = arith::AddIOp::create(
           b, loc, linear, arith::MulIOp::create(b, loc, index, stride));
-    Value base =
-        memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
     Value address = arith::AddIOp::create(
         b, loc, base,
         arith::MulIOp::create(
@@ -221,11 +220,10 @@ public:
         arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address)};
     Value words = vector::BitCastOp::create(
         b, loc, VectorType::get({4}, b.getI32Type()),
-        vector::BitCastOp::create(
-            b, loc,
-            VectorType::get({vecType.getNumElements()},
-                            b.getIntegerType(elemBits)),
-            value));
+        vector::BitCastOp::create(b, loc,
+                                  VectorType::get({vecType.getNumElements()},
+                                                  b.getIntegerType(elemBits)),
+                                  value));
     for (int64_t i = 0; i < 4; ++i)
       operands.push_back(vector::ExtractOp::create(b, loc, words, i));
     operands.push_back(

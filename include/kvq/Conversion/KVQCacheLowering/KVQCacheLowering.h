@@ -77,8 +77,8 @@ public:
   /// use is inside a conditional block into that block, so with a branch
   /// the loads that compute `value` wait for the predicate's own load
   /// (two memory round trips in a row instead of one).
-  virtual void storeIf(OpBuilder &b, Location loc, Value predicate,
-                       Value value, Value memref, ValueRange indices) const;
+  virtual void storeIf(OpBuilder &b, Location loc, Value predicate, Value value,
+                       Value memref, ValueRange indices) const;
 
   /// Adds the dialects the hooks create (for a pass's dependentDialects).
   virtual void getDependentDialects(DialectRegistry &registry) const {}

@@ -1,4 +1,4 @@
-//===- ImportCheckpoint.cpp - kvq-import-checkpoint pass --------------------===//
+//===- ImportCheckpoint.cpp - kvq-import-checkpoint pass ------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -81,23 +81,28 @@ void KVQImportCheckpointPass::runOnOperation() {
     return signalPassFailure();
   }
 
+  // Diagnostics are emitted at the layer's location, not on the layer op:
+  // Operation::emitError would attach the op printed in full, which for an
+  // op directly in the module means numbering the whole module, once per
+  // diagnostic (10,000 warnings took minutes).
   SmallVector<LayerOp> layers(module.getOps<LayerOp>());
   bool failed = false;
   std::vector<std::string> prefixes;
   llvm::StringMap<LayerOp> byPrefix;
   for (LayerOp layer : layers) {
     if (layer.getCheckpointScalesAttr() || layer.getResolvedScalesAttr()) {
-      layer.emitError("[SCALES-TWICE] layer already carries scales; take "
-                      "them from the IR or from the checkpoint, not both");
+      emitError(layer.getLoc(),
+                "[SCALES-TWICE] layer already carries scales; take them from "
+                "the IR or from the checkpoint, not both");
       failed = true;
     }
     prefixes.push_back(layer.getCheckpointPrefix().str());
     auto [it, inserted] = byPrefix.insert({prefixes.back(), layer});
     if (!inserted) {
-      layer.emitError() << "[PREFIX-TWICE] checkpoint prefix '"
-                        << prefixes.back() << "' is also the prefix of layer @"
-                        << it->second.getSymName()
-                        << "; each layer needs its own scales";
+      emitError(layer.getLoc())
+          << "[PREFIX-TWICE] checkpoint prefix '" << prefixes.back()
+          << "' is also the prefix of layer @" << it->second.getSymName()
+          << "; each layer needs its own scales";
       failed = true;
     }
   }
@@ -153,11 +158,11 @@ void KVQImportCheckpointPass::runOnOperation() {
     }
     if (tensors.empty()) {
       if (layer.isQuantized())
-        layer.emitWarning()
+        emitWarning(layer.getLoc())
             << "[NO-CHECKPOINT-SCALES] no attention scale found for the "
             << stringifyKVCacheDtype(layer.getKvCacheDtype())
-            << " KV cache of prefix '" << match.prefix << "' in '"
-            << checkpoint << "'; the scale rules will use defaults";
+            << " KV cache of prefix '" << match.prefix << "' in '" << checkpoint
+            << "'; the scale rules will use defaults";
       continue;
     }
     layer.setCheckpointScalesAttr(ScalesAttr::get(
