@@ -1,6 +1,8 @@
 // RUN: kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t.sm90.ptx | FileCheck %s --check-prefix=HOST
 // RUN: FileCheck %s --check-prefix=PTX < %t.sm90.ptx
 // RUN: kvq-opt %s --kvq-to-ptx=chip=sm_80 --kvq-write-isa=output=%t.sm80.ptx -o /dev/null
+// RUN: kvq-opt %s --kvq-to-ptx=max-registers=0 --kvq-write-isa=output=%t.nocap.ptx -o /dev/null
+// RUN: FileCheck %s --check-prefix=NOCAP < %t.nocap.ptx
 // RUN: FileCheck %s --check-prefix=SM80 < %t.sm80.ptx
 
 // kvq-to-ptx: folded kvq IR to one gpu.binary holding the PTX of every
@@ -29,6 +31,7 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX: .param .u64 store_kernel_param_44
 // PTX-NEXT: )
 // PTX-NEXT: .maxntid 128, 1, 1
+// PTX-NEXT: .maxnreg 48
 // PTX-NOT: div.rn.f32
 // PTX: ld.global.v4.b32
 // PTX: ld.global.v4.b32
@@ -61,6 +64,10 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX-LABEL: .visible .entry store_e5m2_kernel(
 // PTX: cvt.rn.satfinite.e5m2x2.f32
 // PTX: st.global.v4.b32
+
+// max-registers=0: no register cap.
+// NOCAP: .maxntid 128, 1, 1
+// NOCAP-NOT: .maxnreg
 
 // sm_80 has no fp8 conversion: the software one, same 16-byte accesses.
 // SM80: .target sm_80

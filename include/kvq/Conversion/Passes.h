@@ -36,6 +36,11 @@ struct KVQToGPUPipelineOptions
       llvm::cl::desc("how the store computes x / s: 'auto' or 'divf' (see "
                      "kvq-lower-cache-ops)"),
       llvm::cl::init("auto")};
+  PassOptions::Option<int64_t> maxRegisters{
+      *this, "max-registers",
+      llvm::cl::desc("kvq-to-ptx: register cap of the cache kernels (see "
+                     "kvq-limit-kernel-registers; 0: none)"),
+      llvm::cl::init(48)};
 };
 
 /// Options of the `kvq-to-llvm` pipeline.
@@ -56,9 +61,9 @@ void buildKVQToLLVMPipeline(OpPassManager &pm,
                             const KVQToLLVMPipelineOptions &options = {});
 
 /// `kvq-to-ptx`: kvq-lower-cache-ops{target=nvvm}, kernel outlining,
-/// NVVM lowering, and `gpu-module-to-binary{format=isa}`: the module's
-/// `gpu.binary` ops hold PTX text (see kvq-write-isa), the host code is in
-/// the LLVM dialect.
+/// kvq-limit-kernel-registers, NVVM lowering, and
+/// `gpu-module-to-binary{format=isa}`: the module's `gpu.binary` ops hold PTX
+/// text (see kvq-write-isa), the host code is in the LLVM dialect.
 void buildKVQToPTXPipeline(OpPassManager &pm,
                            const KVQToGPUPipelineOptions &options);
 

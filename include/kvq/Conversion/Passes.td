@@ -176,6 +176,35 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQLimitKernelRegisters
+    : Pass<"kvq-limit-kernel-registers", "::mlir::ModuleOp"> {
+  let summary = "cap the registers of the outlined kvq cache kernels (NVVM)";
+  let description = [{
+    Sets `nvvm.maxnreg = max-registers` on every kernel `gpu.func` of the
+    `gpu.module @kvq_cache_kernels` that has no register limit yet; run it
+    after `gpu-kernel-outlining` (the outlining does not carry attributes of
+    a `gpu.launch` over). `kvq-to-ptx` runs it with 48. `max-registers=0`
+    does nothing.
+
+    Why: left alone, ptxas gives the store kernel 32 registers and then
+    issues the V and slot loads only after converting K, so a thread waits
+    for two memory round trips. With a cap of 40 to 64 it issues all five
+    loads first (40 registers). On an H100 (bench/RESULTS.md) the decode
+    store (T = 256) took 5.33 instead of 5.76 us as a single launch and
+    2.72 instead of 3.22 us per call in a CUDA graph; other shapes within
+    2%. The load kernels need 24 registers and are unchanged.
+
+    ```
+    kvq-opt m.mlir --kvq-lower-cache-ops="target=nvvm chip=sm_90" \
+        --gpu-kernel-outlining --kvq-limit-kernel-registers=max-registers=48
+    ```
+  }];
+  let options = [
+    Option<"maxRegisters", "max-registers", "int64_t", /*default=*/"48",
+           "registers per thread (24 to 255; 0: no limit)">,
+  ];
+}
+
 def KVQWriteISA : Pass<"kvq-write-isa", "::mlir::ModuleOp"> {
   let summary = "write the assembly held by gpu.binary ops to a file";
   let description = [{

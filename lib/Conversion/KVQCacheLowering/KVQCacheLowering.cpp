@@ -397,8 +397,6 @@ static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
 // GPU form: one gpu.launch
 //===----------------------------------------------------------------------===//
 
-/// The gpu.module the cache kernels are outlined into.
-static constexpr llvm::StringLiteral kKernelModuleName = "kvq_cache_kernels";
 
 /// Elements per GPU work item: as many as make one 16-byte write of the
 /// destination (16 for an fp8 / int8 cache, 8 for bf16 / f16 outputs, 4 for

@@ -38,7 +38,8 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
                              StringRef chip,
                              const KVQToGPUPipelineOptions &options,
                              function_ref<void(OpPassManager &)> attach,
-                             function_ref<void(OpPassManager &)> device) {
+                             function_ref<void(OpPassManager &)> device,
+                             int64_t maxRegisters = 0) {
   KVQLowerCacheOpsOptions lower;
   lower.target = target.str();
   lower.chip = chip.str();
@@ -46,6 +47,8 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
   lower.quantizeDivision = options.quantizeDivision;
   pm.addPass(createKVQLowerCacheOps(lower));
   pm.addPass(createGpuKernelOutliningPass());
+  if (maxRegisters)
+    pm.addPass(createKVQLimitKernelRegisters({maxRegisters}));
   pm.addPass(createSCFToControlFlowPass());
   attach(pm);
   OpPassManager &gpuModule = pm.nest<gpu::GPUModuleOp>();
@@ -71,7 +74,8 @@ void mlir::kvq::buildKVQToPTXPipeline(OpPassManager &pm,
         attach.optLevel = options.optLevel;
         pm.addPass(createGpuNVVMAttachTarget(attach));
       },
-      [](OpPassManager &pm) { pm.addPass(createConvertGpuOpsToNVVMOps()); });
+      [](OpPassManager &pm) { pm.addPass(createConvertGpuOpsToNVVMOps()); },
+      options.maxRegisters);
 }
 
 void mlir::kvq::buildKVQToAMDGCNPipeline(

@@ -7,6 +7,8 @@
 // RUN: not kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 threads-per-block=100" 2>&1 | FileCheck %s --check-prefix=TPB
 // RUN: not kvq-opt %s --kvq-lower-cache-ops="quantize-division=fast" 2>&1 | FileCheck %s --check-prefix=DIV
 // RUN: not kvq-opt %s --kvq-to-ptx="chip=sm90" 2>&1 | FileCheck %s --check-prefix=PIPE
+// RUN: not kvq-opt %s --kvq-limit-kernel-registers=max-registers=8 2>&1 | FileCheck %s --check-prefix=MAXREG
+// RUN: not kvq-opt %s --kvq-to-ptx=max-registers=300 2>&1 | FileCheck %s --check-prefix=MAXREG300
 // RUN: not kvq-opt %s --kvq-lower-cache-ops --kvq-write-isa 2>&1 | FileCheck %s --check-prefix=ISA
 // RUN: not kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t/no/such/dir/k.ptx 2>&1 | FileCheck %s --check-prefix=ISAFILE
 
@@ -22,6 +24,8 @@
 // TPB: error: kvq-lower-cache-ops: threads-per-block must be a multiple of 32 in [32, 1024], got 100
 // DIV: error: kvq-lower-cache-ops: unknown quantize-division 'fast', expected auto or divf
 // PIPE: error: kvq-lower-cache-ops: unknown NVIDIA chip 'sm90', expected sm_<version> such as sm_80 or sm_90
+// MAXREG: error: kvq-limit-kernel-registers: max-registers must be 0 or in [24, 255], got 8
+// MAXREG300: error: kvq-limit-kernel-registers: max-registers must be 0 or in [24, 255], got 300
 // ISA: error: kvq-write-isa: no gpu.binary object in assembly form; run gpu-module-to-binary{format=isa} (or kvq-to-ptx / kvq-to-amdgcn) first
 // ISAFILE: error: kvq-write-isa: cannot open output file '{{.*}}k.ptx'
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)

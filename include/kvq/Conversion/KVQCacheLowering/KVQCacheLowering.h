@@ -155,6 +155,11 @@ void populateKVQCacheLoweringPatterns(
 /// more (after lowering every cache op).
 void eraseUnusedLayers(Operation *root);
 
+/// The gpu.module the cache kernels are outlined into (`gpu.launch ...
+/// module(@kvq_cache_kernels)`): one per module, so that a pipeline produces
+/// one binary.
+inline constexpr llvm::StringLiteral kKernelModuleName = "kvq_cache_kernels";
+
 /// Bytes a GPU thread writes per access, per stream (K, V): one 16-byte
 /// store (16 fp8 cache bytes, 8 bf16 outputs, ...).
 inline constexpr int64_t kAccessBytes = 16;

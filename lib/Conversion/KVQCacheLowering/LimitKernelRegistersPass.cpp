@@ -1,0 +1,50 @@
+//===- LimitKernelRegistersPass.cpp - kvq-limit-kernel-registers ----------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
+#include "kvq/Conversion/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+namespace mlir::kvq {
+#define GEN_PASS_DEF_KVQLIMITKERNELREGISTERS
+#include "kvq/Conversion/Passes.h.inc"
+} // namespace mlir::kvq
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+struct KVQLimitKernelRegistersPass final
+    : kvq::impl::KVQLimitKernelRegistersBase<KVQLimitKernelRegistersPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    if (maxRegisters != 0 && (maxRegisters < 24 || maxRegisters > 255))
+      return emitError(UnknownLoc::get(ctx))
+             << "kvq-limit-kernel-registers: max-registers must be 0 or in "
+                "[24, 255], got "
+             << maxRegisters.getValue();
+    return success();
+  }
+
+  void runOnOperation() override {
+    if (maxRegisters == 0)
+      return markAllAnalysesPreserved();
+    StringRef name = NVVM::NVVMDialect::getMaxnregAttrName();
+    auto limit = IntegerAttr::get(IntegerType::get(&getContext(), 32),
+                                  maxRegisters.getValue());
+    getOperation().walk([&](gpu::GPUModuleOp module) {
+      if (module.getSymName() != kKernelModuleName)
+        return;
+      for (auto func : module.getOps<gpu::GPUFuncOp>())
+        if (func.isKernel() && !func->hasAttr(name))
+          func->setAttr(name, limit);
+    });
+  }
+};
+} // namespace

@@ -1,0 +1,32 @@
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers | FileCheck %s
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers=max-registers=64 | FileCheck %s --check-prefix=R64
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers=max-registers=0 | FileCheck %s --check-prefix=NONE
+
+// Every outlined cache kernel gets nvvm.maxnreg (48 by default); kernels of
+// other gpu.modules are left alone.
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// CHECK-LABEL: gpu.module @other
+// CHECK: gpu.func @user_kernel() kernel {
+gpu.module @other {
+  gpu.func @user_kernel() kernel {
+    gpu.return
+  }
+}
+
+func.func @store(%k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
+  kvq.cache_store @l (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+func.func @load(%kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xbf16>) {
+  kvq.cache_load @l (%kc, %kc) at %s into (%k, %k) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  return
+}
+
+// CHECK-LABEL: gpu.module @kvq_cache_kernels
+// CHECK: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
+// CHECK: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
+// R64: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
+// R64: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
+// NONE-NOT: nvvm.maxnreg
