@@ -1,9 +1,11 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers | FileCheck %s
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers=max-registers=64 | FileCheck %s --check-prefix=R64
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining --kvq-limit-kernel-registers=max-registers=0 | FileCheck %s --check-prefix=NONE
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 quantize-division=divf" --gpu-kernel-outlining --kvq-limit-kernel-registers | FileCheck %s --check-prefix=DIVF
 
-// Every outlined cache kernel gets nvvm.maxnreg (48 by default); kernels of
-// other gpu.modules are left alone.
+// Every outlined cache kernel gets nvvm.maxnreg (48 by default), except
+// those with a true division (quantize-division=divf: the store); kernels
+// of other gpu.modules are left alone.
 
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
@@ -30,3 +32,6 @@ func.func @load(%kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<
 // R64: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
 // R64: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
 // NONE-NOT: nvvm.maxnreg
+// DIVF: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+// DIVF: arith.divf
+// DIVF: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
