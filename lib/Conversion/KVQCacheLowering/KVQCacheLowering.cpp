@@ -483,7 +483,9 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
   Value bdim = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
   Value first = arith::AddIOp::create(
       b, loc, arith::MulIOp::create(b, loc, bid, bdim), tid);
-  auto [rowItems, kernelTotal] = workItems(b, loc);
+  // Plain variables, not a structured binding: the loop body captures them.
+  std::pair<Value, Value> items = workItems(b, loc);
+  Value rowItems = items.first, kernelTotal = items.second;
   // NVIDIA: a grid-stride loop (gridDim is a special register), so any grid
   // size is correct. AMD: reading gridDim calls __ockl_get_num_groups from
   // the ROCm device libraries, which gpu-module-to-binary would then need;

@@ -21,9 +21,10 @@
 // whether every value of that type then gets the cache bytes a true division
 // gives, in every cache format (f8E4M3FN/FNUZ, f8E5M2/FNUZ, i8): it checks
 // the quotient of every significand of the type, which by scaling covers
-// every exponent (see ScaledDivision.cpp for the argument). Checking costs
-// about a microsecond for bf16 and ten for f16; f32 activations (2^23
-// significands) are never proven.
+// every exponent (see ScaledDivision.cpp for the argument). Checking a
+// scale for both bf16 and f16 takes about 25 us (2,000 scales: 46 ms in
+// ScaledDivisionTest); f32 activations (2^23 significands) are never
+// proven.
 //
 //===----------------------------------------------------------------------===//
 
