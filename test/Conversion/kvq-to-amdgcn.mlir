@@ -12,30 +12,44 @@
 kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoint, v = 1.000000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
 // HOST-LABEL: llvm.func @fnuz(
-// HOST: gpu.launch_func @kvq_cache_kernels::@fnuz_kernel blocks
-// HOST: gpu.launch_func @kvq_cache_kernels::@fnuz_kernel_0 blocks
+// HOST: llvm.call @kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16(
+// HOST: llvm.call @kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16(
+// HOST-LABEL: llvm.func @kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16(
+// HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel blocks
 // HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#rocdl.target<O = 3, chip = "gfx942">
+// HOST-LABEL: llvm.func @kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16(
+// HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel blocks
 
 // GFX942: .amdgcn_target "amdgcn-amd-amdhsa--gfx942
-// GFX942-LABEL: fnuz_kernel:
+// GFX942-LABEL: kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel:
 // GFX942: global_load_dwordx4
 // GFX942: v_cvt_pk_fp8_f32
 // GFX942: global_store_dwordx4
+// GFX942: s_endpgm
+// GFX942-LABEL: kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel:
 // GFX942: v_cvt_pk_f32_fp8
 // GFX942: global_store_dwordx4
 // GFX942: s_endpgm
 // gfx942 has no OCP conversion: the software one.
-// GFX942-LABEL: ocp_kernel:
-// GFX942-NOT: v_cvt_pk
+// GFX942-LABEL: kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel:
+// GFX942-NOT: v_cvt_pk_{{fp8_f32|f32_fp8}}
+// GFX942: s_endpgm
+// GFX942-LABEL: kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel:
+// GFX942-NOT: v_cvt_pk_{{fp8_f32|f32_fp8}}
 // GFX942: s_endpgm
 
 // GFX950: .amdgcn_target "amdgcn-amd-amdhsa--gfx950
-// GFX950-LABEL: fnuz_kernel:
-// GFX950-NOT: v_cvt_pk
+// GFX950-LABEL: kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel:
+// GFX950-NOT: v_cvt_pk_{{fp8_f32|f32_fp8}}
 // GFX950: s_endpgm
-// GFX950-LABEL: ocp_kernel:
+// GFX950-LABEL: kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel:
+// GFX950-NOT: v_cvt_pk_{{fp8_f32|f32_fp8}}
+// GFX950: s_endpgm
+// GFX950-LABEL: kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel:
 // GFX950: v_cvt_pk_fp8_f32
 // GFX950: global_store_dwordx4
+// GFX950: s_endpgm
+// GFX950-LABEL: kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel:
 // GFX950: v_cvt_pk_f32_fp8
 // GFX950: s_endpgm
 func.func @fnuz(%k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FNUZ>, %s: memref<?xi64>, %o: memref<?x8x128xbf16>) {

@@ -8,8 +8,8 @@
 
 // The PTX of kvq-to-ptx assembles with NVIDIA's ptxas, without spills.
 
-// CHECK-DAG: Compiling entry function 'store_kernel' for 'sm_90'
-// CHECK-DAG: Compiling entry function 'load_kernel' for 'sm_90'
+// CHECK-DAG: Compiling entry function 'kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel' for 'sm_90'
+// CHECK-DAG: Compiling entry function 'kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel' for 'sm_90'
 // CHECK: 0 bytes spill stores, 0 bytes spill loads
 
 kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)

@@ -12,23 +12,38 @@
 kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
+// Each cache op calls the host function of its signature, which computes
+// RN(1/s) of both scales and launches the signature's kernel.
 // HOST-NOT: kvq.
 // HOST-LABEL: llvm.func @store(
-// HOST: gpu.launch_func @kvq_cache_kernels::@store_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) : i64 args(
-// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">
+// HOST: llvm.call @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
 // HOST-LABEL: llvm.func @load(
-// HOST: gpu.launch_func @kvq_cache_kernels::@load_kernel
+// HOST: llvm.call @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
 // HOST-LABEL: llvm.func @store_e5m2(
-// HOST: gpu.launch_func @kvq_cache_kernels::@store_e5m2_kernel
+// HOST: llvm.call @kvq_cache_store_f16_f8E5M2_8x64_b16(
+// HOST-LABEL: llvm.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
+// HOST: llvm.fdiv
+// HOST: llvm.fdiv
+// HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) : i64 args(
+// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">
+// HOST-LABEL: llvm.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
+// HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel
+// HOST-LABEL: llvm.func @kvq_cache_store_f16_f8E5M2_8x64_b16(
+// HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_f16_f8E5M2_8x64_b16_kernel
 
 // PTX: .target sm_90
-// The store: 45 parameters (the expanded descriptors of slot_mapping, key,
-// value, key_cache, value_cache), 128-thread blocks, 16-byte accesses: the
+// The store: 49 parameters (the expanded descriptors of slot_mapping, key,
+// value, key_cache, value_cache, then k_scale, RN(1/k_scale), v_scale,
+// RN(1/v_scale)), 128-thread blocks, 16-byte accesses: the
 // four K / V loads and the slot load back to back, no branch on the slot,
 // the quotient without a division (multiply, FMA correction), the
 // saturating e4m3 conversion, two predicated stores.
-// PTX-LABEL: .visible .entry store_kernel(
-// PTX: .param .u64 store_kernel_param_44
+// PTX-LABEL: .visible .entry kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel(
+// PTX: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_44,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_45,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_46,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_47,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_48
 // PTX-NEXT: )
 // PTX-NEXT: .maxntid 128, 1, 1
 // PTX-NEXT: .maxnreg 48
@@ -53,15 +68,16 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX-NOT: div.rn.f32
 // PTX: ret;
 // The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream.
-// PTX-LABEL: .visible .entry load_kernel(
-// PTX: .param .u64 load_kernel_param_44
+// PTX-LABEL: .visible .entry kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(
+// PTX: .param .f32 kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel_param_48
+// PTX-NEXT: )
 // PTX: cvt.rn.f16x2.e4m3x2
 // PTX: mul.rn.f32
 // PTX: cvt.rn.bf16.f32
 // PTX: st.global.v4.b32
 // PTX: st.global.v4.b32
 // PTX: ret;
-// PTX-LABEL: .visible .entry store_e5m2_kernel(
+// PTX-LABEL: .visible .entry kvq_cache_store_f16_f8E5M2_8x64_b16_kernel(
 // PTX: cvt.rn.satfinite.e5m2x2.f32
 // PTX: st.global.v4.b32
 

@@ -12,10 +12,34 @@ include "mlir/Pass/PassBase.td"
 def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
   let summary = "lower kvq.cache_store and kvq.cache_load to loops or kernels";
   let description = [{
-    Rewrites every `kvq.cache_store` and `kvq.cache_load` of the module, with
-    the K and V scales of its layer's `#kvq.resolved_scales`, into host `scf`
-    loops (`target=cpu`) or one `gpu.launch` per op (`target=nvvm`,
-    `target=rocdl`), then erases the `kvq.layer` ops no longer referenced.
+    Rewrites every `kvq.cache_store` and `kvq.cache_load` of the module into
+    a call of a function shared by every cache op of the same signature, with
+    the K and V scales of its layer's `#kvq.resolved_scales` as f32
+    constant operands, then erases the `kvq.layer` ops no longer
+    referenced. The function holds host `scf` loops (`target=cpu`) or one
+    `gpu.launch` (`target=nvvm`, `target=rocdl`). A model of N layers thus
+    gets a few functions and kernels, not N: the lowered IR stays about the
+    size of the input (bench/RESULTS.md, "Compile time").
+
+    ```mlir
+    %ks = arith.constant 5.000000e-02 : f32
+    %vs = arith.constant 7.000000e-02 : f32
+    call @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(%slots, %k, %v, %kc, %vc,
+        %ks, %vs) : (memref<?xi64>, memref<?x8x128xbf16>, ..., f32, f32) -> ()
+    ```
+
+    The signature is the op kind, the five memref types, and for a
+    quantizing store whether each stream's scale allows the division-free
+    quotient below. The function is a private `func.func` at the end of the
+    module named
+    `kvq_cache_<store|load>_<source elem>_<destination elem>_<H>x<D>_b<block size>`
+    (`dyn` for a dynamic size), plus `_divf` when a quantizing store
+    divides both streams (`_kdivf` / `_vdivf`: only K / V), uniqued with a
+    numeric suffix if the name is taken (or another signature has it, e.g.
+    the same shapes with a static token count). It takes
+    `(slot_mapping, K source, V source, K destination, V destination,
+    k_scale: f32, v_scale: f32)`. The library API is `KVQCacheFunctions` and
+    `populateKVQCacheLoweringPatterns` (KVQCacheLowering.h).
     A cache op whose layer has no resolved scales (run `kvq-fold-scales`
     first) is an error located at the op, with a note at the layer.
 
@@ -80,8 +104,10 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
 
     ### GPU form and kernel ABI
 
-    Each cache op becomes one `gpu.launch` (outlined into the gpu.module
-    `@kvq_cache_kernels`) with a 1-D grid of `threads-per-block` threads
+    The function of a GPU signature computes RN(1/s) of both scales on the
+    host (an f32 division) and runs one `gpu.launch` (outlined into the
+    gpu.module `@kvq_cache_kernels`) with a 1-D grid of `threads-per-block`
+    threads
     (default 128). A work item is one token and one chunk of its `[H, D]`
     row, as many elements as make one 16-byte write of the destination:
     16 for the store into an fp8 / int8 cache (the thread reads 16 bf16 with
@@ -115,11 +141,14 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     key_out, value_out), each expanded to its descriptor fields
     `(allocated ptr, aligned ptr, i64 offset, i64 sizes[rank],
     i64 strides[rank])`: 5 parameters for slot_mapping, 9 per activation,
-    11 per cache, 45 in all. Fill every field as for a contiguous memref
-    with offset 0. With `kvq-to-ptx` the kernels of a module are the
-    entries of one PTX module, named `<enclosing function>_kernel` (then
-    `_kernel_0`, ... for further cache ops of the same function). For a
-    store of `memref<?x8x128xbf16>` into `memref<?x16x8x128xf8E4M3FN>`:
+    11 per cache, 45 in all; then four f32: `k_scale, RN(1/k_scale),
+    v_scale, RN(1/v_scale)` (every kernel takes all four; a load, a divf
+    store and a plain copy ignore some): 49 in all. Fill every memref field
+    as for a contiguous memref with offset 0. With `kvq-to-ptx` the kernels
+    of a module are the entries of one PTX module, named
+    `<function>_kernel` (`kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel`).
+    For a store of `memref<?x8x128xbf16>` into
+    `memref<?x16x8x128xf8E4M3FN>` with scales 0.05 and 0.07:
 
     ```
     slots: p, p, 0, T, 1
@@ -127,6 +156,7 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     value: (as key)
     kc:    p, p, 0, NB, 16, 8, 128, 16384, 1024, 128, 1
     vc:    (as kc)
+    scales: 0.05f, 20.0f, 0.07f, RN(1/0.07f)
     grid = (max(1, ceil(T * 64 / 128)), 1, 1), block = (128, 1, 1)
     ```
     (The load into bf16 of the same shapes: slots, kc, vc, key_out,
@@ -148,11 +178,12 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
       return
     }
     ```
-    becomes, with `target=nvvm chip=sm_90`, a `gpu.launch` whose body loads
-    `vector<16xbf16>`, divides by the scale, converts pairs with
-    `nvvm.convert.f32x2.to.f8x2 ... {rnd = rn, sat = satfinite}` and stores
-    one `vector<16xf8E4M3FN>` per stream; with `target=cpu`, nested
-    `scf.for` loops.
+    becomes, with `target=nvvm chip=sm_90`, a call of
+    `@kvq_cache_store_bf16_f8E4M3FN_8x128_b16` with the scales 0.05 and 0.05,
+    whose `gpu.launch` loads `vector<16xbf16>`, divides by the scale,
+    converts pairs with `nvvm.convert.f32x2.to.f8x2 ... {rnd = rn,
+    sat = satfinite}` and stores one `vector<16xf8E4M3FN>` per stream; with
+    `target=cpu`, the function holds nested `scf.for` loops.
   }];
   let options = [
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
@@ -169,7 +200,8 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
            "bits, else divide) or 'divf' (always arith.divf)">,
   ];
   let dependentDialects = [
-    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::gpu::GPUDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect", "::mlir::NVVM::NVVMDialect",
     "::mlir::amdgpu::AMDGPUDialect", "::mlir::LLVM::LLVMDialect",

@@ -16,12 +16,14 @@
 #include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Threading.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/StringSwitch.h"
 
@@ -55,24 +57,30 @@ static Value f32Const(OpBuilder &b, Location loc, Type type, float value) {
   return floatConst(b, loc, type, llvm::APFloat(value));
 }
 
+/// The scale values of one stream, shaped like the elements a work item
+/// converts (f32 or vector<N x f32>), computed once before the loop.
+struct StreamScales {
+  /// s.
+  Value scale;
+  /// Reciprocal division only (ScaledDivision.h): RN(1/s), -s, and the
+  /// clamp bounds +-s * 2^17 (exact: a power-of-two multiple).
+  Value reciprocal, negScale, bound, negBound;
+};
+
 /// x / s for f32 `x` (scalar or vector) as in ScaledDivision.h: a clamp, a
 /// multiply by RN(1/s) and one FMA correction, branch-free. Only for the
 /// (scale, activation type) pairs proveReciprocalDivision() accepts.
 static Value divideByReciprocal(OpBuilder &b, Location loc, Value x,
-                                const ReciprocalDivision &d) {
+                                const StreamScales &d) {
   Type type = x.getType();
   // maximumf / minimumf propagate NaN, as the division would.
   Value x1 = arith::MinimumFOp::create(
-      b, loc,
-      arith::MaximumFOp::create(b, loc, x, f32Const(b, loc, type, -d.bound)),
-      f32Const(b, loc, type, d.bound));
-  Value r = f32Const(b, loc, type, d.reciprocal);
-  Value q0 = arith::MulFOp::create(b, loc, x1, r);
+      b, loc, arith::MaximumFOp::create(b, loc, x, d.negBound), d.bound);
+  Value q0 = arith::MulFOp::create(b, loc, x1, d.reciprocal);
   // llvm.intr.fma: one rounding on every target (math.fma would reach some
   // GPUs through a device library call).
-  Value e =
-      LLVM::FMAOp::create(b, loc, f32Const(b, loc, type, -d.scale), q0, x1);
-  Value q = LLVM::FMAOp::create(b, loc, e, r, q0);
+  Value e = LLVM::FMAOp::create(b, loc, d.negScale, q0, x1);
+  Value q = LLVM::FMAOp::create(b, loc, e, d.reciprocal, q0);
   Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, q0,
                                        f32Const(b, loc, type, 0.0f));
   return arith::SelectOp::create(b, loc, isZero, q0, q);
@@ -85,10 +93,11 @@ static Value divideByReciprocal(OpBuilder &b, Location loc, Value x,
 ///   auto: x unchanged (`quantized` false)
 /// The quotient is a true IEEE division (multiplying by a rounded 1/s alone
 /// differs in the last bit for many inputs), computed without a division
-/// instruction when `division` says that gives the same bits.
+/// instruction when `scales` has the reciprocal (proven to give the same
+/// bits).
 static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
-                      Value x, Type cacheElem, float scale, bool quantized,
-                      const std::optional<ReciprocalDivision> &division) {
+                      Value x, Type cacheElem, bool quantized,
+                      const StreamScales &scales) {
   if (!quantized)
     return x;
   Type f32 = shapedLike(x.getType(), b.getF32Type());
@@ -96,10 +105,9 @@ static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
   Value f = getElementTypeOrSelf(x.getType()).isF32()
                 ? x
                 : arith::ExtFOp::create(b, loc, f32, x).getResult();
-  Value q = division
-                ? divideByReciprocal(b, loc, f, *division)
-                : arith::DivFOp::create(b, loc, f, f32Const(b, loc, f32, scale))
-                      .getResult();
+  Value q = scales.reciprocal
+                ? divideByReciprocal(b, loc, f, scales)
+                : arith::DivFOp::create(b, loc, f, scales.scale).getResult();
 
   if (cacheElem.isSignlessInteger(8)) {
     // Clamp to [-128, 127] first (ordered compares are false for NaN), then
@@ -147,7 +155,8 @@ static llvm::APFloat canonicalNaN(FloatType type) {
 /// Load numerics for cache elements `c` (scalar or vector) to outputs of
 /// type `outElem`: out = round_to_out(f32(c) * s), NaN -> canonicalNaN.
 static Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
-                        Value c, Type outElem, float scale, bool quantized) {
+                        Value c, Type outElem, bool quantized,
+                        const StreamScales &scales) {
   if (!quantized)
     return c;
   Type cacheElem = getElementTypeOrSelf(c.getType());
@@ -161,7 +170,7 @@ static Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
         b, loc, shapedLike(c.getType(), b.getI8Type()), c);
     f = target.extFromBits(b, loc, bits, f8Type);
   }
-  Value y = arith::MulFOp::create(b, loc, f, f32Const(b, loc, f32, scale));
+  Value y = arith::MulFOp::create(b, loc, f, scales.scale);
   Type outType = shapedLike(c.getType(), outElem);
   Value out = outElem.isF32()
                   ? y
@@ -175,22 +184,57 @@ static Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
 }
 
 //===----------------------------------------------------------------------===//
-// Common op description
+// The cache function of one signature
 //===----------------------------------------------------------------------===//
+//
+// Every cache op calls a function shared by all cache ops of its signature
+// (op kind, operand types, whether each stream divides by reciprocal): the
+// function takes the op's memrefs and the layer's K and V scales as
+// operands, so that an N-layer model gets a few functions (kernels) instead
+// of N.
 
 namespace {
-/// One cache op, seen as two streams (K, V) that each move elements from a
-/// `src` memref to a `dst` memref through an element conversion.
+/// A cache op's signature: what its function's code depends on.
+struct CacheSignature {
+  bool isStore = false;
+  /// The cache holds fp8 / int8 (not a plain copy of the activations).
+  bool quantized = false;
+  /// Store only, per stream (K, V): x / s by the division-free sequence of
+  /// ScaledDivision.h (proven for this scale), else arith.divf.
+  std::array<bool, 2> reciprocal = {false, false};
+  /// slot_mapping, K source, V source, K destination, V destination.
+  std::array<MemRefType, 5> types;
+
+  using Key = std::tuple<unsigned, Type, Type, Type, Type, Type>;
+  Key key() const {
+    unsigned flags = isStore | quantized << 1 | reciprocal[0] << 2 |
+                     reciprocal[1] << 3;
+    return {flags, types[0], types[1], types[2], types[3], types[4]};
+  }
+  MemRefType actType() const { return isStore ? types[1] : types[3]; }
+  MemRefType cacheType() const { return isStore ? types[3] : types[1]; }
+};
+
+/// A cache op seen through its signature, plus the values it calls with.
+struct CacheOpInfo {
+  CacheSignature signature;
+  /// The op's memref operands, in the order of CacheSignature::types.
+  std::array<Value, 5> operands;
+  /// The layer's K and V scales.
+  float scales[2] = {1.0f, 1.0f};
+};
+
+/// The code of a cache function: two streams (K, V) that each move elements
+/// from a `src` memref to a `dst` memref through an element conversion,
+/// with the function's arguments as operands.
 struct CacheOpPlan {
   bool isStore = false;
   bool quantized = false;
   Value slots;
   struct Stream {
     Value src, dst;
-    float scale;
-    /// Store only: how to divide by `scale` without a division, when that
-    /// is proven exact (see ScaledDivision.h); else arith.divf.
-    std::optional<ReciprocalDivision> division;
+    /// The scale (f32); the store's RN(1/s) when it divides by reciprocal.
+    Value scale, reciprocal;
   } streams[2];
   MemRefType actType, cacheType;
 
@@ -199,45 +243,72 @@ struct CacheOpPlan {
 };
 } // namespace
 
-static FailureOr<CacheOpPlan> makePlan(Operation *op,
-                                       SymbolTableCollection &symbols,
-                                       const KVQCacheLoweringOptions &options) {
-  CacheOpPlan plan;
+/// The signature and call operands of `op`; failure if it cannot be
+/// lowered (see checkCacheOpsLowerable). Looks up the layer in `symbols`.
+/// Leaves `reciprocal` false: proving it is the caller's.
+static FailureOr<CacheOpInfo> describeCacheOp(Operation *op,
+                                              SymbolTableCollection &symbols) {
+  CacheOpInfo info;
+  CacheSignature &sig = info.signature;
   LayerOp layer;
   if (auto store = dyn_cast<CacheStoreOp>(op)) {
-    plan.isStore = true;
+    sig.isStore = true;
     layer = symbols.lookupNearestSymbolFrom<LayerOp>(op, store.getLayerAttr());
-    plan.slots = store.getSlotMapping();
-    plan.streams[0] = {store.getKey(), store.getKeyCache(), 0, {}};
-    plan.streams[1] = {store.getValue(), store.getValueCache(), 0, {}};
-    plan.actType = store.getKey().getType();
-    plan.cacheType = store.getKeyCache().getType();
+    info.operands = {store.getSlotMapping(), store.getKey(), store.getValue(),
+                     store.getKeyCache(), store.getValueCache()};
   } else {
     auto load = cast<CacheLoadOp>(op);
     layer = symbols.lookupNearestSymbolFrom<LayerOp>(op, load.getLayerAttr());
-    plan.slots = load.getSlotMapping();
-    plan.streams[0] = {load.getKeyCache(), load.getKeyOut(), 0, {}};
-    plan.streams[1] = {load.getValueCache(), load.getValueOut(), 0, {}};
-    plan.actType = load.getKeyOut().getType();
-    plan.cacheType = load.getKeyCache().getType();
+    info.operands = {load.getSlotMapping(), load.getKeyCache(),
+                     load.getValueCache(), load.getKeyOut(),
+                     load.getValueOut()};
   }
+  for (auto [type, value] : llvm::zip(sig.types, info.operands))
+    type = cast<MemRefType>(value.getType());
   if (!layer || !layer.getResolvedScalesAttr())
     return failure();
-  if (!isa<Float16Type, BFloat16Type, Float32Type>(
-          plan.actType.getElementType()))
+  Type actElem = sig.actType().getElementType();
+  if (!isa<Float16Type, BFloat16Type, Float32Type>(actElem))
     return failure();
   ResolvedScalesAttr scales = layer.getResolvedScalesAttr();
-  plan.streams[0].scale = scales.getKFloat();
-  plan.streams[1].scale = scales.getVFloat();
-  plan.quantized = layer.isQuantized();
-  if (plan.isStore && plan.quantized &&
-      options.quantizeDivision == QuantizeDivision::Auto) {
-    const llvm::fltSemantics &act =
-        cast<FloatType>(plan.actType.getElementType()).getFloatSemantics();
-    for (CacheOpPlan::Stream &stream : plan.streams)
-      stream.division = proveReciprocalDivision(stream.scale, act);
-  }
-  return plan;
+  info.scales[0] = scales.getKFloat();
+  info.scales[1] = scales.getVFloat();
+  sig.quantized = layer.isQuantized();
+  return info;
+}
+
+/// The scales of `stream` shaped like `like` (f32 or a vector of f32), for
+/// a store when `isStore`.
+static StreamScales prepareStreamScales(OpBuilder &b, Location loc,
+                                        const CacheOpPlan::Stream &stream,
+                                        bool isStore, Type like) {
+  auto shaped = [&](Value scalar) -> Value {
+    if (auto vec = dyn_cast<VectorType>(like))
+      return vector::BroadcastOp::create(b, loc, vec, scalar);
+    return scalar;
+  };
+  StreamScales scales;
+  scales.scale = shaped(stream.scale);
+  if (!isStore || !stream.reciprocal)
+    return scales;
+  scales.reciprocal = shaped(stream.reciprocal);
+  Value bound = arith::MulFOp::create(
+      b, loc, stream.scale, f32Const(b, loc, b.getF32Type(), 0x1p17f));
+  scales.negScale = shaped(arith::NegFOp::create(b, loc, stream.scale));
+  scales.bound = shaped(bound);
+  scales.negBound = shaped(arith::NegFOp::create(b, loc, bound));
+  return scales;
+}
+
+/// The scales of both streams of `plan` for work items of `width` elements.
+static std::array<StreamScales, 2>
+prepareScales(OpBuilder &b, Location loc, const CacheOpPlan &plan,
+              int64_t width) {
+  Type like = b.getF32Type();
+  if (width > 1)
+    like = VectorType::get({width}, like);
+  return {prepareStreamScales(b, loc, plan.streams[0], plan.isStore, like),
+          prepareStreamScales(b, loc, plan.streams[1], plan.isStore, like)};
 }
 
 /// Size `dim` of `memref` as an index value (a constant when static).
@@ -288,17 +359,17 @@ static std::array<Value, 2> loadSources(OpBuilder &b, Location loc,
 /// With a `predicate` (GPU store), the stores happen only where it holds,
 /// through KVQTarget::storeIf.
 static void storeConverted(OpBuilder &b, Location loc, const KVQTarget &target,
-                           const CacheOpPlan &plan, int64_t width,
-                           std::array<Value, 2> in, ValueRange dstIdx,
-                           Value predicate = nullptr) {
+                           const CacheOpPlan &plan,
+                           const std::array<StreamScales, 2> &scales,
+                           int64_t width, std::array<Value, 2> in,
+                           ValueRange dstIdx, Value predicate = nullptr) {
   for (int s = 0; s < 2; ++s) {
     const CacheOpPlan::Stream &stream = plan.streams[s];
     Type dstElem = cast<MemRefType>(stream.dst.getType()).getElementType();
-    Value out = plan.isStore
-                    ? quantize(b, loc, target, in[s], dstElem, stream.scale,
-                               plan.quantized, stream.division)
-                    : dequantize(b, loc, target, in[s], dstElem, stream.scale,
-                                 plan.quantized);
+    Value out = plan.isStore ? quantize(b, loc, target, in[s], dstElem,
+                                        plan.quantized, scales[s])
+                             : dequantize(b, loc, target, in[s], dstElem,
+                                          plan.quantized, scales[s]);
     if (predicate)
       target.storeIf(b, loc, predicate, out, stream.dst, dstIdx);
     else if (width == 1)
@@ -365,6 +436,7 @@ static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
   Value numTokens = dimOf(b, loc, plan.slots, 0);
   Value numHeads = dimOf(b, loc, plan.act(0), 1);
   Value headSize = dimOf(b, loc, plan.act(0), 2);
+  std::array<StreamScales, 2> scales = prepareScales(b, loc, plan, 1);
   scf::ForOp::create(
       b, loc, c0, numTokens, c1, ValueRange{},
       [&](OpBuilder &b, Location loc, Value t, ValueRange) {
@@ -380,7 +452,7 @@ static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
                           SmallVector<Value> act{t, h, d},
                               cache{blk, row, h, d};
                           storeConverted(
-                              b, loc, target, plan, /*width=*/1,
+                              b, loc, target, plan, scales, /*width=*/1,
                               loadSources(b, loc, plan, 1,
                                           plan.isStore ? act : cache),
                               plan.isStore ? cache : act);
@@ -430,7 +502,8 @@ static bool isVectorizable(MemRefType type, int64_t width) {
 /// consecutive chunks of a token, so a warp reads and writes contiguous
 /// memory. The thread moves K and V of its item.
 static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
-                        const CacheOpPlan &plan, int64_t threadsPerBlock) {
+                        const CacheOpPlan &plan, int64_t threadsPerBlock,
+                        ValueRange scalars) {
   const int64_t chunk = elementsPerWorkItem(plan);
   const bool vectorized = isVectorizable(plan.actType, chunk) &&
                           isVectorizable(plan.cacheType, chunk);
@@ -474,10 +547,16 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
   // parameters in order of first use, so touch the memrefs first in the
   // order slot_mapping, K source, V source, K destination, V destination.
   // The dims are dead and folded away once the kernel is outlined.
+  // Then the f32 `scalars` (k_scale, RN(1/k_scale), v_scale,
+  // RN(1/v_scale)), touched by dead negations for the same reason (a load
+  // does not use the reciprocals, yet every kernel takes them).
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   for (Value memref : {plan.slots, plan.streams[0].src, plan.streams[1].src,
                        plan.streams[0].dst, plan.streams[1].dst})
     memref::DimOp::create(b, loc, memref, c0);
+  for (Value scalar : scalars)
+    arith::NegFOp::create(b, loc, scalar);
+  std::array<StreamScales, 2> scales = prepareScales(b, loc, plan, width);
   // The block size is the constant threadsPerBlock (no read of blockDim).
   Value bid = launch.getBlockIds().x, tid = launch.getThreadIds().x;
   Value bdim = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
@@ -525,14 +604,14 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
           std::array<Value, 2> in = loadSources(b, loc, plan, width, act);
           Value slot = readSlot(b, loc, plan, t, /*gpu=*/true);
           auto [blk, row] = cacheRow(b, loc, plan, slot);
-          storeConverted(b, loc, target, plan, width, in,
+          storeConverted(b, loc, target, plan, scales, width, in,
                          ValueRange{blk, row, h, d}, isValidSlot(b, loc, slot));
         } else {
           // The load's source row is the slot's: it has to wait for it.
           forValidSlot(b, loc, plan, t, /*gpu=*/true,
                        [&](OpBuilder &b, Value blk, Value row) {
                          SmallVector<Value> cache{blk, row, h, d};
-                         storeConverted(b, loc, target, plan, width,
+                         storeConverted(b, loc, target, plan, scales, width,
                                         loadSources(b, loc, plan, width, cache),
                                         act);
                        });
@@ -543,50 +622,239 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
 }
 
 //===----------------------------------------------------------------------===//
+// Cache functions
+//===----------------------------------------------------------------------===//
+
+/// `type`'s spelling for a symbol name ("bf16", "f8E4M3FN", "i8").
+static std::string typeName(Type type) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  type.print(os);
+  return name;
+}
+
+/// The name of the function of `sig` (before uniquing):
+/// kvq_cache_<store|load>_<src elem>_<dst elem>_<H>x<D>_b<block size>,
+/// "dyn" for a dynamic size, then `_divf` when a quantizing store divides
+/// both streams with arith.divf (`_kdivf` / `_vdivf`: one of them).
+static std::string functionName(const CacheSignature &sig) {
+  auto size = [](MemRefType type, int64_t dim) -> std::string {
+    return type.isDynamicDim(dim) ? "dyn"
+                                  : std::to_string(type.getDimSize(dim));
+  };
+  MemRefType act = sig.actType(), cache = sig.cacheType();
+  std::string name = sig.isStore ? "kvq_cache_store_" : "kvq_cache_load_";
+  name += typeName(sig.types[1].getElementType()) + "_" +
+          typeName(sig.types[3].getElementType()) + "_" + size(act, 1) + "x" +
+          size(act, 2) + "_b" + size(cache, 1);
+  if (sig.isStore && sig.quantized && !(sig.reciprocal[0] && sig.reciprocal[1]))
+    name += sig.reciprocal[0] ? "_vdivf" : sig.reciprocal[1] ? "_kdivf" : "_divf";
+  return name;
+}
+
+/// Builds the function of `sig` at the end of `module`'s body (named in
+/// `symbols`' table of it, uniqued) and returns it.
+static func::FuncOp buildCacheFunction(ModuleOp module,
+                                       SymbolTableCollection &symbols,
+                                       const CacheSignature &sig, Location loc,
+                                       const KVQTarget &target,
+                                       const KVQCacheLoweringOptions &options) {
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  Type f32 = b.getF32Type();
+  SmallVector<Type> argTypes(sig.types.begin(), sig.types.end());
+  argTypes.append({f32, f32});
+  auto fn = func::FuncOp::create(b, loc, functionName(sig),
+                                 b.getFunctionType(argTypes, {}));
+  fn.setPrivate();
+  symbols.getSymbolTable(module).insert(fn);
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+
+  CacheOpPlan plan;
+  plan.isStore = sig.isStore;
+  plan.quantized = sig.quantized;
+  plan.actType = sig.actType();
+  plan.cacheType = sig.cacheType();
+  plan.slots = entry->getArgument(0);
+  // RN(1/s), on the host: an IEEE f32 division, the value
+  // proveReciprocalDivision() checked.
+  Value one = f32Const(b, loc, f32, 1.0f);
+  SmallVector<Value> scalars;
+  for (int s = 0; s < 2; ++s) {
+    Value scale = entry->getArgument(5 + s);
+    Value reciprocal = sig.reciprocal[s] || target.isGPU()
+                           ? arith::DivFOp::create(b, loc, one, scale)
+                           : Value();
+    plan.streams[s] = {entry->getArgument(1 + s), entry->getArgument(3 + s),
+                       scale, sig.reciprocal[s] ? reciprocal : Value()};
+    scalars.append({scale, reciprocal});
+  }
+  if (target.isGPU())
+    buildLaunch(b, loc, target, plan, options.threadsPerBlock, scalars);
+  else
+    buildLoops(b, loc, target, plan);
+  func::ReturnOp::create(b, loc);
+  return fn;
+}
+
+struct KVQCacheFunctions::Impl {
+  Impl(const KVQTarget &target, const KVQCacheLoweringOptions &options)
+      : target(target), options(options) {}
+
+  const KVQTarget &target;
+  KVQCacheLoweringOptions options;
+  /// Guards everything below: a frozen pattern set is shared by every
+  /// thread that applies it, and the collection fills itself in on use.
+  std::mutex mutex;
+  SymbolTableCollection symbols;
+  DenseMap<std::pair<Operation *, CacheSignature::Key>, func::FuncOp>
+      functions;
+};
+
+KVQCacheFunctions::KVQCacheFunctions(const KVQTarget &target,
+                                     const KVQCacheLoweringOptions &options)
+    : impl(std::make_unique<Impl>(target, options)) {}
+
+KVQCacheFunctions::~KVQCacheFunctions() = default;
+
+/// Whether `info` (a quantizing store) divides by reciprocal, per stream.
+static void proveStreams(CacheOpInfo &info) {
+  Type actElem = info.signature.actType().getElementType();
+  const llvm::fltSemantics &sem = cast<FloatType>(actElem).getFloatSemantics();
+  for (int s = 0; s < 2; ++s)
+    info.signature.reciprocal[s] =
+        proveReciprocalDivision(info.scales[s], sem).has_value();
+}
+
+/// Whether the signature of `info` has a division to prove.
+static bool needsProof(const CacheOpInfo &info,
+                       const KVQCacheLoweringOptions &options) {
+  return info.signature.isStore && info.signature.quantized &&
+         options.quantizeDivision == QuantizeDivision::Auto;
+}
+
+/// The call for `op`, described by `info` (proven), creating its function
+/// in `module` if needed. Under the lock.
+static KVQCacheCall
+callFor(KVQCacheFunctions::Impl &impl, ModuleOp module, Operation *op,
+        const CacheOpInfo &info);
+
+FailureOr<KVQCacheCall> KVQCacheFunctions::lookupOrCreate(Operation *op) {
+  auto module = op->getParentOfType<ModuleOp>();
+  if (!module)
+    return failure();
+  FailureOr<CacheOpInfo> info = [&] {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    return describeCacheOp(op, impl->symbols);
+  }();
+  if (failed(info))
+    return failure();
+  if (needsProof(*info, impl->options))
+    proveStreams(*info);
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  return callFor(*impl, module, op, *info);
+}
+
+static KVQCacheCall callFor(KVQCacheFunctions::Impl &impl, ModuleOp module,
+                            Operation *op, const CacheOpInfo &info) {
+  func::FuncOp &fn = impl.functions[{module, info.signature.key()}];
+  if (!fn)
+    fn = buildCacheFunction(module, impl.symbols, info.signature, op->getLoc(),
+                            impl.target, impl.options);
+  KVQCacheCall call;
+  call.callee = fn;
+  llvm::append_range(call.operands, info.operands);
+  call.scales[0] = info.scales[0];
+  call.scales[1] = info.scales[1];
+  return call;
+}
+
+void KVQCacheFunctions::replaceWithCall(RewriterBase &rewriter, Operation *op,
+                                        const KVQCacheCall &call) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op->getLoc();
+  SmallVector<Value, 7> operands(call.operands.begin(), call.operands.end());
+  for (float scale : call.scales)
+    operands.push_back(arith::ConstantOp::create(
+        rewriter, loc, rewriter.getF32FloatAttr(scale)));
+  func::CallOp::create(rewriter, loc, call.callee, operands);
+  rewriter.eraseOp(op);
+}
+
+LogicalResult KVQCacheFunctions::replaceWithCall(RewriterBase &rewriter,
+                                                 Operation *op) {
+  FailureOr<KVQCacheCall> call = lookupOrCreate(op);
+  if (failed(call))
+    return failure();
+  replaceWithCall(rewriter, op, *call);
+  return success();
+}
+
+SmallVector<std::pair<Operation *, KVQCacheCall>>
+KVQCacheFunctions::createAll(Operation *root) {
+  // Describe every op (symbol lookups: one thread), prove the scales of the
+  // stores on the thread pool (the expensive part: 10,000 layers take
+  // 50 ms on one thread), then create the functions (one thread again).
+  struct Entry {
+    Operation *op;
+    ModuleOp module;
+    CacheOpInfo info;
+  };
+  std::vector<Entry> entries;
+  {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    root->walk([&](Operation *op) {
+      if (!isa<CacheStoreOp, CacheLoadOp>(op))
+        return;
+      auto module = op->getParentOfType<ModuleOp>();
+      if (!module)
+        return;
+      FailureOr<CacheOpInfo> info = describeCacheOp(op, impl->symbols);
+      if (succeeded(info))
+        entries.push_back({op, module, *info});
+    });
+  }
+  parallelForEach(root->getContext(), entries, [&](Entry &entry) {
+    if (needsProof(entry.info, impl->options))
+      proveStreams(entry.info);
+  });
+  SmallVector<std::pair<Operation *, KVQCacheCall>> calls;
+  calls.reserve(entries.size());
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  for (Entry &entry : entries)
+    calls.emplace_back(entry.op,
+                       callFor(*impl, entry.module, entry.op, entry.info));
+  return calls;
+}
+
+//===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
 
 namespace {
 template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
-  LowerCacheOp(MLIRContext *ctx, const KVQTarget &target,
-               const KVQCacheLoweringOptions &options)
-      : OpRewritePattern<OpTy>(ctx), target(target), options(options) {}
+  LowerCacheOp(MLIRContext *ctx, KVQCacheFunctions &functions)
+      : OpRewritePattern<OpTy>(ctx), functions(functions) {}
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
-    FailureOr<CacheOpPlan> plan = [&] {
-      std::lock_guard<std::mutex> lock(symbolsMutex);
-      return makePlan(op, symbols, options);
-    }();
-    if (failed(plan))
+    if (failed(functions.replaceWithCall(rewriter, op)))
       return rewriter.notifyMatchFailure(
           op, "layer without resolved scales or unsupported activation type "
               "(see checkCacheOpsLowerable)");
-    if (target.isGPU())
-      buildLaunch(rewriter, op.getLoc(), target, *plan,
-                  options.threadsPerBlock);
-    else
-      buildLoops(rewriter, op.getLoc(), target, *plan);
-    rewriter.eraseOp(op);
     return success();
   }
 
-  const KVQTarget &target;
-  KVQCacheLoweringOptions options;
-  /// Built on first use: a layer lookup is then O(1), not a scan. Locked,
-  /// because a frozen pattern set is shared by every thread that applies it
-  /// (a function-anchored pass converts several functions at once) and the
-  /// collection fills itself in on first use.
-  mutable std::mutex symbolsMutex;
-  mutable SymbolTableCollection symbols;
+  KVQCacheFunctions &functions;
 };
 } // namespace
 
 void mlir::kvq::populateKVQCacheLoweringPatterns(
-    RewritePatternSet &patterns, const KVQTarget &target,
-    const KVQCacheLoweringOptions &options) {
+    RewritePatternSet &patterns, KVQCacheFunctions &functions) {
   patterns.add<LowerCacheOp<CacheStoreOp>, LowerCacheOp<CacheLoadOp>>(
-      patterns.getContext(), target, options);
+      patterns.getContext(), functions);
 }
 
 std::optional<QuantizeDivision>
@@ -648,13 +916,29 @@ void mlir::kvq::eraseUnusedLayers(Operation *root) {
   root->walk([&](LayerOp layer) { layers.push_back(layer); });
   // Every name any symbol reference mentions, in one walk (calling
   // symbolKnownUseEmpty per layer walks the module once per layer).
+  // Types hold no symbol references: the walks skip them. The inherent
+  // attributes of an op with properties are read one by one:
+  // getAttrDictionary() would build and unique a new dictionary per op.
   llvm::DenseSet<StringAttr> referenced;
+  auto visit = [&](Attribute attr) {
+    attr.walk<WalkOrder::PreOrder>(
+        [&](SymbolRefAttr ref) {
+          referenced.insert(ref.getRootReference());
+          for (FlatSymbolRefAttr nested : ref.getNestedReferences())
+            referenced.insert(nested.getAttr());
+        },
+        [](Type) { return WalkResult::skip(); });
+  };
   root->walk([&](Operation *op) {
-    op->getAttrDictionary().walk([&](SymbolRefAttr ref) {
-      referenced.insert(ref.getRootReference());
-      for (FlatSymbolRefAttr nested : ref.getNestedReferences())
-        referenced.insert(nested.getAttr());
-    });
+    if (!op->getPropertiesStorageSize()) {
+      visit(op->getAttrDictionary());
+      return;
+    }
+    for (StringAttr name : op->getName().getAttributeNames())
+      if (std::optional<Attribute> attr = op->getInherentAttr(name.getValue()))
+        if (*attr)
+          visit(*attr);
+    visit(op->getDiscardableAttrDictionary());
   });
   IRRewriter rewriter(root->getContext());
   for (LayerOp layer : layers)

@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -19,7 +20,6 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Threading.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
-#include "mlir/Transforms/DialectConversion.h"
 
 namespace mlir::kvq {
 #define GEN_PASS_DEF_KVQLOWERCACHEOPS
@@ -29,38 +29,42 @@ namespace mlir::kvq {
 using namespace mlir;
 using namespace mlir::kvq;
 
-/// Converts the cache ops of each top-level isolated op (function) of
-/// `module` on MLIR's thread pool, as a function-anchored pass would: a
-/// rewrite stays inside its function and only reads the layer, a
-/// module-level symbol that no rewrite changes. Diagnostics keep the order
-/// of a serial run. Falls back to one conversion of the whole module when a
-/// cache op is not inside such an op.
-static LogicalResult
-convertFunctionsInParallel(ModuleOp module, const ConversionTarget &legality,
-                           const FrozenRewritePatternSet &patterns) {
-  SmallVector<Operation *> roots;
-  for (Operation &op : module.getBody()->getOperations()) {
-    bool hasCacheOps = op.walk([](Operation *inner) {
-                           return isa<CacheStoreOp, CacheLoadOp>(inner)
-                                      ? WalkResult::interrupt()
-                                      : WalkResult::advance();
-                         }).wasInterrupted();
-    if (!hasCacheOps)
-      continue;
-    if (!op.hasTrait<OpTrait::IsIsolatedFromAbove>())
-      return applyPartialConversion(module, legality, patterns);
-    roots.push_back(&op);
+/// Whether `root` holds a kvq cache op.
+[[maybe_unused]] static bool hasCacheOps(Operation *root) {
+  return root
+      ->walk([](Operation *op) {
+        return isa<CacheStoreOp, CacheLoadOp>(op) ? WalkResult::interrupt()
+                                                  : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+/// Replaces each op of `calls` with its call (KVQCacheFunctions) on MLIR's
+/// thread pool, one task per top-level op (function) of `module`, as a
+/// function-anchored pass would: a rewrite stays inside its function and
+/// creates no symbol. `calls` is in walk order, so the ops of a function
+/// are contiguous.
+static void rewriteInParallel(
+    ModuleOp module,
+    ArrayRef<std::pair<Operation *, KVQCacheCall>> calls) {
+  auto topLevel = [&](Operation *op) {
+    while (op->getParentOp() != module)
+      op = op->getParentOp();
+    return op;
+  };
+  SmallVector<ArrayRef<std::pair<Operation *, KVQCacheCall>>> groups;
+  for (size_t begin = 0, end; begin < calls.size(); begin = end) {
+    Operation *root = topLevel(calls[begin].first);
+    for (end = begin + 1;
+         end < calls.size() && topLevel(calls[end].first) == root; ++end)
+      ;
+    groups.push_back(calls.slice(begin, end - begin));
   }
-  MLIRContext *ctx = module.getContext();
-  ParallelDiagnosticHandler diagnostics(ctx);
-  return failableParallelForEach(
-      ctx, llvm::seq<size_t>(0, roots.size()), [&](size_t index) {
-        diagnostics.setOrderIDForThread(index);
-        LogicalResult result =
-            applyPartialConversion(roots[index], legality, patterns);
-        diagnostics.eraseOrderIDForThread();
-        return result;
-      });
+  parallelForEach(module.getContext(), groups, [](auto group) {
+    IRRewriter rewriter(group.front().first->getContext());
+    for (const auto &[op, call] : group)
+      KVQCacheFunctions::replaceWithCall(rewriter, op, call);
+  });
 }
 
 namespace {
@@ -109,14 +113,14 @@ struct KVQLowerCacheOpsPass final
     if (failed(checkCacheOpsLowerable(module)))
       return signalPassFailure();
 
-    RewritePatternSet patterns(&getContext());
-    populateKVQCacheLoweringPatterns(patterns, *kvqTarget, loweringOptions);
-    ConversionTarget legality(getContext());
-    legality.addIllegalOp<CacheStoreOp, CacheLoadOp>();
-    legality.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
-    FrozenRewritePatternSet frozen(std::move(patterns));
-    if (failed(convertFunctionsInParallel(module, legality, frozen)))
-      return signalPassFailure();
+    // The functions first: creating one adds to the module's body, which
+    // the parallel rewrite below must not do.
+    KVQCacheFunctions functions(*kvqTarget, loweringOptions);
+    SmallVector<std::pair<Operation *, KVQCacheCall>> calls =
+        functions.createAll(module);
+    rewriteInParallel(module, calls);
+    assert(!hasCacheOps(module) &&
+           "checkCacheOpsLowerable accepted an op createAll could not lower");
     eraseUnusedLayers(module);
   }
 

@@ -27,11 +27,11 @@ func.func @load(%kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<
 }
 
 // CHECK-LABEL: gpu.module @kvq_cache_kernels
-// CHECK: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
-// CHECK: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
-// R64: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
-// R64: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
+// CHECK: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
+// CHECK: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
+// R64: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
+// R64: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 64 : i32}
 // NONE-NOT: nvvm.maxnreg
-// DIVF: gpu.func @store_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
+// DIVF: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_divf_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>} {
 // DIVF: arith.divf
-// DIVF: gpu.func @load_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}
+// DIVF: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel({{.*}}) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.maxnreg = 48 : i32}

@@ -12,27 +12,43 @@
 kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 2.500000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
+// Each cache op calls the function of its signature with the layer's
+// scales; the function computes RN(1/s) on the host and launches.
 // CHECK-LABEL: func.func @store_e4m3(
 // CHECK-SAME: %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[S:[a-z0-9]+]]: memref<?xi64>)
-// CHECK-DAG: %[[KR:.*]] = arith.constant dense<2.000000e+01> : vector<16xf32>
-// CHECK-DAG: %[[KNS:.*]] = arith.constant dense<-5.000000e-02> : vector<16xf32>
-// CHECK-DAG: %[[KB:.*]] = arith.constant dense<6.553600e+03> : vector<16xf32>
-// CHECK-DAG: %[[KNB:.*]] = arith.constant dense<-6.553600e+03> : vector<16xf32>
+// CHECK-DAG: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
+// CHECK-DAG: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK: call @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(%[[S]], %[[K]], %[[V]], %[[KC]], %[[VC]], %[[KS]], %[[VS]])
+
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
+// CHECK-SAME: %[[S:[a-z0-9]+]]: memref<?xi64>, %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
 // CHECK-DAG: %[[FZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
+// CHECK-DAG: %[[P17:.*]] = arith.constant 1.310720e+05 : f32
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
 // CHECK-DAG: %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG: %[[TPB:.*]] = arith.constant 128 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+// CHECK: %[[KRS:.*]] = arith.divf %[[ONE]], %[[KS]] : f32
+// CHECK: %[[VRS:.*]] = arith.divf %[[ONE]], %[[VS]] : f32
 // CHECK: %[[T:.*]] = memref.dim %[[S]]
 // CHECK: %[[WORK:.*]] = arith.muli %[[T]], %[[C64]] : index
 // CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[TPB]] : index
 // CHECK: %[[GRID:.*]] = arith.maxui %[[CEIL]], %[[C1]] : index
 // CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[TPB]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
+// Once per thread: RN(1/s), -s and the clamp bounds +-s * 2^17 as vectors.
+// CHECK-DAG: %[[KR:.*]] = vector.broadcast %[[KRS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KBS:.*]] = arith.mulf %[[KS]], %[[P17]] : f32
+// CHECK-DAG: %[[KB:.*]] = vector.broadcast %[[KBS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KNSS:.*]] = arith.negf %[[KS]] : f32
+// CHECK-DAG: %[[KNS:.*]] = vector.broadcast %[[KNSS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KNBS:.*]] = arith.negf %[[KBS]] : f32
+// CHECK-DAG: %[[KNB:.*]] = vector.broadcast %[[KNBS]] : f32 to vector<16xf32>
 // CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[TPB]] : index
 // The store loads K, V and the slot unconditionally; only the two stores
 // depend on the slot: a predicated st.global.v4.b32 each (inline PTX, so
 // that LLVM has no branch to sink the loads into). x / 0.05 without a
-// division: clamp to +-0.05 * 2^17, multiply by RN(1/0.05) = 20, one FMA
-// correction (see ScaledDivision.h).
+// division: clamp to +-s * 2^17, multiply by RN(1/s), one FMA correction
+// (see ScaledDivision.h).
 // CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
 // CHECK-NOT: scf.if
 // CHECK:   %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
@@ -71,19 +87,25 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // CHECK:   gpu.terminator
 
 // quantize-division=divf: a true division, nothing else.
-// DIVF-LABEL: func.func @store_e4m3(
+// DIVF-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_divf(
 // DIVF-NOT: llvm.intr.fma
 // DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
 // DIVF-NOT: llvm.intr.fma
 // DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
 // DIVF-NOT: llvm.intr.fma
-// DIVF-LABEL: func.func @load_e4m3(
+// DIVF-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
 
-// The outlined kernel takes the memrefs in the documented order:
-// slot_mapping, K source, V source, K destination, V destination.
+// The outlined kernel takes the memrefs in the documented order
+// (slot_mapping, K source, V source, K destination, V destination), then
+// k_scale, RN(1/k_scale), v_scale, RN(1/v_scale); the load too.
+// OUTLINE-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
+// OUTLINE-SAME: %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
+// OUTLINE: %[[KR:.*]] = arith.divf %{{.*}}, %[[KS]] : f32
+// OUTLINE: %[[VR:.*]] = arith.divf %{{.*}}, %[[VS]] : f32
+// OUTLINE: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%{{.*}} : memref<?xi64>, %{{.*}} : memref<?x8x128xbf16>, %{{.*}} : memref<?x8x128xbf16>, %{{.*}} : memref<?x16x8x128xf8E4M3FN>, %{{.*}} : memref<?x16x8x128xf8E4M3FN>, %[[KS]] : f32, %[[KR]] : f32, %[[VS]] : f32, %[[VR]] : f32)
 // OUTLINE: gpu.module @kvq_cache_kernels
-// OUTLINE: gpu.func @store_e4m3_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
-// OUTLINE: gpu.func @load_e4m3_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>) kernel
+// OUTLINE: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// OUTLINE: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32) kernel
 func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
   kvq.cache_store @e4m3 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   return
@@ -92,10 +114,11 @@ func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: m
 // The load reads 8 cache bytes and writes 8 bf16 (16 bytes) per stream:
 // cvt.rn.f16x2.e4m3x2, exact f16 -> f32, times the scale, round to bf16,
 // NaN -> 0x7FC0.
-// CHECK-LABEL: func.func @load_e4m3(
+// CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
+// CHECK-SAME: %[[KSS:[a-z0-9]+]]: f32, %{{[a-z0-9]+}}: f32)
 // CHECK-DAG: %[[QNAN:.*]] = arith.constant dense<0x7FC0> : vector<8xbf16>
-// CHECK-DAG: %[[KS:.*]] = arith.constant dense<5.000000e-02> : vector<8xf32>
 // CHECK: gpu.launch
+// CHECK: %[[KS:.*]] = vector.broadcast %[[KSS]] : f32 to vector<8xf32>
 // CHECK: %[[C:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<8xf8E4M3FN>
 // CHECK: %[[CB:.*]] = arith.bitcast %[[C]] : vector<8xf8E4M3FN> to vector<8xi8>
 // SM90: %[[PAIR:.*]] = vector.shuffle %[[CB]], %[[CB]] [0, 1] : vector<8xi8>, vector<8xi8>
@@ -113,8 +136,9 @@ func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8
 }
 
 // e5m2 has its own cvt; f32 outputs take 4 elements (16 bytes) per thread.
-// CHECK-LABEL: func.func @roundtrip_e5m2(
+// CHECK-LABEL: func.func private @kvq_cache_store_f16_f8E5M2_4x64_b16(
 // SM90: nvvm.convert.f32x2.to.f8x2 {{.*}} : vector<2xi8>(f8E5M2)
+// CHECK-LABEL: func.func private @kvq_cache_load_f8E5M2_f32_4x64_b16(
 // SM90: nvvm.convert.f8x2.to.f16x2 {{.*}} : vector<2xi8>(f8E5M2) -> vector<2xf16>
 // SM80-NOT: nvvm.convert
 // CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x4x64xf32>, vector<4xf32>
@@ -126,7 +150,7 @@ func.func @roundtrip_e5m2(%k: memref<8x4x64xf16>, %kc: memref<4x16x4x64xf8E5M2>,
 
 // FNUZ has no NVIDIA instruction: software conversion (max 240.0 =
 // 0x43700000 as f32 bits), still vectorized.
-// CHECK-LABEL: func.func @store_fnuz(
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FNUZ_2x128_b16(
 // CHECK-NOT: nvvm.convert
 // CHECK: arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
 // CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32
@@ -137,7 +161,7 @@ func.func @store_fnuz(%k: memref<8x2x128xbf16>, %kc: memref<4x16x2x128xf8E4M3FNU
 
 // A head size that is not a multiple of 16 takes the scalar path: one
 // element per work item, memref.load / memref.store.
-// CHECK-LABEL: func.func @scalar_fallback(
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x8_b16(
 // CHECK: gpu.launch
 // CHECK-NOT: vector.load %{{.*}} : memref<8x2x8xbf16>
 // CHECK: memref.load %{{.*}} : memref<8x2x8xbf16>

@@ -11,7 +11,9 @@
 
 kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoint, v = 2.000000e-01 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
-// CHECK-LABEL: func.func @fnuz(
+// The cache ops call one function per signature (see
+// kvq-lower-cache-ops-cpu.mlir); here are their bodies.
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FNUZ_2x128_b16(
 // GFX942-DAG: %[[MAX:.*]] = arith.constant 2.400000e+02 : f32
 // GFX942-DAG: %[[MIN:.*]] = arith.constant -2.400000e+02 : f32
 // CHECK: gpu.launch
@@ -30,6 +32,7 @@ kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkp
 // GFX950-NOT: amdgpu.packed_trunc_2xfp8
 // GFX90A-NOT: amdgpu.packed_trunc_2xfp8
 // CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x16x2x128xf8E4M3FNUZ>, vector<16xf8E4M3FNUZ>
+// CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FNUZ_bf16_2x128_b16(
 // GFX942: amdgpu.ext_packed_fp8 %{{.*}}[0] : vector<2xf8E4M3FNUZ> to vector<2xf32>
 // GFX950-NOT: amdgpu.ext_packed_fp8
 // CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x2x128xbf16>, vector<8xbf16>
@@ -39,11 +42,13 @@ func.func @fnuz(%k: memref<8x2x128xbf16>, %kc: memref<8x16x2x128xf8E4M3FNUZ>, %s
   return
 }
 
-// CHECK-LABEL: func.func @ocp(
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x128_b16(
 // GFX950-DAG: %[[MAX:.*]] = arith.constant 4.480000e+02 : f32
 // GFX950: amdgpu.packed_trunc_2xfp8 %{{.*}}, %{{.*}} into undef[word 0] : f32 to vector<4xf8E4M3FN>
-// GFX950: amdgpu.ext_packed_fp8 %{{.*}}[0] : vector<2xf8E4M3FN> to vector<2xf32>
 // GFX942-NOT: amdgpu.packed_trunc_2xfp8
+// GFX90A-NOT: amdgpu.
+// CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_2x128_b16(
+// GFX950: amdgpu.ext_packed_fp8 %{{.*}}[0] : vector<2xf8E4M3FN> to vector<2xf32>
 // GFX942-NOT: amdgpu.ext_packed_fp8
 // GFX90A-NOT: amdgpu.
 // CHECK: return

@@ -6,7 +6,8 @@
 # ===-----------------------------------------------------------------------===#
 #
 # Writes, into <outdir>:
-#   kernels.mlir  kvq cache ops (one function per case, so one kernel each)
+#   kernels.mlir  kvq cache ops, one function per case (cases of the same
+#                 signature share a kernel and pass their own scales)
 #   plan.txt      commands for kvq-launch (buffers, launches, dumps)
 #   manifest.txt  what KVQCacheLoweringTests.GPUDumpsMatchReference checks
 #                 against the llvm::APFloat reference once the dumps are back
@@ -34,6 +35,13 @@ FORMATS = [  # (mlir type, kv cache dtype, manifest name)
 BYTES = {"bf16": 2, "f16": 2, "f32": 4, "i8": 1, "i64": 8}
 for f, _, _ in FORMATS:
     BYTES.setdefault(f, 1)
+
+def kernel(op, src, dst, H, D, BS):
+    """The kernel kvq-to-ptx makes for a cache op (see KVQCacheFunctions in
+    KVQCacheLowering.h): one per signature, named after it. Every scale used
+    here is proven for the division-free quotient, so no `_divf` suffix."""
+    return f"kvq_cache_{op}_{src}_{dst}_{H}x{D}_b{BS}_kernel"
+
 
 # Threads per block: kvq-lower-cache-ops' default, which the kernels of
 # kernels.mlir are compiled with (their block size is fixed).
@@ -103,7 +111,8 @@ def store_case(fn, lay, act, cache, T, H, D, BS, NB, x_k, x_v, slots, ks, vs,
     vc = buffer(f"{fn}_vc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
     grid = grid or max(1, ceil_div(work_items(T, H, D, cache), TPB))
     plan.append(
-        f"launch {fn}_kernel {grid} {TPB} {slots} {x_k} {x_v} {kc} {vc}")
+        f"launch {kernel('store', act, cache, H, D, BS)} {grid} {TPB} "
+        f"{slots} {x_k} {x_v} {kc} {vc} scale:{ks} scale:{vs}")
     for x, c, s in ((x_k, kc, ks), (x_v, vc, vs)):
         manifest.append(
             f"store_rows {act} {fmt_name} {s} {x}.bin {slots}.bin {dump(c)} "
@@ -122,7 +131,9 @@ def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
     ko = buffer(f"{fn}_ko", out, [T, H, D], f"fill:{poison}")
     vo = buffer(f"{fn}_vo", out, [T, H, D], f"fill:{poison}")
     grid = max(1, ceil_div(work_items(T, H, D, out), TPB))
-    plan.append(f"launch {fn}_kernel {grid} {TPB} {slots} {kc} {vc} {ko} {vo}")
+    plan.append(
+        f"launch {kernel('load', cache, out, H, D, BS)} {grid} {TPB} "
+        f"{slots} {kc} {vc} {ko} {vo} scale:{ks} scale:{vs}")
     for c, o, s in ((kc, ko, ks), (vc, vo, vs)):
         manifest.append(
             f"load_rows {fmt_name} {out} {s} {c}.bin {slots}.bin {dump(o)} "
@@ -232,12 +243,17 @@ for tpb in (128, 256, 512, 1024):
     plan.append(f"module {out_dir.rstrip('/').split('/')[-1]}/bench-{tpb}.ptx")
     g8 = work_items(T, H, D, "i8") // tpb
     g16 = work_items(T, H, D, "bf16") // tpb
-    plan.append(f"time bench_st_kernel {g8} {tpb} 20 b_s b_k b_v b_kc b_vc")
-    plan.append(f"time bench_ld_kernel {g16} {tpb} 20 b_s b_kc b_vc b_k b_v")
+    st8 = kernel("store", "bf16", "f8E4M3FN", H, D, BS)
+    ld8 = kernel("load", "f8E4M3FN", "bf16", H, D, BS)
+    st16 = kernel("store", "bf16", "bf16", H, D, BS)
+    ld16 = kernel("load", "bf16", "bf16", H, D, BS)
+    fp8, auto = "scale:0.05 scale:0.07", "scale:1.0 scale:1.0"
+    plan.append(f"time {st8} {g8} {tpb} 20 b_s b_k b_v b_kc b_vc {fp8}")
+    plan.append(f"time {ld8} {g16} {tpb} 20 b_s b_kc b_vc b_k b_v {fp8}")
     plan.append(
-        f"time bench_st_auto_kernel {g16} {tpb} 20 b_s b_k b_v b_kc2 b_vc2")
+        f"time {st16} {g16} {tpb} 20 b_s b_k b_v b_kc2 b_vc2 {auto}")
     plan.append(
-        f"time bench_ld_auto_kernel {g16} {tpb} 20 b_s b_kc2 b_vc2 b_k b_v")
+        f"time {ld16} {g16} {tpb} 20 b_s b_kc2 b_vc2 b_k b_v {auto}")
 with open(f"{out_dir}/bench.mlir", "w") as f:
     f.write("\n".join(bench) + "\n")
 

@@ -20,8 +20,11 @@
 //       init: zero | fill:<hex byte> | iota |
 //       slots:<capacity>:<seed>:<pad_every>
 //             | randn:<bf16|f16>:<seed>
-//   launch <kernel> <grid> <block> <buffer>...   (memref operands in order)
-//   time <kernel> <grid> <block> <iterations> <buffer>...
+//   launch <kernel> <grid> <block> <operand>...
+//   time <kernel> <grid> <block> <iterations> <operand>...
+//       operands in kernel order: a buffer name (a memref), or
+//       scale:<s> (the f32 pair s, RN(1/s) that cache kernels take per
+//       stream after their memrefs)
 //   dump <buffer> <file>
 //   timecopy <bytes> <iterations>   (device-to-device copy, for reference)
 // `iota` sets element i to i (truncated to the element size); `slots`
@@ -207,13 +210,23 @@ int main(int argc, char **argv) {
       CUfunction fn;
       check(cuModuleGetFunction(&fn, module, kernel.c_str()),
             ("cuModuleGetFunction " + kernel).c_str());
-      // Expanded memref descriptors: (ptr, ptr, offset, sizes, strides).
+      // Expanded memref descriptors: (ptr, ptr, offset, sizes, strides);
+      // scales as two f32 (in the low half of their 8-byte slot).
       std::vector<uint64_t> storage;
       std::string bname;
       std::vector<std::string> names;
       while (in >> bname)
         names.push_back(bname);
       for (const std::string &n : names) {
+        if (n.rfind("scale:", 0) == 0) {
+          float scale = std::stof(n.substr(6));
+          for (float f : {scale, 1.0f / scale}) {
+            uint64_t slot = 0;
+            std::memcpy(&slot, &f, sizeof(f));
+            storage.push_back(slot);
+          }
+          continue;
+        }
         auto it = buffers.find(n);
         if (it == buffers.end())
           fail("unknown buffer " + n);

@@ -9,8 +9,9 @@
 //
 //   auto target = kvq::createKVQTarget("nvvm", "sm_90", emitError);
 //   if (failed(kvq::checkCacheOpsLowerable(module))) ...;
+//   kvq::KVQCacheFunctions functions(**target);
 //   RewritePatternSet patterns(ctx);
-//   kvq::populateKVQCacheLoweringPatterns(patterns, **target);
+//   kvq::populateKVQCacheLoweringPatterns(patterns, functions);
 //   ConversionTarget legal(*ctx); legal.addIllegalOp<...>(); ...
 //
 // One lowering serves every target; a `KVQTarget` only says how a pair of
@@ -22,6 +23,7 @@
 #ifndef KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
 #define KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -145,11 +147,71 @@ struct KVQCacheLoweringOptions {
   QuantizeDivision quantizeDivision = QuantizeDivision::Auto;
 };
 
-/// Adds the patterns that rewrite `kvq.cache_store` / `kvq.cache_load` for
-/// `target`, which must outlive the pattern set.
-void populateKVQCacheLoweringPatterns(
-    RewritePatternSet &patterns, const KVQTarget &target,
-    const KVQCacheLoweringOptions &options = {});
+/// What a lowered cache op calls: `callee(operands..., k_scale, v_scale)`.
+struct KVQCacheCall {
+  func::FuncOp callee;
+  /// The op's memrefs: slot_mapping, K source, V source, K destination,
+  /// V destination.
+  SmallVector<Value, 5> operands;
+  /// The layer's resolved K and V scales.
+  float scales[2] = {1.0f, 1.0f};
+};
+
+/// The functions that lowered cache ops call: one per cache signature (op
+/// kind, operand types, and for a store whether each stream's scale allows
+/// the division-free quotient), shared by every cache op with that
+/// signature, with the layer's scales as f32 operands. A 10,000-layer
+/// model thus gets a few functions (GPU: a few kernels), not one per op.
+///
+/// Each is a private `func.func` at the end of the cache op's module:
+///   kvq_cache_<store|load>_<src elem>_<dst elem>_<H>x<D>_b<block size>
+///   [_divf | _kdivf | _vdivf]  (e.g. kvq_cache_store_bf16_f8E4M3FN_8x128_b16)
+/// (uniqued if taken), taking the op's five memrefs and its two scales.
+/// Its body is the host loops (CPU) or, on GPUs, RN(1/s) of both scales
+/// and one `gpu.launch` (see kvq-lower-cache-ops for the kernel ABI).
+///
+/// Thread-safe. Creating a function changes the module's body: a pass that
+/// converts functions on several threads calls createAll() first, so that
+/// the threads only look functions up.
+class KVQCacheFunctions {
+public:
+  /// `target` must outlive this object.
+  KVQCacheFunctions(const KVQTarget &target,
+                    const KVQCacheLoweringOptions &options = {});
+  ~KVQCacheFunctions();
+  KVQCacheFunctions(const KVQCacheFunctions &) = delete;
+  KVQCacheFunctions &operator=(const KVQCacheFunctions &) = delete;
+
+  /// The call that replaces `cacheOp` (a `kvq.cache_store` or
+  /// `kvq.cache_load` inside a module), creating its function on first
+  /// use. Failure, with no diagnostic, for an op that cannot be lowered
+  /// (see checkCacheOpsLowerable).
+  FailureOr<KVQCacheCall> lookupOrCreate(Operation *cacheOp);
+
+  /// Replaces `cacheOp` with constants for its scales and a `func.call` of
+  /// its function (what the patterns below do). Failure, changing nothing,
+  /// where lookupOrCreate fails.
+  LogicalResult replaceWithCall(RewriterBase &rewriter, Operation *cacheOp);
+  /// The same with a call lookupOrCreate() or createAll() returned for it.
+  static void replaceWithCall(RewriterBase &rewriter, Operation *cacheOp,
+                              const KVQCacheCall &call);
+
+  /// Creates the functions of every cache op under `root` and returns each
+  /// lowerable op's call, in walk order. Proves the stores' scales on the
+  /// context's thread pool.
+  SmallVector<std::pair<Operation *, KVQCacheCall>> createAll(Operation *root);
+
+  struct Impl; // implementation detail
+
+private:
+  std::unique_ptr<Impl> impl;
+};
+
+/// Adds the patterns that rewrite each `kvq.cache_store` / `kvq.cache_load`
+/// into constants for its scales and a `func.call` of its function from
+/// `functions`, which must outlive the pattern set.
+void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
+                                      KVQCacheFunctions &functions);
 
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any
 /// more (after lowering every cache op).

@@ -1,0 +1,165 @@
+//===- KVQCacheFunctionsTest.cpp - the cache-op lowering as a library -----===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// What a model compiler that links kvq sees: KVQCacheFunctions and the
+// patterns of populateKVQCacheLoweringPatterns applied with its own driver
+// (the kvq-lower-cache-ops pass uses createAll() and a parallel rewrite
+// instead; its lit tests cover the lowered code).
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+#include "kvq/InitAllKVQ.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+
+/// Three layers (two with the same cache dtype), a store per layer and a
+/// load, plus a store whose layer has no resolved scales.
+constexpr const char *kModel = R"mlir(
+kvq.layer @a cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @b cache(fp8) resolved(#kvq.resolved_scales<k = 3.000000e-02 checkpoint, v = 2.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @huge cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 1.000000e+30 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @raw cache(fp8) checkpoint(#kvq.scales<k = 5.000000e-02 : f32>)
+func.func @f(%k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %o: memref<?x8x128xbf16>) {
+  kvq.cache_store @a (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  kvq.cache_store @b (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  kvq.cache_store @huge (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  kvq.cache_load @a (%kc, %kc) at %s into (%o, %o) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
+  kvq.cache_store @raw (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  return
+}
+)mlir";
+
+/// The value of `result`, which must have succeeded.
+template <typename T> T unwrap(FailureOr<T> result) {
+  EXPECT_TRUE(succeeded(result));
+  return std::move(*result);
+}
+
+class KVQCacheFunctionsTest : public ::testing::Test {
+protected:
+  KVQCacheFunctionsTest() {
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllKVQDialects(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+    module = parseSourceString<ModuleOp>(kModel, &context);
+    target = unwrap(createKVQTarget("nvvm", "sm_90", [&] {
+      return emitError(UnknownLoc::get(&context));
+    }));
+  }
+
+  /// The cache ops of @f, in order.
+  SmallVector<Operation *> cacheOps() {
+    SmallVector<Operation *> ops;
+    module->walk([&](Operation *op) {
+      if (isa<CacheStoreOp, CacheLoadOp>(op))
+        ops.push_back(op);
+    });
+    return ops;
+  }
+
+  /// The names of the functions @f calls, in order.
+  SmallVector<std::string> callees() {
+    SmallVector<std::string> names;
+    module->walk(
+        [&](func::CallOp call) { names.push_back(call.getCallee().str()); });
+    return names;
+  }
+
+  MLIRContext context;
+  OwningOpRef<ModuleOp> module;
+  std::unique_ptr<KVQTarget> target;
+};
+
+TEST_F(KVQCacheFunctionsTest, LookupOrCreateSharesOneFunctionPerSignature) {
+  ASSERT_TRUE(module);
+  KVQCacheFunctions functions(*target);
+  SmallVector<Operation *> ops = cacheOps();
+  ASSERT_EQ(ops.size(), 5u);
+  FailureOr<KVQCacheCall> a = functions.lookupOrCreate(ops[0]);
+  FailureOr<KVQCacheCall> b = functions.lookupOrCreate(ops[1]);
+  FailureOr<KVQCacheCall> huge = functions.lookupOrCreate(ops[2]);
+  FailureOr<KVQCacheCall> load = functions.lookupOrCreate(ops[3]);
+  ASSERT_TRUE(succeeded(a) && succeeded(b) && succeeded(huge) &&
+              succeeded(load));
+  // @a and @b: one function, called with each layer's scales.
+  EXPECT_EQ(a->callee, b->callee);
+  EXPECT_EQ(a->callee.getSymName(), "kvq_cache_store_bf16_f8E4M3FN_8x128_b16");
+  EXPECT_EQ(a->scales[0], 0.05f);
+  EXPECT_EQ(a->scales[1], 0.07f);
+  EXPECT_EQ(b->scales[0], 0.03f);
+  EXPECT_EQ(b->scales[1], 0.02f);
+  ASSERT_EQ(a->operands.size(), 5u);
+  EXPECT_EQ(a->operands[0], ops[0]->getOperand(4)); // slot_mapping first
+  // A V scale beyond 2^60 is not proven: V divides.
+  EXPECT_EQ(huge->callee.getSymName(),
+            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_vdivf");
+  EXPECT_EQ(load->callee.getSymName(), "kvq_cache_load_f8E4M3FN_bf16_8x128_b16");
+  // Asking again creates nothing new.
+  EXPECT_EQ(functions.lookupOrCreate(ops[0])->callee, a->callee);
+  // No resolved scales: failure, nothing created.
+  EXPECT_TRUE(failed(functions.lookupOrCreate(ops[4])));
+  int count = 0;
+  module->walk([&](func::FuncOp fn) {
+    count += fn.getSymName().starts_with("kvq_cache_");
+  });
+  EXPECT_EQ(count, 3);
+}
+
+TEST_F(KVQCacheFunctionsTest, PatternsWithTheGreedyDriver) {
+  ASSERT_TRUE(module);
+  KVQCacheFunctions functions(*target);
+  RewritePatternSet patterns(&context);
+  populateKVQCacheLoweringPatterns(patterns, functions);
+  // The op with unresolved scales stays: the patterns refuse it.
+  (void)applyPatternsGreedily(*module, std::move(patterns));
+  EXPECT_EQ(callees(), (SmallVector<std::string>{
+                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16",
+                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16",
+                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_vdivf",
+                           "kvq_cache_load_f8E4M3FN_bf16_8x128_b16"}));
+  SmallVector<Operation *> left = cacheOps();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(cast<CacheStoreOp>(left[0]).getLayer(), "raw");
+  EXPECT_TRUE(succeeded(verify(*module)));
+}
+
+TEST_F(KVQCacheFunctionsTest, CreateAllThenRewrite) {
+  ASSERT_TRUE(module);
+  KVQCacheFunctions functions(*target);
+  SmallVector<std::pair<Operation *, KVQCacheCall>> calls =
+      functions.createAll(*module);
+  // Every lowerable op, in walk order.
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0].second.callee, calls[1].second.callee);
+  EXPECT_EQ(calls[1].second.scales[0], 0.03f);
+  IRRewriter rewriter(&context);
+  for (const auto &[op, call] : calls)
+    KVQCacheFunctions::replaceWithCall(rewriter, op, call);
+  EXPECT_EQ(callees().size(), 4u);
+  EXPECT_EQ(cacheOps().size(), 1u);
+  EXPECT_TRUE(succeeded(verify(*module)));
+}
+
+} // namespace
