@@ -6,10 +6,13 @@
 # K scale 0.05, V scale 0.07, both "checkpoint"), and the PTX of
 # `kvq-to-ptx=chip=sm_90` for it: bench/gpu/ptx/kernels_tpb<N>.ptx for each
 # threads-per-block N in $TPBS (default "128 256"; 128 is the pass default),
-# and bench/gpu/ptx/kernels_tpb128_divf.ptx with quantize-division=divf (a
-# true division instead of the default division-free quotient).
-# Kernels: store_d<D>_kernel and load_d<D>_kernel (the ABI of
-# kvq-lower-cache-ops, see include/kvq/Conversion/Passes.td).
+# bench/gpu/ptx/kernels_tpb128_divf.ptx with quantize-division=divf (a
+# true division instead of the default division-free quotient), and
+# kernels_tpb128_r32.ptx with max-registers=32 (an experiment).
+# Kernels, one per signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16_kernel
+# (`_divf_kernel` with quantize-division=divf) and
+# kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel, with the 49-parameter ABI of
+# kvq-lower-cache-ops (include/kvq/Conversion/Passes.td).
 # Also, for comparison only (NOT kvq output), where nvcc is installed, the
 # hand-written CUDA twin proto/kvq_proto.cu compiled to
 # kernels_proto_i2_<div|fma>.ptx; and, where ptxas is installed, its
@@ -53,6 +56,11 @@ done
 "$opt" "$m" "--kvq-to-ptx=chip=sm_90 quantize-division=divf" \
     "--kvq-write-isa=output=$out/kernels_tpb128_divf.ptx" -o /dev/null
 echo "wrote $out/kernels_tpb128_divf.ptx"
+# Experiment: a 32-register cap (16 blocks of 128 per SM: T = 4096 in one
+# wave) against the default 48 (ptxas then uses 36: 14 blocks per SM).
+"$opt" "$m" "--kvq-to-ptx=chip=sm_90 max-registers=32" \
+    "--kvq-write-isa=output=$out/kernels_tpb128_r32.ptx" -o /dev/null
+echo "wrote $out/kernels_tpb128_r32.ptx"
 if command -v nvcc >/dev/null; then
   for cfg in i2_div i2_fma; do
     items=${cfg#i}; items=${items%_*}

@@ -7,8 +7,13 @@ The kernels are loaded from the PTX that bench/gpu/gen.sh wrote (kvq-opt
 (cuModuleLoadDataEx, cuModuleGetFunction, cuLaunchKernel), on buffers that
 PyTorch allocates; the ABI is the one documented in
 include/kvq/Conversion/Passes.td (kvq-lower-cache-ops, "GPU form and kernel
-ABI"): 45 parameters, the expanded memref descriptors of slot_mapping,
-K source, V source, K destination, V destination; block = the PTX's
+ABI"): 49 parameters, the expanded memref descriptors of slot_mapping,
+K source, V source, K destination, V destination, then the f32 k_scale,
+RN(1/k_scale), v_scale, RN(1/v_scale) (kvq's kernels are named after their
+signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel and
+kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel; the hand-written proto
+kernels keep the 45 memref parameters and the names store_d<D>_kernel /
+load_d<D>_kernel, which this script uses for both); block = the PTX's
 .maxntid; grid = max(1, ceil(work_items / block)), work_items = T*H*D/16 for
 the store (16 fp8 bytes written per item) and T*H*D/8 for the load into bf16.
 
@@ -231,6 +236,16 @@ class Module:
         self.tpb = tpbs.pop()
         m = re.search(rb"kvq_bench: items_per_thread=(\d+)", text)
         self.items = int(m.group(1)) if m else 1   # bench/gpu/proto kernels only
+        # kvq's kernels by the proto names: store_d<D>_kernel -> the entry
+        # kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel, ...
+        self.names = {}
+        for e in re.findall(rb"\.visible \.entry (\w+)\(", text):
+            e = e.decode()
+            m = re.fullmatch(r"kvq_cache_(store|load)_\w+?_8x(\d+)_b16\w*_kernel", e)
+            if m:
+                self.names[f"{m.group(1)}_d{m.group(2)}_kernel"] = e
+        # kvq's kernels take the scales after the memrefs.
+        self.scalars = bool(self.names)
         self.mod = c_void_p()
         logbuf = ctypes.create_string_buffer(16384)
         opts = (c_int * 2)(5, 6)  # CU_JIT_ERROR_LOG_BUFFER(_SIZE_BYTES)
@@ -242,6 +257,7 @@ class Module:
         self.fns = {}
 
     def fn(self, name):
+        name = self.names.get(name, name)
         if name not in self.fns:
             f = c_void_p()
             ck(cu.cuModuleGetFunction(ctypes.byref(f), self.mod, name.encode()),
@@ -260,7 +276,8 @@ def descriptor(t):
 
 
 class Launch:
-    """One kernel launch with its 45 parameters packed once."""
+    """One kernel launch with its parameters packed once: 45 memref fields,
+    and for kvq's kernels the f32 scales (SK, RN(1/SK), SV, RN(1/SV))."""
 
     def __init__(self, module, name, tensors, work_items, grid=None):
         self.fn, self.regs, self.occ = module.fn(name)
@@ -270,7 +287,15 @@ class Launch:
         assert len(vals) == 45, len(vals)
         self.vals = (ctypes.c_uint64 * 45)(*vals)
         base = ctypes.addressof(self.vals)
-        self.ptrs = (c_void_p * 45)(*[base + 8 * i for i in range(45)])
+        ptrs = [base + 8 * i for i in range(45)]
+        if module.scalars:
+            f32 = lambda x: float(np.float32(x))
+            self.scales = (ctypes.c_float * 4)(
+                SK, f32(np.float32(1) / np.float32(SK)),
+                SV, f32(np.float32(1) / np.float32(SV)))
+            base = ctypes.addressof(self.scales)
+            ptrs += [base + 4 * i for i in range(4)]
+        self.ptrs = (c_void_p * len(ptrs))(*ptrs)
         self.tpb = module.tpb
         self.grid = grid or max(1, -(-work_items // (self.tpb * module.items)))
         self.keep = tensors

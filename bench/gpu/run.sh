@@ -46,7 +46,7 @@ echo "kvq_bench.py exit $rc after ${SECONDS}s"
 
 # Nsight Compute on the default kernels (real clocks; a few sections).
 timeout "$(left 170)" ncu --clock-control none --target-processes all \
-  -k regex:'(store|load)_d128_kernel' -c 8 \
+  -k regex:'(store|load)_d128_kernel|kvq_cache_(store|load)_\w+_8x128_b16_kernel' -c 8 \
   --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
   --section LaunchStats --section SchedulerStats --section WarpStateStats \
   --section ComputeWorkloadAnalysis \
