@@ -14,8 +14,10 @@ signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel and
 kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel; the hand-written proto
 kernels keep the 45 memref parameters and the names store_d<D>_kernel /
 load_d<D>_kernel, which this script uses for both); block = the PTX's
-.maxntid; grid = max(1, ceil(work_items / block)), work_items = T*H*D/16 for
-the store (16 fp8 bytes written per item) and T*H*D/8 for the load into bf16.
+.maxntid; grid = max(1, ceil(work_items / (block * items))), work_items =
+T*H*D/16 for the store (16 fp8 bytes written per item, items = 1) and T*H*D/8
+for the load into bf16 (items = 2 for kvq's load kernels, 1 for the proto's
+unless its PTX says otherwise).
 
 Modes:
   kvq_bench.py            correctness + timing of every PTX in ptx/, writes
@@ -244,7 +246,9 @@ class Module:
             m = re.fullmatch(r"kvq_cache_(store|load)_\w+?_8x(\d+)_b16\w*_kernel", e)
             if m:
                 self.names[f"{m.group(1)}_d{m.group(2)}_kernel"] = e
-        # kvq's kernels take the scales after the memrefs.
+        # kvq's kernels take the scales after the memrefs, and its load
+        # kernels take 2 work items per thread (the grid kvq's host code
+        # launches has half the blocks).
         self.scalars = bool(self.names)
         self.mod = c_void_p()
         logbuf = ctypes.create_string_buffer(16384)
@@ -297,7 +301,8 @@ class Launch:
             ptrs += [base + 4 * i for i in range(4)]
         self.ptrs = (c_void_p * len(ptrs))(*ptrs)
         self.tpb = module.tpb
-        self.grid = grid or max(1, -(-work_items // (self.tpb * module.items)))
+        items = 2 if module.scalars and name.startswith("load") else module.items
+        self.grid = grid or max(1, -(-work_items // (self.tpb * items)))
         self.keep = tensors
 
     def __call__(self):

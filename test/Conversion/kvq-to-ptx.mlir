@@ -67,10 +67,23 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX: @p st.global.v4.b32
 // PTX-NOT: div.rn.f32
 // PTX: ret;
-// The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream.
+// The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream, two work
+// items per thread: both slots, then the four gathers, with no branch.
 // PTX-LABEL: .visible .entry kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(
 // PTX: .param .f32 kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel_param_48
 // PTX-NEXT: )
+// PTX: ld.global.b64
+// PTX-NOT: bra
+// PTX: ld.global.b64
+// PTX-NOT: bra
+// PTX: ld.global.v4.b16
+// PTX-NOT: bra
+// PTX: ld.global.v4.b16
+// PTX-NOT: bra
+// PTX: ld.global.v4.b16
+// PTX-NOT: bra
+// PTX: ld.global.v4.b16
+// PTX-NOT: bra
 // PTX: cvt.rn.f16x2.e4m3x2
 // PTX: mul.rn.f32
 // PTX: cvt.rn.bf16.f32

@@ -120,12 +120,20 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     all are) and identity-layout (contiguous) activations and caches, and
     assumes 16-byte-aligned base pointers (cudaMalloc / hipMalloc give 256);
     otherwise a work item is one element (`work_items = T * H * D`).
-    NVVM kernels loop grid-stride (any grid size is correct); ROCDL kernels
-    do one work item per thread (reading gridDim there needs the ROCm
-    device libraries), so the grid must cover the work items. The host code
-    launches `max(1, ceil(work_items / threads_per_block))` blocks; after
+    A store thread takes one work item per pass of its loop; a load thread
+    takes two, one grid (`grid * threads_per_block` items) apart, reading
+    both slots, then both cache rows, before converting: a gather waits for
+    its slot, and two gathers in flight hide more of that (`items` = 1 for
+    the store, 2 for the load). The gathers are unconditional (cache row 0
+    for a negative slot), so a load into an empty cache launches nothing. The host code launches
+    `max(1, ceil(work_items / (threads_per_block * items)))` blocks. NVVM
+    kernels loop grid-stride (any grid size is correct, a smaller one
+    slower); ROCDL kernels make one pass (reading gridDim there needs the
+    ROCm device libraries), so the grid must be exactly the host's. After
     outlining the block size is a known constant (PTX `.maxntid 128`), so a
-    launcher must use exactly `threads-per-block` threads.
+    launcher must use exactly `threads-per-block` threads. No branch
+    depends on a slot: the stores are predicated on it (NVVM: inline
+    `@p st.global.v4.b32`).
 
     Measured on an H100 80GB HBM3 (bench/RESULTS.md; T = 32768, H = 8,
     D = 128, block 16, bf16 <-> f8E4M3FN, sm_90, 128 threads per block):
@@ -144,7 +152,11 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     11 per cache, 45 in all; then four f32: `k_scale, RN(1/k_scale),
     v_scale, RN(1/v_scale)` (every kernel takes all four; a load, a divf
     store and a plain copy ignore some): 49 in all. Fill every memref field
-    as for a contiguous memref with offset 0. With `kvq-to-ptx` the kernels
+    as for a contiguous memref with offset 0. A store kernel divides K (V)
+    by reciprocal unless its name says `_divf` (`_kdivf`, `_vdivf`): that
+    gives the bits of a division only for the scales
+    `proveReciprocalDivision` accepts, which kvq checks at compile time for
+    the layer's scale; a launcher of its own must pass only such scales. With `kvq-to-ptx` the kernels
     of a module are the entries of one PTX module, named
     `<function>_kernel` (`kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel`).
     For a store of `memref<?x8x128xbf16>` into
@@ -160,7 +172,8 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     grid = (max(1, ceil(T * 64 / 128)), 1, 1), block = (128, 1, 1)
     ```
     (The load into bf16 of the same shapes: slots, kc, vc, key_out,
-    value_out; `T * 128` work items, grid `max(1, ceil(T * 128 / 128))`.)
+    value_out, the same scales; `T * 128` work items, grid
+    `max(1, ceil(T * 128 / 256))`.)
 
     `unittests/Conversion/gpu/kvq-launch.cpp` is a CUDA driver-API launcher
     that follows this ABI.

@@ -495,12 +495,21 @@ static bool isVectorizable(MemRefType type, int64_t width) {
          headSize % width == 0;
 }
 
+/// Work items a GPU thread of the load takes per pass of its loop: two,
+/// so that it has two gathers (slot, then cache row) in flight at once. A
+/// hand-written CUDA load with two items ran at 78% of copy bandwidth
+/// against 74% with one at T = 4096 on an H100 (bench/RESULTS.md). The
+/// store reads its rows without waiting for the slot and gains nothing.
+constexpr int64_t kLoadItemsPerThread = 2;
+
 /// The launch: a 1-D grid of `threadsPerBlock`-thread blocks, grid-stride
 /// over work items. A work item is one token and one chunk of
 /// elementsPerWorkItem() elements of the token's [H, D] row on the vector
 /// path, one (token, element) otherwise; consecutive threads take
 /// consecutive chunks of a token, so a warp reads and writes contiguous
-/// memory. The thread moves K and V of its item.
+/// memory. The thread moves K and V of its item; a load thread takes
+/// kLoadItemsPerThread items per pass, `stride` (all threads of the grid)
+/// apart, and the grid has that many times fewer blocks.
 static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                         const CacheOpPlan &plan, int64_t threadsPerBlock,
                         ValueRange scalars) {
@@ -524,12 +533,30 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
     return std::make_pair(rowItems, total);
   };
 
-  // Host: grid = max(1, ceil(total / threadsPerBlock)) blocks.
+  // Host: grid = max(1, ceil(total / (threadsPerBlock * items))) blocks.
+  const int64_t items = plan.isStore ? 1 : kLoadItemsPerThread;
+  auto gridSize = [&](OpBuilder &b, Location loc, Value total) -> Value {
+    Value perBlock =
+        arith::ConstantIndexOp::create(b, loc, threadsPerBlock * items);
+    return arith::MaxUIOp::create(
+        b, loc, arith::CeilDivUIOp::create(b, loc, total, perBlock),
+        arith::ConstantIndexOp::create(b, loc, 1));
+  };
+  // A load gathers its cache rows without waiting for the slot test (see
+  // below), which reads row 0 for a negative slot: with an empty cache
+  // (every slot must then be negative) it launches nothing.
+  OpBuilder::InsertionGuard hostGuard(b);
+  if (!plan.isStore) {
+    Value nonEmpty = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ugt, dimOf(b, loc, plan.cache(0), 0),
+        arith::ConstantIndexOp::create(b, loc, 0));
+    auto ifNonEmpty =
+        scf::IfOp::create(b, loc, nonEmpty, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(ifNonEmpty.thenBlock());
+  }
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value tpb = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
-  Value total = workItems(b, loc).second;
-  Value blocks = arith::MaxUIOp::create(
-      b, loc, arith::CeilDivUIOp::create(b, loc, total, tpb), c1);
+  Value blocks = gridSize(b, loc, workItems(b, loc).second);
   // All cache kernels of a module go to one gpu.module, so that a pipeline
   // produces one binary (one PTX / AMDGCN text) per module.
   auto launch = gpu::LaunchOp::create(
@@ -563,59 +590,104 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
   Value first = arith::AddIOp::create(
       b, loc, arith::MulIOp::create(b, loc, bid, bdim), tid);
   // Plain variables, not a structured binding: the loop body captures them.
-  std::pair<Value, Value> items = workItems(b, loc);
-  Value rowItems = items.first, kernelTotal = items.second;
+  std::pair<Value, Value> counts = workItems(b, loc);
+  Value rowItems = counts.first, kernelTotal = counts.second;
   // NVIDIA: a grid-stride loop (gridDim is a special register), so any grid
   // size is correct. AMD: reading gridDim calls __ockl_get_num_groups from
   // the ROCm device libraries, which gpu-module-to-binary would then need;
-  // there each thread does one work item and the grid must cover them all
-  // (the host code's grid does).
-  Value step;
-  if (target.getKind() == KVQTarget::Kind::ROCDL)
+  // there the kernel recomputes the host's grid size, and each thread does
+  // one pass (the grid covers every work item).
+  Value stride, step;
+  if (target.getKind() == KVQTarget::Kind::ROCDL) {
+    stride = arith::MulIOp::create(b, loc, gridSize(b, loc, kernelTotal), bdim);
     step = arith::MaxUIOp::create(b, loc, kernelTotal,
                                   arith::ConstantIndexOp::create(b, loc, 1));
-  else
-    step = arith::MulIOp::create(b, loc, launch.getGridSize().x, bdim);
+  } else {
+    stride = arith::MulIOp::create(b, loc, launch.getGridSize().x, bdim);
+    step = items == 1 ? stride
+                      : arith::MulIOp::create(
+                            b, loc, stride,
+                            arith::ConstantIndexOp::create(b, loc, items));
+  }
   scf::ForOp::create(
       b, loc, first, kernelTotal, step, ValueRange{},
-      [&](OpBuilder &b, Location loc, Value i, ValueRange) {
-        Value t = arith::DivUIOp::create(b, loc, i, rowItems);
-        Value r = arith::RemUIOp::create(b, loc, i, rowItems);
-        Value headSize = dimOf(b, loc, plan.act(0), 2);
-        Value h, d;
-        if (vectorized) {
+      [&](OpBuilder &b, Location loc, Value base, ValueRange) {
+        // Token, head and element of work item `i`.
+        auto position = [&](Value i) -> std::array<Value, 3> {
+          Value t = arith::DivUIOp::create(b, loc, i, rowItems);
+          Value r = arith::RemUIOp::create(b, loc, i, rowItems);
+          Value headSize = dimOf(b, loc, plan.act(0), 2);
+          if (!vectorized)
+            return {t, arith::DivUIOp::create(b, loc, r, headSize),
+                    arith::RemUIOp::create(b, loc, r, headSize)};
           Value chunks = arith::DivUIOp::create(
               b, loc, headSize, arith::ConstantIndexOp::create(b, loc, width));
-          h = arith::DivUIOp::create(b, loc, r, chunks);
-          d = arith::MulIOp::create(
-              b, loc, arith::RemUIOp::create(b, loc, r, chunks),
-              arith::ConstantIndexOp::create(b, loc, width));
-        } else {
-          h = arith::DivUIOp::create(b, loc, r, headSize);
-          d = arith::RemUIOp::create(b, loc, r, headSize);
-        }
-        SmallVector<Value> act{t, h, d};
+          return {t, arith::DivUIOp::create(b, loc, r, chunks),
+                  arith::MulIOp::create(
+                      b, loc, arith::RemUIOp::create(b, loc, r, chunks),
+                      arith::ConstantIndexOp::create(b, loc, width))};
+        };
         if (plan.isStore) {
           // The store reads activation row t whatever the slot: the K / V
           // loads, the slot load and the conversion are unconditional and
           // only the two stores depend on the slot (KVQTarget::storeIf), so
           // that the slot and data reads are in flight together. (A cache
           // row computed from a negative slot is never stored to.)
-          std::array<Value, 2> in = loadSources(b, loc, plan, width, act);
+          auto [t, h, d] = position(base);
+          std::array<Value, 2> in =
+              loadSources(b, loc, plan, width, ValueRange{t, h, d});
           Value slot = readSlot(b, loc, plan, t, /*gpu=*/true);
           auto [blk, row] = cacheRow(b, loc, plan, slot);
           storeConverted(b, loc, target, plan, scales, width, in,
                          ValueRange{blk, row, h, d}, isValidSlot(b, loc, slot));
-        } else {
-          // The load's source row is the slot's: it has to wait for it.
-          forValidSlot(b, loc, plan, t, /*gpu=*/true,
-                       [&](OpBuilder &b, Value blk, Value row) {
-                         SmallVector<Value> cache{blk, row, h, d};
-                         storeConverted(b, loc, target, plan, scales, width,
-                                        loadSources(b, loc, plan, width, cache),
-                                        act);
-                       });
+          scf::YieldOp::create(b, loc);
+          return;
         }
+        // The load's source row is the slot's. So that the items' gathers
+        // overlap, every item's slot is read first, then every item's
+        // cache row, unconditionally (row 0 where the slot is negative),
+        // then the outputs are converted and stored where the slot is
+        // valid (KVQTarget::storeIf). With a branch per gather, LLVM sinks
+        // the second slot read below the first branch, which then waits
+        // for it: three memory round trips for two items instead of two.
+        // Item j is base + j * stride; one past the end reads the slot of
+        // item `base` and stores nothing.
+        struct Item {
+          std::array<Value, 3> pos;
+          Value valid;
+          std::array<Value, 2> in;
+        };
+        SmallVector<Item> work(items);
+        SmallVector<Value> slots;
+        for (int64_t j = 0; j < items; ++j) {
+          Value i = base, inRange;
+          if (j > 0) {
+            i = arith::AddIOp::create(
+                b, loc, base,
+                arith::MulIOp::create(
+                    b, loc, stride, arith::ConstantIndexOp::create(b, loc, j)));
+            inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            i, kernelTotal);
+            i = arith::SelectOp::create(b, loc, inRange, i, base);
+          }
+          work[j].pos = position(i);
+          Value slot = readSlot(b, loc, plan, work[j].pos[0], /*gpu=*/true);
+          work[j].valid = isValidSlot(b, loc, slot);
+          if (inRange)
+            work[j].valid =
+                arith::AndIOp::create(b, loc, work[j].valid, inRange);
+          slots.push_back(arith::SelectOp::create(
+              b, loc, work[j].valid, slot,
+              arith::ConstantIntOp::create(b, loc, 0, 64)));
+        }
+        for (auto [item, slot] : llvm::zip(work, slots)) {
+          auto [blk, row] = cacheRow(b, loc, plan, slot);
+          item.in = loadSources(b, loc, plan, width,
+                                ValueRange{blk, row, item.pos[1], item.pos[2]});
+        }
+        for (Item &item : work)
+          storeConverted(b, loc, target, plan, scales, width, item.in,
+                         ValueRange(item.pos), item.valid);
         scf::YieldOp::create(b, loc);
       });
   gpu::TerminatorOp::create(b, loc);
@@ -771,14 +843,27 @@ static KVQCacheCall callFor(KVQCacheFunctions::Impl &impl, ModuleOp module,
 }
 
 void KVQCacheFunctions::replaceWithCall(RewriterBase &rewriter, Operation *op,
-                                        const KVQCacheCall &call) {
+                                        const KVQCacheCall &call,
+                                        ScaleConstants *constants) {
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
   Location loc = op->getLoc();
   SmallVector<Value, 7> operands(call.operands.begin(), call.operands.end());
-  for (float scale : call.scales)
-    operands.push_back(arith::ConstantOp::create(
-        rewriter, loc, rewriter.getF32FloatAttr(scale)));
+  for (float scale : call.scales) {
+    Value *cached = nullptr;
+    if (constants) {
+      cached = &(*constants)[{op->getBlock(), llvm::bit_cast<uint32_t>(scale)}];
+      if (*cached) {
+        operands.push_back(*cached);
+        continue;
+      }
+    }
+    Value value = arith::ConstantOp::create(rewriter, loc,
+                                            rewriter.getF32FloatAttr(scale));
+    if (cached)
+      *cached = value;
+    operands.push_back(value);
+  }
   func::CallOp::create(rewriter, loc, call.callee, operands);
   rewriter.eraseOp(op);
 }

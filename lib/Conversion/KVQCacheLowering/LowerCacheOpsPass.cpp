@@ -43,7 +43,8 @@ using namespace mlir::kvq;
 /// thread pool, one task per top-level op (function) of `module`, as a
 /// function-anchored pass would: a rewrite stays inside its function and
 /// creates no symbol. `calls` is in walk order, so the ops of a function
-/// are contiguous.
+/// are contiguous, and the ops of a block in order: the ops of a block
+/// share the constants of equal scales.
 static void rewriteInParallel(
     ModuleOp module,
     ArrayRef<std::pair<Operation *, KVQCacheCall>> calls) {
@@ -62,8 +63,9 @@ static void rewriteInParallel(
   }
   parallelForEach(module.getContext(), groups, [](auto group) {
     IRRewriter rewriter(group.front().first->getContext());
+    KVQCacheFunctions::ScaleConstants constants;
     for (const auto &[op, call] : group)
-      KVQCacheFunctions::replaceWithCall(rewriter, op, call);
+      KVQCacheFunctions::replaceWithCall(rewriter, op, call, &constants);
   });
 }
 

@@ -1,6 +1,7 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops --canonicalize --cse | FileCheck %s
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=cpu" --canonicalize --cse | FileCheck %s
 // RUN: kvq-opt %s --kvq-lower-cache-ops="quantize-division=divf" --canonicalize --cse | FileCheck %s --check-prefix=DIVF
+// RUN: kvq-opt %s --kvq-lower-cache-ops | FileCheck %s --check-prefix=RAW
 
 // The CPU form. Each cache op becomes its layer's K and V scales as f32
 // constants and a call of the function of its signature (op kind, operand
@@ -99,6 +100,21 @@ func.func private @kvq_cache_store_bf16_bf16_2x16_b4()
 // DIVF: call @kvq_cache_load_f8E4M3FN_f16_8x128_b16(
 func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xf16>, %v: memref<?x8x128xf16>) {
   kvq.cache_load @e4m3 (%kc, %vc) at %s into (%k, %v) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xf16>
+  return
+}
+
+// Without canonicalization: the cache ops of a block share the constants
+// of equal scales (here a layer's store and load).
+// RAW-LABEL: func.func @store_then_load(
+// RAW: %[[KS:.*]] = arith.constant 5.000000e-02 : f32
+// RAW-NEXT: %[[VS:.*]] = arith.constant 2.500000e-01 : f32
+// RAW-NEXT: call @kvq_cache_store_f16_f8E4M3FN_8x128_b16(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[KS]], %[[VS]])
+// RAW-NEXT: call @kvq_cache_load_f8E4M3FN_f16_8x128_b16(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[KS]], %[[VS]])
+// RAW-NEXT: return
+// CHECK-LABEL: func.func @store_then_load(
+func.func @store_then_load(%x: memref<?x8x128xf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
+  kvq.cache_store @e4m3 (%x, %x) into (%kc, %kc) at %s : memref<?x8x128xf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  kvq.cache_load @e4m3 (%kc, %kc) at %s into (%x, %x) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xf16>
   return
 }
 

@@ -113,14 +113,49 @@ func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: m
 
 // The load reads 8 cache bytes and writes 8 bf16 (16 bytes) per stream:
 // cvt.rn.f16x2.e4m3x2, exact f16 -> f32, times the scale, round to bf16,
-// NaN -> 0x7FC0.
+// NaN -> 0x7FC0. A thread takes two work items per pass, a grid apart (so
+// the grid has half the blocks: ceil(T * 128 / 256)): both slots first,
+// then both gathers, unconditionally (cache row 0 for a negative slot, or
+// for a second item past the end), then the stores, predicated on the slot.
+// An empty cache launches nothing.
 // CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
-// CHECK-SAME: %[[KSS:[a-z0-9]+]]: f32, %{{[a-z0-9]+}}: f32)
+// CHECK-SAME: %[[S:[a-z0-9]+]]: memref<?xi64>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %{{[a-z0-9]+}}: memref<?x16x8x128xf8E4M3FN>, %[[KO:[a-z0-9]+]]: memref<?x8x128xbf16>, %{{[a-z0-9]+}}: memref<?x8x128xbf16>, %[[KSS:[a-z0-9]+]]: f32, %{{[a-z0-9]+}}: f32)
 // CHECK-DAG: %[[QNAN:.*]] = arith.constant dense<0x7FC0> : vector<8xbf16>
-// CHECK: gpu.launch
+// CHECK-DAG: %[[C128:.*]] = arith.constant 128 : index
+// CHECK-DAG: %[[C256:.*]] = arith.constant 256 : index
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG: %[[Z64:.*]] = arith.constant 0 : i64
+// CHECK: %[[NB:.*]] = memref.dim %[[KC]], %[[C0]]
+// CHECK: %[[NONEMPTY:.*]] = arith.cmpi ugt, %[[NB]], %[[C0]] : index
+// CHECK: scf.if %[[NONEMPTY]] {
+// CHECK: %[[T:.*]] = memref.dim %[[S]]
+// CHECK: %[[WORK:.*]] = arith.muli %[[T]], %[[C128]] : index
+// CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[C256]] : index
+// CHECK: gpu.launch blocks(%{{[a-z0-9]+}}, %{{[a-z0-9]+}}, %{{[a-z0-9]+}}) in (%[[GX:[a-z0-9]+]] = %{{[a-z0-9]+}},
 // CHECK: %[[KS:.*]] = vector.broadcast %[[KSS]] : f32 to vector<8xf32>
-// CHECK: %[[C:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<8xf8E4M3FN>
-// CHECK: %[[CB:.*]] = arith.bitcast %[[C]] : vector<8xf8E4M3FN> to vector<8xi8>
+// CHECK: %[[STRIDE:.*]] = arith.muli %[[GX]], %[[C128]] : index
+// CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[C256]] : index
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
+// CHECK-NOT: scf.if
+// CHECK:   %[[SLOT0V:.*]] = vector.load %[[S]]
+// CHECK:   %[[SLOT0:.*]] = vector.extract %[[SLOT0V]][0]
+// CHECK:   %[[VALID0:.*]] = arith.cmpi sge, %[[SLOT0]], %[[Z64]]
+// CHECK:   %[[SAFE0:.*]] = arith.select %[[VALID0]], %[[SLOT0]], %[[Z64]] : i64
+// CHECK:   %[[I1:.*]] = arith.addi %[[I]], %[[STRIDE]] : index
+// CHECK:   %[[IN1:.*]] = arith.cmpi ult, %[[I1]], %[[WORK]] : index
+// CHECK:   %[[I1S:.*]] = arith.select %[[IN1]], %[[I1]], %[[I]] : index
+// CHECK:   vector.load %[[S]]
+// CHECK:   %[[VALID1S:.*]] = arith.cmpi sge
+// CHECK:   %[[VALID1:.*]] = arith.andi %[[VALID1S]], %[[IN1]] : i1
+// CHECK:   %[[SAFE1:.*]] = arith.select %[[VALID1]], %{{.*}}, %[[Z64]] : i64
+// CHECK:   arith.index_cast %[[SAFE0]]
+// CHECK:   %[[G0K:.*]] = vector.load %[[KC]]{{.*}} {alignment = 8 : i64} : memref<?x16x8x128xf8E4M3FN>, vector<8xf8E4M3FN>
+// CHECK:   vector.load
+// CHECK:   arith.index_cast %[[SAFE1]]
+// CHECK:   %[[G1K:.*]] = vector.load %[[KC]]
+// CHECK:   vector.load
+// CHECK-NOT: scf.if
+// CHECK:   %[[CB:.*]] = arith.bitcast %[[G0K]] : vector<8xf8E4M3FN> to vector<8xi8>
 // SM90: %[[PAIR:.*]] = vector.shuffle %[[CB]], %[[CB]] [0, 1] : vector<8xi8>, vector<8xi8>
 // SM90: %[[H:.*]] = nvvm.convert.f8x2.to.f16x2 %[[PAIR]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
 // SM90: arith.extf %[[H]] : vector<2xf16> to vector<2xf32>
@@ -129,7 +164,16 @@ func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: m
 // CHECK: %[[O:.*]] = arith.truncf %[[P]] : vector<8xf32> to vector<8xbf16>
 // CHECK: %[[ISNAN:.*]] = arith.cmpf uno, %[[P]], %[[P]] : vector<8xf32>
 // CHECK: %[[R:.*]] = arith.select %[[ISNAN]], %[[QNAN]], %[[O]] : vector<8xi1>, vector<8xbf16>
-// CHECK: vector.store %[[R]], %{{.*}} {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
+// CHECK: memref.extract_aligned_pointer_as_index %[[KO]]
+// CHECK: %[[P0:.*]] = arith.extui %[[VALID0]] : i1 to i32
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32{{.*}}, %[[P0]]
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32{{.*}}, %[[P0]]
+// CHECK: arith.bitcast %[[G1K]]
+// CHECK: %[[P1:.*]] = arith.extui %[[VALID1]] : i1 to i32
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32{{.*}}, %[[P1]]
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32{{.*}}, %[[P1]]
+// CHECK-NOT: vector.store
+// CHECK: gpu.terminator
 func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>) {
   kvq.cache_load @e4m3 (%kc, %vc) at %s into (%k, %v) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
   return
@@ -141,7 +185,7 @@ func.func @load_e4m3(%kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8
 // CHECK-LABEL: func.func private @kvq_cache_load_f8E5M2_f32_4x64_b16(
 // SM90: nvvm.convert.f8x2.to.f16x2 {{.*}} : vector<2xi8>(f8E5M2) -> vector<2xf16>
 // SM80-NOT: nvvm.convert
-// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x4x64xf32>, vector<4xf32>
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32
 func.func @roundtrip_e5m2(%k: memref<8x4x64xf16>, %kc: memref<4x16x4x64xf8E5M2>, %s: memref<8xi64>, %o: memref<8x4x64xf32>) {
   kvq.cache_store @e5m2 (%k, %k) into (%kc, %kc) at %s : memref<8x4x64xf16>, memref<4x16x4x64xf8E5M2>, memref<8xi64>
   kvq.cache_load @e5m2 (%kc, %kc) at %s into (%o, %o) : memref<4x16x4x64xf8E5M2>, memref<8xi64>, memref<8x4x64xf32>

@@ -29,6 +29,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/DenseMap.h"
 
 #include <memory>
 #include <optional>
@@ -192,9 +193,16 @@ public:
   /// its function (what the patterns below do). Failure, changing nothing,
   /// where lookupOrCreate fails.
   LogicalResult replaceWithCall(RewriterBase &rewriter, Operation *cacheOp);
+  /// The f32 constants replaceWithCall() created, by block and value bits.
+  using ScaleConstants = DenseMap<std::pair<Block *, uint32_t>, Value>;
   /// The same with a call lookupOrCreate() or createAll() returned for it.
+  /// With `constants`, a scale constant already created in the op's block
+  /// (by an earlier call with the same map, for an op before this one) is
+  /// reused: a layer's store and load, or 16 cache ops of one layer, then
+  /// share two constants.
   static void replaceWithCall(RewriterBase &rewriter, Operation *cacheOp,
-                              const KVQCacheCall &call);
+                              const KVQCacheCall &call,
+                              ScaleConstants *constants = nullptr);
 
   /// Creates the functions of every cache op under `root` and returns each
   /// lowerable op's call, in walk order. Proves the stores' scales on the
