@@ -903,25 +903,25 @@ KVQCacheFunctions::createAll(Operation *root) {
     });
   }
   // Each distinct (scale, activation type) once: the cache ops of a layer
-  // share its scales.
-  using ProofKey = std::pair<uint32_t, Type>;
-  DenseMap<ProofKey, size_t> proofIndex;
-  SmallVector<std::pair<float, Type>> toProve;
-  for (Entry &entry : entries) {
-    if (!needsProof(entry.info, impl->options))
-      continue;
-    Type act = entry.info.signature.actType().getElementType();
-    for (float scale : entry.info.scales)
-      if (proofIndex.try_emplace({llvm::bit_cast<uint32_t>(scale), act},
-                                 toProve.size())
-              .second)
-        toProve.emplace_back(scale, act);
-  }
-  std::vector<char> proven(toProve.size());
-  parallelFor(root->getContext(), 0, toProve.size(), [&](size_t i) {
-    auto [scale, act] = toProve[i];
-    proven[i] = proveReciprocalDivision(
-                    scale, cast<FloatType>(act).getFloatSemantics())
+  // share its scales. (A sorted vector: a hash map of 20,000 keys cost
+  // more than the proofs.)
+  using ProofKey = std::pair<uint32_t, const void *>;
+  auto keyOf = [](float scale, Type act) {
+    return ProofKey(llvm::bit_cast<uint32_t>(scale), act.getAsOpaquePointer());
+  };
+  std::vector<ProofKey> keys;
+  for (Entry &entry : entries)
+    if (needsProof(entry.info, impl->options))
+      for (float scale : entry.info.scales)
+        keys.push_back(
+            keyOf(scale, entry.info.signature.actType().getElementType()));
+  llvm::sort(keys);
+  keys.erase(llvm::unique(keys), keys.end());
+  std::vector<char> proven(keys.size());
+  parallelFor(root->getContext(), 0, keys.size(), [&](size_t i) {
+    auto act = cast<FloatType>(Type::getFromOpaquePointer(keys[i].second));
+    proven[i] = proveReciprocalDivision(llvm::bit_cast<float>(keys[i].first),
+                                        act.getFloatSemantics())
                     .has_value();
   });
   for (Entry &entry : entries) {
@@ -929,8 +929,9 @@ KVQCacheFunctions::createAll(Operation *root) {
       continue;
     Type act = entry.info.signature.actType().getElementType();
     for (int s = 0; s < 2; ++s)
-      entry.info.signature.reciprocal[s] = proven[proofIndex.lookup(
-          {llvm::bit_cast<uint32_t>(entry.info.scales[s]), act})];
+      entry.info.signature.reciprocal[s] =
+          proven[llvm::lower_bound(keys, keyOf(entry.info.scales[s], act)) -
+                 keys.begin()];
   }
   SmallVector<std::pair<Operation *, KVQCacheCall>> calls;
   calls.reserve(entries.size());

@@ -87,11 +87,13 @@ mlir::kvq::proveReciprocalDivision(float scale,
   if (d.divide(d.bound) != 0x1p17f || d.divide(-d.bound) != -0x1p17f)
     return std::nullopt;
   // Case (c): one binade of significands.
+  // x = (1 + fraction * 2^-fractionBits) * 2^exponent, each step exact (x
+  // has at most 11 significant bits and is normal: |exponent| <= 60).
   const int fractionBits = int(precision) - 1;
-  const int exponent = std::ilogb(scale);
+  const float ulp = std::ldexp(1.0f, -fractionBits);
+  const float binade = std::ldexp(1.0f, std::ilogb(scale));
   for (uint32_t fraction = 0; fraction < (1u << fractionBits); ++fraction) {
-    float x =
-        std::ldexp(1.0f + std::ldexp(float(fraction), -fractionBits), exponent);
+    float x = (1.0f + float(fraction) * ulp) * binade;
     if (d.divide(x) != x / scale)
       return std::nullopt;
   }

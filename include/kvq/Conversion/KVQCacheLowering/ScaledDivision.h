@@ -22,9 +22,9 @@
 // gives, in every cache format (f8E4M3FN/FNUZ, f8E5M2/FNUZ, i8): it checks
 // the quotient of every significand of the type, which by scaling covers
 // every exponent (see ScaledDivision.cpp for the argument). Checking a
-// scale for both bf16 and f16 takes about 25 us (2,000 scales: 46 ms in
-// ScaledDivisionTest); f32 activations (2^23 significands) are never
-// proven.
+// scale for both bf16 and f16 takes about 6 us (2,000 scales: 11 ms in
+// ScaledDivisionTest, Release build); f32 activations (2^23 significands)
+// are never proven.
 //
 //===----------------------------------------------------------------------===//
 
