@@ -7,16 +7,12 @@
 # `kvq-to-ptx=chip=sm_90` for it: bench/gpu/ptx/kernels_tpb<N>.ptx for each
 # threads-per-block N in $TPBS (default "128 256"; 128 is the pass default),
 # bench/gpu/ptx/kernels_tpb128_divf.ptx with quantize-division=divf (a
-# true division instead of the default division-free quotient), and
-# kernels_tpb128_r32.ptx with max-registers=32 (an experiment).
+# true division instead of the default division-free quotient).
 # Kernels, one per signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16_kernel
 # (`_divf_kernel` with quantize-division=divf) and
-# kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel, with the 49-parameter ABI of
-# kvq-lower-cache-ops (include/kvq/Conversion/Passes.td).
-# Also, for comparison only (NOT kvq output), where nvcc is installed, the
-# hand-written CUDA twin proto/kvq_proto.cu compiled to
-# kernels_proto_i2_<div|fma>.ptx; and, where ptxas is installed, its
-# resource report of each file (ptxas-v.txt).
+# kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel, with the 14-parameter ABI of
+# kvq-lower-cache-ops (include/kvq/Conversion/Passes.td). Where ptxas is
+# installed, also its resource report of each file (ptxas-v.txt).
 # The PTX is committed so that bench/gpu/run.sh on the GPU machine (which has
 # no LLVM 22) needs nothing from here.
 #
@@ -56,23 +52,6 @@ done
 "$opt" "$m" "--kvq-to-ptx=chip=sm_90 quantize-division=divf" \
     "--kvq-write-isa=output=$out/kernels_tpb128_divf.ptx" -o /dev/null
 echo "wrote $out/kernels_tpb128_divf.ptx"
-# Experiment: a 32-register cap (16 blocks of 128 per SM: T = 4096 in one
-# wave) against the default 48 (ptxas then uses 36: 14 blocks per SM).
-"$opt" "$m" "--kvq-to-ptx=chip=sm_90 max-registers=32" \
-    "--kvq-write-isa=output=$out/kernels_tpb128_r32.ptx" -o /dev/null
-echo "wrote $out/kernels_tpb128_r32.ptx"
-if command -v nvcc >/dev/null; then
-  for cfg in i2_div i2_fma; do
-    items=${cfg#i}; items=${items%_*}
-    case $cfg in *div) dm=0 ;; *) dm=1 ;; esac
-    f=$out/kernels_proto_$cfg.ptx
-    { echo "// kvq_bench: items_per_thread=$items"
-      echo "// nvcc -arch=sm_90 -ptx -O3 -DITEMS=$items -DDIVMODE=$dm bench/gpu/proto/kvq_proto.cu (NOT kvq output)"
-      nvcc -arch=sm_90 -ptx -O3 -DITEMS=$items -DDIVMODE=$dm "$here/proto/kvq_proto.cu" -o -
-    } > "$f"
-    echo "wrote $f"
-  done
-fi
 if command -v ptxas >/dev/null; then
   for p in "$out"/*.ptx; do
     echo "== $(basename "$p")"

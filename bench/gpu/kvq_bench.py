@@ -7,17 +7,15 @@ The kernels are loaded from the PTX that bench/gpu/gen.sh wrote (kvq-opt
 (cuModuleLoadDataEx, cuModuleGetFunction, cuLaunchKernel), on buffers that
 PyTorch allocates; the ABI is the one documented in
 include/kvq/Conversion/Passes.td (kvq-lower-cache-ops, "GPU form and kernel
-ABI"): 49 parameters, the expanded memref descriptors of slot_mapping,
-K source, V source, K destination, V destination, then the f32 k_scale,
-RN(1/k_scale), v_scale, RN(1/v_scale) (kvq's kernels are named after their
-signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel and
-kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel; the hand-written proto
-kernels keep the 45 memref parameters and the names store_d<D>_kernel /
-load_d<D>_kernel, which this script uses for both); block = the PTX's
-.maxntid; grid = max(1, ceil(work_items / (block * items))), work_items =
-T*H*D/16 for the store (16 fp8 bytes written per item, items = 1) and T*H*D/8
-for the load into bf16 (items = 2 for kvq's load kernels, 1 for the proto's
-unless its PTX says otherwise).
+ABI"): 14 parameters, the pointers of slot_mapping, K source, V source,
+K destination, V destination, the f32 k_scale, RN(1/k_scale), v_scale,
+RN(1/v_scale), then the leading (dynamic) size of each of the five memrefs
+(kvq's kernels are named after their signature:
+kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel and
+kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel; this script calls them
+store_d<D>_kernel / load_d<D>_kernel); block = the PTX's .maxntid; grid =
+max(1, ceil(T*H*D/8 / (block * items))): a work item is 8 elements (16
+bytes of bf16), one per store thread, two per load thread.
 
 Modes:
   kvq_bench.py            correctness + timing of every PTX in ptx/, writes
@@ -157,8 +155,8 @@ def summary():
                 f" {g.get(f'{v}/{op}/{T}', nan):28.2f}" for v in variants
                 for op in ("store", "load")))
     p("")
-    p("variants (us, cold L2; %copy): kvq PTX at other threads-per-block or "
-      "quantize-division=divf; proto_ = hand-written CUDA (bench/gpu/proto)")
+    p("variants (us, cold L2; %copy): kvq PTX at other threads-per-block, "
+      "quantize-division=divf or max-registers")
     shapes = [(op, D, T) for op in ("store", "load")
               for D, T in ((128, 1), (128, 256), (128, 4096), (128, 32768), (64, 4096),
                            (256, 4096))]
@@ -236,9 +234,7 @@ class Module:
         tpbs = set(int(x) for x in re.findall(rb"\.maxntid (\d+), 1, 1", text))
         assert len(tpbs) == 1, (path, tpbs)
         self.tpb = tpbs.pop()
-        m = re.search(rb"kvq_bench: items_per_thread=(\d+)", text)
-        self.items = int(m.group(1)) if m else 1   # bench/gpu/proto kernels only
-        # kvq's kernels by the proto names: store_d<D>_kernel -> the entry
+        # kvq's kernels by short names: store_d<D>_kernel -> the entry
         # kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel, ...
         self.names = {}
         for e in re.findall(rb"\.visible \.entry (\w+)\(", text):
@@ -246,10 +242,6 @@ class Module:
             m = re.fullmatch(r"kvq_cache_(store|load)_\w+?_8x(\d+)_b16\w*_kernel", e)
             if m:
                 self.names[f"{m.group(1)}_d{m.group(2)}_kernel"] = e
-        # kvq's kernels take the scales after the memrefs, and its load
-        # kernels take 2 work items per thread (the grid kvq's host code
-        # launches has half the blocks).
-        self.scalars = bool(self.names)
         self.mod = c_void_p()
         logbuf = ctypes.create_string_buffer(16384)
         opts = (c_int * 2)(5, 6)  # CU_JIT_ERROR_LOG_BUFFER(_SIZE_BYTES)
@@ -273,36 +265,37 @@ class Module:
         return self.fns[name]
 
 
-def descriptor(t):
-    """Expanded memref descriptor of a contiguous tensor, offset 0."""
-    assert t.is_contiguous() and t.data_ptr() % 16 == 0
-    return [t.data_ptr(), t.data_ptr(), 0] + list(t.shape) + list(t.stride())
+# Work items: 8 elements (16 bytes of bf16) each; per thread and pass of
+# the kernel's loop, 1 for the store and 2 for the load (kvq's lowering).
+ELEMS_PER_ITEM = 8
+ITEMS_PER_THREAD = {"store": 1, "load": 2}
 
 
 class Launch:
-    """One kernel launch with its parameters packed once: 45 memref fields,
-    and for kvq's kernels the f32 scales (SK, RN(1/SK), SV, RN(1/SV))."""
+    """One launch of a kvq kernel with its parameters packed once: the five
+    memrefs' pointers (contiguous tensors, 16-byte aligned), the f32 scales
+    (SK, RN(1/SK), SV, RN(1/SV)), the five memrefs' leading sizes."""
 
-    def __init__(self, module, name, tensors, work_items, grid=None):
+    def __init__(self, module, name, tensors, grid=None):
         self.fn, self.regs, self.occ = module.fn(name)
-        vals = []
+        assert len(tensors) == 5
         for t in tensors:
-            vals += descriptor(t)
-        assert len(vals) == 45, len(vals)
-        self.vals = (ctypes.c_uint64 * 45)(*vals)
-        base = ctypes.addressof(self.vals)
-        ptrs = [base + 8 * i for i in range(45)]
-        if module.scalars:
-            f32 = lambda x: float(np.float32(x))
-            self.scales = (ctypes.c_float * 4)(
-                SK, f32(np.float32(1) / np.float32(SK)),
-                SV, f32(np.float32(1) / np.float32(SV)))
-            base = ctypes.addressof(self.scales)
-            ptrs += [base + 4 * i for i in range(4)]
+            assert t.is_contiguous() and t.data_ptr() % 16 == 0
+        self.ptr_vals = (ctypes.c_uint64 * 5)(*[t.data_ptr() for t in tensors])
+        f32 = lambda x: float(np.float32(x))
+        self.scales = (ctypes.c_float * 4)(
+            SK, f32(np.float32(1) / np.float32(SK)),
+            SV, f32(np.float32(1) / np.float32(SV)))
+        self.sizes = (ctypes.c_int64 * 5)(*[t.shape[0] for t in tensors])
+        ptrs = [ctypes.addressof(self.ptr_vals) + 8 * i for i in range(5)]
+        ptrs += [ctypes.addressof(self.scales) + 4 * i for i in range(4)]
+        ptrs += [ctypes.addressof(self.sizes) + 8 * i for i in range(5)]
         self.ptrs = (c_void_p * len(ptrs))(*ptrs)
         self.tpb = module.tpb
-        items = 2 if module.scalars and name.startswith("load") else module.items
-        self.grid = grid or max(1, -(-work_items // (self.tpb * items)))
+        op = name.split("_")[0]
+        act = tensors[1] if op == "store" else tensors[3]
+        work = tensors[0].shape[0] * act.shape[1] * act.shape[2] // ELEMS_PER_ITEM
+        self.grid = grid or max(1, -(-work // (self.tpb * ITEMS_PER_THREAD[op])))
         self.keep = tensors
 
     def __call__(self):
@@ -388,7 +381,7 @@ def check_store(mod, refs, tally, D, T, k, v, slots, grid=None, tag=""):
     NB = nblocks(T)
     kc = torch.full((NB, BS, H, D), 0xA5, dtype=torch.uint8, device=dev)
     vc = torch.full_like(kc, 0xA5)
-    Launch(mod, f"store_d{D}_kernel", [slots, k, v, kc, vc], T * H * D // 16, grid)()
+    Launch(mod, f"store_d{D}_kernel", [slots, k, v, kc, vc], grid)()
     sync(f"store_d{D} T={T}")
     valid = slots >= 0
     sv = slots[valid]
@@ -408,7 +401,7 @@ def check_load(mod, refs, tally, D, T, kc, vc, slots, grid=None, tag=""):
     ko = torch.full((T, H, D), 0xEEEE - 65536, dtype=torch.int16, device=dev)
     vo = torch.full_like(ko, 0xEEEE - 65536)
     kb, vb = ko.view(torch.bfloat16), vo.view(torch.bfloat16)
-    Launch(mod, f"load_d{D}_kernel", [slots, kc, vc, kb, vb], T * H * D // 8, grid)()
+    Launch(mod, f"load_d{D}_kernel", [slots, kc, vc, kb, vb], grid)()
     sync(f"load_d{D} T={T}")
     valid = slots >= 0
     sv = slots[valid]
@@ -541,7 +534,7 @@ def graph_timing(mods, gen):
         k = torch.empty(0, H, 128, dtype=torch.bfloat16, device=dev)
         kc = torch.empty(2, BS, H, 128, dtype=torch.uint8, device=dev)
         null.append(Launch(next(iter(mods.values())), "store_d128_kernel",
-                           [slots, k, k, kc, kc], 0))
+                           [slots, k, k, kc, kc]))
     res["null"] = time_graph_us(null)
     log(f"  graph: null launch {res['null']:.2f} us per call")
     for T in GRAPH_T:
@@ -554,10 +547,9 @@ def graph_timing(mods, gen):
         res[f"copy/{T}"] = time_graph_us(copies)
         line = f"  graph T={T:5} ({len(sets)} sets): copy same B {res[f'copy/{T}']:.2f} us"
         for name, mod in mods.items():
-            st = [Launch(mod, "store_d128_kernel", list(s[:5]), T * H * 128 // 16)
+            st = [Launch(mod, "store_d128_kernel", list(s[:5])) for s in sets]
+            ld = [Launch(mod, "load_d128_kernel", [s[0], s[3], s[4], s[5], s[6]])
                   for s in sets]
-            ld = [Launch(mod, "load_d128_kernel", [s[0], s[3], s[4], s[5], s[6]],
-                         T * H * 128 // 8) for s in sets]
             res[f"{name}/store/{T}"] = time_graph_us(st)
             res[f"{name}/load/{T}"] = time_graph_us(ld)
             line += (f"; {name} store {res[f'{name}/store/{T}']:.2f}, "
@@ -600,10 +592,9 @@ def timing(mods, gen, copy_tbps, with_dobench):
             log(f"  copy of the same bytes, D={D} T={T}: {cus:.2f} us = "
                 f"{100 * nbytes / cus / 1e6 / copy_tbps:.1f}% of copy")
             for name, mod in mods.items():
-                st = [Launch(mod, f"store_d{D}_kernel", list(s[:5]), T * H * D // 16)
+                st = [Launch(mod, f"store_d{D}_kernel", list(s[:5])) for s in sets]
+                ld = [Launch(mod, f"load_d{D}_kernel", [s[0], s[3], s[4], s[5], s[6]])
                       for s in sets]
-                ld = [Launch(mod, f"load_d{D}_kernel", [s[0], s[3], s[4], s[5], s[6]],
-                             T * H * D // 8) for s in sets]
                 for op, fns in (("store", st), ("load", ld)):
                     if op == "load":
                         for f in st:     # caches hold real store output
@@ -635,7 +626,7 @@ def time_null(mod):
     slots = torch.empty(0, dtype=torch.int64, device=dev)
     k = torch.empty(0, H, 128, dtype=torch.bfloat16, device=dev)
     kc = torch.empty(2, BS, H, 128, dtype=torch.uint8, device=dev)
-    f = Launch(mod, "store_d128_kernel", [slots, k, k, kc, kc], 0)
+    f = Launch(mod, "store_d128_kernel", [slots, k, k, kc, kc])
     us, p10, p90 = time_us([f])
     hot, _, _ = time_us([f], flush=False)
     return dict(us=us, p10=p10, p90=p90, us_hot=hot)
@@ -660,16 +651,10 @@ def time_copy():
 
 
 def variants():
-    """PTX files in ptx/: kvq's own first (kernels_tpb128 = the pass default),
-    then kvq's with other block sizes, hand-edited copies (var_), and the
-    hand-written prototypes (proto_)."""
+    """PTX files in ptx/ (all kvq-opt output): kernels_tpb128 (the pass
+    defaults) first, then the other options."""
     paths = sorted(glob.glob(os.path.join(HERE, "ptx", "*.ptx")))
-
-    def order(p):
-        b = os.path.basename(p)
-        return (0 if b == "kernels_tpb128.ptx" else 3 if "proto" in b else
-                2 if "var_" in b else 1, b)
-    return sorted(paths, key=order)
+    return sorted(paths, key=lambda p: (os.path.basename(p) != "kernels_tpb128.ptx", p))
 
 
 def short(path):
@@ -693,10 +678,9 @@ def ncu_mode():
         for T, op in plan[short(p)]:
             s = bench_sets(128, T, gen, 1)[0]
             if op == "store":
-                Launch(mod, "store_d128_kernel", list(s[:5]), T * H * 128 // 16)()
+                Launch(mod, "store_d128_kernel", list(s[:5]))()
             else:
-                Launch(mod, "load_d128_kernel", [s[0], s[3], s[4], s[5], s[6]],
-                       T * H * 128 // 8)()
+                Launch(mod, "load_d128_kernel", [s[0], s[3], s[4], s[5], s[6]])()
             sync("ncu")
             log(f"ncu launch: {short(p)} {op} T={T}")
 
@@ -730,7 +714,7 @@ def main():
     for p in variants():
         name = short(p)
         mods[name] = Module(p)
-        log(f"loaded {p}: block {mods[name].tpb}, {mods[name].items} items/thread")
+        log(f"loaded {p}: block {mods[name].tpb}")
 
     # ---- smoke test: one small store + load with the default PTX ---------
     main_name = next(iter(mods))
@@ -767,8 +751,7 @@ def main():
     out = dict(info, copy=copy, copy_again=copy2, correct=correct, variants=res, **extra,
                graph=graph, seconds=time.time() - t0)
     json.dump(out, open(os.path.join(OUT, "kvq_results.json"), "w"), indent=1)
-    bad = [n for n, c in correct.items()
-           if "var_" not in n and "proto" not in n and (c["mism_ref"] or c["mism_torch"])]
+    bad = [n for n, c in correct.items() if c["mism_ref"] or c["mism_torch"]]
     log(f"done in {time.time() - t0:.0f} s; kvq PTX with mismatches: {bad or 'none'}")
     return 1 if bad else 0
 

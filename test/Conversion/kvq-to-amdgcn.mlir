@@ -21,10 +21,11 @@ kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoi
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel blocks
 
 // GFX942: .amdgcn_target "amdgcn-amd-amdhsa--gfx942
+// The store reads 16 bytes and writes 8 per stream and work item.
 // GFX942-LABEL: kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel:
 // GFX942: global_load_dwordx4
 // GFX942: v_cvt_pk_fp8_f32
-// GFX942: global_store_dwordx4
+// GFX942: global_store_dwordx2
 // GFX942: s_endpgm
 // GFX942-LABEL: kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel:
 // GFX942: v_cvt_pk_f32_fp8
@@ -37,6 +38,11 @@ kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoi
 // GFX942-LABEL: kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel:
 // GFX942-NOT: v_cvt_pk_{{fp8_f32|f32_fp8}}
 // GFX942: s_endpgm
+// The kernel ABI: 5 pointers, 4 f32 scales, the 5 leading sizes: 96 bytes
+// of kernel arguments.
+// GFX942: .kernarg_segment_size: 96
+// GFX942-NEXT: .max_flat_workgroup_size: 128
+// GFX942-NEXT: .name: kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel
 
 // GFX950: .amdgcn_target "amdgcn-amd-amdhsa--gfx950
 // GFX950-LABEL: kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel:
@@ -47,7 +53,7 @@ kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoi
 // GFX950: s_endpgm
 // GFX950-LABEL: kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel:
 // GFX950: v_cvt_pk_fp8_f32
-// GFX950: global_store_dwordx4
+// GFX950: global_store_dwordx2
 // GFX950: s_endpgm
 // GFX950-LABEL: kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel:
 // GFX950: v_cvt_pk_f32_fp8

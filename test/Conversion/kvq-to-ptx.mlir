@@ -32,24 +32,32 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_f16_f8E5M2_8x64_b16_kernel
 
 // PTX: .target sm_90
-// The store: 49 parameters (the expanded descriptors of slot_mapping, key,
-// value, key_cache, value_cache, then k_scale, RN(1/k_scale), v_scale,
-// RN(1/v_scale)), 128-thread blocks, 16-byte accesses: the
-// four K / V loads and the slot load back to back, no branch on the slot,
-// the quotient without a division (multiply, FMA correction), the
-// saturating e4m3 conversion, two predicated stores.
+// The store: 14 parameters (the pointers of slot_mapping, key, value,
+// key_cache, value_cache, then k_scale, RN(1/k_scale), v_scale,
+// RN(1/v_scale), then the leading sizes of the five memrefs), 128-thread
+// blocks, 8 elements per stream: the two 16-byte K / V loads and the slot
+// load back to back, no branch on the slot, the quotient without a
+// division (multiply, FMA correction), the saturating e4m3 conversion, two
+// predicated 8-byte stores.
 // PTX-LABEL: .visible .entry kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel(
-// PTX: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_44,
-// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_45,
-// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_46,
-// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_47,
-// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_48
+// PTX-NEXT: .param .u64 .ptr .align 1 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_0,
+// PTX-NEXT: .param .u64 .ptr .align 1 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_1,
+// PTX-NEXT: .param .u64 .ptr .align 1 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_2,
+// PTX-NEXT: .param .u64 .ptr .align 1 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_3,
+// PTX-NEXT: .param .u64 .ptr .align 1 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_4,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_5,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_6,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_7,
+// PTX-NEXT: .param .f32 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_8,
+// PTX-NEXT: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_9,
+// PTX-NEXT: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_10,
+// PTX-NEXT: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_11,
+// PTX-NEXT: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_12,
+// PTX-NEXT: .param .u64 kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel_param_13
 // PTX-NEXT: )
 // PTX-NEXT: .maxntid 128, 1, 1
 // PTX-NEXT: .maxnreg 48
 // PTX-NOT: div.rn.f32
-// PTX: ld.global.v4.b32
-// PTX: ld.global.v4.b32
 // PTX: ld.global.v4.b32
 // PTX: ld.global.v4.b32
 // PTX: ld.global.b64
@@ -60,17 +68,17 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX-NOT: bra
 // PTX: cvt.rn.satfinite.e4m3x2.f32
 // PTX-NOT: bra
-// PTX: @p st.global.v4.b32
+// PTX: @p st.global.v2.b32
 // PTX-NOT: bra
 // PTX: cvt.rn.satfinite.e4m3x2.f32
 // PTX-NOT: bra
-// PTX: @p st.global.v4.b32
+// PTX: @p st.global.v2.b32
 // PTX-NOT: div.rn.f32
 // PTX: ret;
 // The load: 8 cache bytes in, 8 bf16 (16 bytes) out per stream, two work
 // items per thread: both slots, then the four gathers, with no branch.
 // PTX-LABEL: .visible .entry kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(
-// PTX: .param .f32 kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel_param_48
+// PTX: .param .u64 kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel_param_13
 // PTX-NEXT: )
 // PTX: ld.global.b64
 // PTX-NOT: bra
@@ -92,17 +100,17 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // PTX: ret;
 // PTX-LABEL: .visible .entry kvq_cache_store_f16_f8E5M2_8x64_b16_kernel(
 // PTX: cvt.rn.satfinite.e5m2x2.f32
-// PTX: st.global.v4.b32
+// PTX: st.global.v2.b32
 
 // max-registers=0: no register cap.
 // NOCAP: .maxntid 128, 1, 1
 // NOCAP-NOT: .maxnreg
 
-// sm_80 has no fp8 conversion: the software one, same 16-byte accesses.
+// sm_80 has no fp8 conversion: the software one, same accesses.
 // SM80: .target sm_80
 // SM80-NOT: e4m3x2
 // SM80-NOT: e5m2x2
-// SM80: st.global.v4.b32
+// SM80: st.global.v2.b32
 func.func @store(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
   kvq.cache_store @l0 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   return

@@ -107,25 +107,25 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     The function of a GPU signature computes RN(1/s) of both scales on the
     host (an f32 division) and runs one `gpu.launch` (outlined into the
     gpu.module `@kvq_cache_kernels`) with a 1-D grid of `threads-per-block`
-    threads
-    (default 128). A work item is one token and one chunk of its `[H, D]`
-    row, as many elements as make one 16-byte write of the destination:
-    16 for the store into an fp8 / int8 cache (the thread reads 16 bf16 with
-    two 16-byte loads and writes the 16 cache bytes with one 16-byte store),
-    8 for the load into bf16 / f16 (8 cache bytes in, one 16-byte store
-    out), 4 for f32 outputs; so `work_items = T * H * D / chunk`. The
-    thread moves the chunk of K and of V; consecutive threads take
-    consecutive chunks, so a warp reads and writes contiguous memory. This
-    vector path needs `D` static and a multiple of the chunk (64, 128, 256
-    all are) and identity-layout (contiguous) activations and caches, and
-    assumes 16-byte-aligned base pointers (cudaMalloc / hipMalloc give 256);
-    otherwise a work item is one element (`work_items = T * H * D`).
+    threads (default 128). A work item is one token and one chunk of its
+    `[H, D]` row: as many elements as make one 16-byte access of the wider
+    of the source and destination element types, so 8 for bf16 / f16 <->
+    fp8 / int8 (the store reads 16 bytes and writes 8 per stream, the load
+    reads 8 and writes 16) and 4 with f32 activations;
+    `work_items = T * H * D / chunk`. The thread moves the chunk of K and of
+    V; consecutive threads take consecutive chunks, so a warp reads and
+    writes contiguous memory. This vector path needs `D` static and a
+    multiple of the chunk (64, 128, 256 all are) and identity-layout
+    (contiguous) activations and caches, and assumes base pointers aligned
+    to the access size (cudaMalloc / hipMalloc give 256); otherwise a work
+    item is one element (`work_items = T * H * D`).
     A store thread takes one work item per pass of its loop; a load thread
     takes two, one grid (`grid * threads_per_block` items) apart, reading
     both slots, then both cache rows, before converting: a gather waits for
     its slot, and two gathers in flight hide more of that (`items` = 1 for
     the store, 2 for the load). The gathers are unconditional (cache row 0
-    for a negative slot), so a load into an empty cache launches nothing. The host code launches
+    for a negative slot), so a load into an empty cache launches nothing.
+    The host code launches
     `max(1, ceil(work_items / (threads_per_block * items)))` blocks. NVVM
     kernels loop grid-stride (any grid size is correct, a smaller one
     slower); ROCDL kernels make one pass (reading gridDim there needs the
@@ -133,47 +133,57 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     outlining the block size is a known constant (PTX `.maxntid 128`), so a
     launcher must use exactly `threads-per-block` threads. No branch
     depends on a slot: the stores are predicated on it (NVVM: inline
-    `@p st.global.v4.b32`).
+    `@p st.global.{b32,v2.b32,v4.b32}`).
 
-    Measured on an H100 80GB HBM3 (bench/RESULTS.md; T = 32768, H = 8,
-    D = 128, block 16, bf16 <-> f8E4M3FN, sm_90, 128 threads per block):
-    store 101% and load 95% of the bandwidth of a 256 MiB device-to-device
-    copy; every byte of the exhaustive on-device checks matched the CPU
-    reference and PyTorch.
+    Measured on an H100 80GB HBM3 (bench/RESULTS.md; H = 8, D = 128,
+    block 16, bf16 <-> f8E4M3FN, sm_90, 128 threads per block, single
+    launches with a cold L2): at T = 32768 the store moves its bytes at
+    102% and the load at 95% of the bandwidth of a 256 MiB device-to-device
+    copy, at T = 4096 at 76%; the T = 256 store takes about 5 us, 2.4 us per
+    call in a CUDA graph. Every byte of the exhaustive on-device checks
+    matched the CPU reference and PyTorch.
 
-    Kernel parameters after `gpu-kernel-outlining` and
-    `convert-gpu-to-nvvm` / `convert-gpu-to-rocdl` (default memref calling
-    convention): the memrefs in the order *slot_mapping, K source, V source,
-    K destination, V destination* (store: slot_mapping, key, value,
-    key_cache, value_cache; load: slot_mapping, key_cache, value_cache,
-    key_out, value_out), each expanded to its descriptor fields
-    `(allocated ptr, aligned ptr, i64 offset, i64 sizes[rank],
-    i64 strides[rank])`: 5 parameters for slot_mapping, 9 per activation,
-    11 per cache, 45 in all; then four f32: `k_scale, RN(1/k_scale),
-    v_scale, RN(1/v_scale)` (every kernel takes all four; a load, a divf
-    store and a plain copy ignore some): 49 in all. Fill every memref field
-    as for a contiguous memref with offset 0. A store kernel divides K (V)
-    by reciprocal unless its name says `_divf` (`_kdivf`, `_vdivf`): that
-    gives the bits of a division only for the scales
-    `proveReciprocalDivision` accepts, which kvq checks at compile time for
-    the layer's scale; a launcher of its own must pass only such scales. With `kvq-to-ptx` the kernels
-    of a module are the entries of one PTX module, named
-    `<function>_kernel` (`kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel`).
-    For a store of `memref<?x8x128xbf16>` into
-    `memref<?x16x8x128xf8E4M3FN>` with scales 0.05 and 0.07:
+    Kernel parameters after `gpu-kernel-outlining`: the host splits each
+    memref with `memref.extract_strided_metadata` and the kernel rebuilds it
+    with `memref.reinterpret_cast`, so a kernel takes, in order:
+    1. the base buffers (rank-0 memrefs) of *slot_mapping, K source,
+       V source, K destination, V destination* (store: slot_mapping, key,
+       value, key_cache, value_cache; load: slot_mapping, key_cache,
+       value_cache, key_out, value_out);
+    2. four f32: `k_scale, RN(1/k_scale), v_scale, RN(1/v_scale)` (every
+       kernel takes all four; a load, a divf store and a plain copy ignore
+       some);
+    3. for each of the five memrefs in the same order, the offset, sizes
+       and strides its type leaves dynamic (offset first, then sizes, then
+       strides), as i64.
+    `kvq-to-ptx` and `kvq-to-amdgcn` pass the base buffers as bare pointers
+    (`gpu-to-llvm{use-bare-pointers-for-kernels}` with the matching option
+    of `convert-gpu-to-nvvm` / `convert-gpu-to-rocdl`): for the usual
+    operands (only the leading size dynamic) that is 14 parameters, 96
+    bytes. (With the default memref calling convention on both sides a base
+    buffer is 3 parameters: allocated pointer, aligned pointer, offset 0.)
+    On an H100 the 14 parameters made launches 0.3-0.5 us shorter than the
+    49 of whole memref descriptors (bench/gpu/exp2). A memref whose layout
+    is not strided is passed whole (its descriptor), which the bare-pointer
+    convention rejects. A store kernel divides K (V) by reciprocal unless
+    its name says `_divf` (`_kdivf`, `_vdivf`): that gives the bits of a
+    division only for the scales `proveReciprocalDivision` accepts, which
+    kvq checks at compile time for the layer's scale; a launcher of its own
+    must pass only such scales. With `kvq-to-ptx` the kernels of a module
+    are the entries of one PTX module, named `<function>_kernel`
+    (`kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel`). For a store of
+    `memref<?x8x128xbf16>` into `memref<?x16x8x128xf8E4M3FN>` with scales
+    0.05 and 0.07:
 
     ```
-    slots: p, p, 0, T, 1
-    key:   p, p, 0, T, 8, 128, 1024, 128, 1
-    value: (as key)
-    kc:    p, p, 0, NB, 16, 8, 128, 16384, 1024, 128, 1
-    vc:    (as kc)
-    scales: 0.05f, 20.0f, 0.07f, RN(1/0.07f)
-    grid = (max(1, ceil(T * 64 / 128)), 1, 1), block = (128, 1, 1)
+    pointers: slots, key, value, kc, vc
+    scales:   0.05f, 20.0f, 0.07f, RN(1/0.07f)
+    sizes:    T, T, T, NB, NB        (i64)
+    grid = (max(1, ceil(T * 128 / 128)), 1, 1), block = (128, 1, 1)
     ```
     (The load into bf16 of the same shapes: slots, kc, vc, key_out,
-    value_out, the same scales; `T * 128` work items, grid
-    `max(1, ceil(T * 128 / 256))`.)
+    value_out, the same scales, sizes T, NB, NB, T, T; `T * 128` work
+    items, grid `max(1, ceil(T * 128 / 256))`.)
 
     `unittests/Conversion/gpu/kvq-launch.cpp` is a CUDA driver-API launcher
     that follows this ABI.
@@ -193,9 +203,9 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     ```
     becomes, with `target=nvvm chip=sm_90`, a call of
     `@kvq_cache_store_bf16_f8E4M3FN_8x128_b16` with the scales 0.05 and 0.05,
-    whose `gpu.launch` loads `vector<16xbf16>`, divides by the scale,
+    whose `gpu.launch` loads `vector<8xbf16>`, divides by the scale,
     converts pairs with `nvvm.convert.f32x2.to.f8x2 ... {rnd = rn,
-    sat = satfinite}` and stores one `vector<16xf8E4M3FN>` per stream; with
+    sat = satfinite}` and stores one `vector<8xf8E4M3FN>` per stream; with
     `target=cpu`, the function holds nested `scf.for` loops.
   }];
   let options = [

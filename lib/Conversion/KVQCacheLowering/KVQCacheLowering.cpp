@@ -207,8 +207,8 @@ struct CacheSignature {
 
   using Key = std::tuple<unsigned, Type, Type, Type, Type, Type>;
   Key key() const {
-    unsigned flags = isStore | quantized << 1 | reciprocal[0] << 2 |
-                     reciprocal[1] << 3;
+    unsigned flags =
+        isStore | quantized << 1 | reciprocal[0] << 2 | reciprocal[1] << 3;
     return {flags, types[0], types[1], types[2], types[3], types[4]};
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
@@ -301,9 +301,9 @@ static StreamScales prepareStreamScales(OpBuilder &b, Location loc,
 }
 
 /// The scales of both streams of `plan` for work items of `width` elements.
-static std::array<StreamScales, 2>
-prepareScales(OpBuilder &b, Location loc, const CacheOpPlan &plan,
-              int64_t width) {
+static std::array<StreamScales, 2> prepareScales(OpBuilder &b, Location loc,
+                                                 const CacheOpPlan &plan,
+                                                 int64_t width) {
   Type like = b.getF32Type();
   if (width > 1)
     like = VectorType::get({width}, like);
@@ -469,21 +469,23 @@ static void buildLoops(OpBuilder &b, Location loc, const KVQTarget &target,
 // GPU form: one gpu.launch
 //===----------------------------------------------------------------------===//
 
-
-/// Elements per GPU work item: as many as make one 16-byte write of the
-/// destination (16 for an fp8 / int8 cache, 8 for bf16 / f16 outputs, 4 for
-/// f32). Writes are then fully coalesced 16-byte stores (a warp writes 512
-/// contiguous bytes per instruction); the reads are 32 bytes (store from
-/// bf16), 8 bytes (load of fp8 into bf16) and so on, which the L1 / L2
-/// sectors serve as well. (Measured on an H100 at T = 32768: a load that
-/// wrote its 16 bf16 outputs as two 16-byte halves per thread ran at 71% of
-/// copy bandwidth; 8 outputs per thread, one store each, run near copy
-/// speed.)
+/// Elements per GPU work item: as many as make one 16-byte access of the
+/// wider of the source and destination element types: 8 for bf16 / f16 <->
+/// fp8 / int8 (the store reads 16 bytes and writes 8, the load reads 8 and
+/// writes 16), 4 with f32 activations. Every access of a warp is then
+/// contiguous (512 bytes per 16-byte instruction). Measured on an H100
+/// (bench/gpu/exp2: hand-written twins of the store kernel, kvq's
+/// arithmetic): 16 elements per item (two 16-byte reads, one 16-byte write
+/// per stream) took 11.94-12.03 us at T = 4096 and 5.73-5.81 us at T = 256
+/// (single launch), 8 elements per item 11.46-11.52 and 5.38-5.39. A load
+/// that wrote 16 bf16 outputs as two 16-byte halves ran at 71% of copy
+/// bandwidth at T = 32768, 8 outputs per item near copy speed.
 static int64_t elementsPerWorkItem(const CacheOpPlan &plan) {
-  MemRefType dst = plan.isStore ? plan.cacheType : plan.actType;
-  int64_t bytes =
-      std::max<int64_t>(1, dst.getElementType().getIntOrFloatBitWidth() / 8);
-  return std::max<int64_t>(2, kAccessBytes / bytes);
+  auto bytes = [](MemRefType type) {
+    return std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  };
+  return std::max<int64_t>(
+      2, kAccessBytes / std::max(bytes(plan.actType), bytes(plan.cacheType)));
 }
 
 /// Whether `type` is contiguous (identity layout) with a static head size
@@ -503,87 +505,41 @@ static bool isVectorizable(MemRefType type, int64_t width) {
 /// waiting for the slot; a hand-written two-item store gained nothing.
 constexpr int64_t kLoadItemsPerThread = 2;
 
-/// The launch: a 1-D grid of `threadsPerBlock`-thread blocks, grid-stride
-/// over work items. A work item is one token and one chunk of
-/// elementsPerWorkItem() elements of the token's [H, D] row on the vector
-/// path, one (token, element) otherwise; consecutive threads take
-/// consecutive chunks of a token, so a warp reads and writes contiguous
-/// memory. The thread moves K and V of its item; a load thread takes
-/// kLoadItemsPerThread items per pass, `stride` (all threads of the grid)
-/// apart, and the grid has that many times fewer blocks.
-static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
-                        const CacheOpPlan &plan, int64_t threadsPerBlock,
-                        ValueRange scalars) {
-  const int64_t chunk = elementsPerWorkItem(plan);
-  const bool vectorized = isVectorizable(plan.actType, chunk) &&
-                          isVectorizable(plan.cacheType, chunk);
-  const int64_t width = vectorized ? chunk : 1;
+/// Work items per token and in total, for `width` elements per item (1:
+/// the scalar path), from the memrefs of `plan`.
+static std::pair<Value, Value> workItemCounts(OpBuilder &b, Location loc,
+                                              const CacheOpPlan &plan,
+                                              int64_t width) {
+  Value numTokens = dimOf(b, loc, plan.slots, 0);
+  Value numHeads = dimOf(b, loc, plan.act(0), 1);
+  Value headSize = dimOf(b, loc, plan.act(0), 2);
+  Value rowItems = arith::MulIOp::create(b, loc, numHeads, headSize);
+  if (width > 1)
+    rowItems = arith::DivUIOp::create(
+        b, loc, rowItems, arith::ConstantIndexOp::create(b, loc, width));
+  Value total = arith::MulIOp::create(b, loc, numTokens, rowItems);
+  return {rowItems, total};
+}
 
-  // Work items per token and in total. Written as a function so that the
-  // kernel recomputes them from its memref operands: the outlined kernel
-  // then takes exactly the memrefs as parameters.
-  auto workItems = [&](OpBuilder &b, Location loc) {
-    Value numTokens = dimOf(b, loc, plan.slots, 0);
-    Value numHeads = dimOf(b, loc, plan.act(0), 1);
-    Value headSize = dimOf(b, loc, plan.act(0), 2);
-    Value rowItems = arith::MulIOp::create(b, loc, numHeads, headSize);
-    if (vectorized)
-      rowItems = arith::DivUIOp::create(
-          b, loc, rowItems, arith::ConstantIndexOp::create(b, loc, width));
-    Value total = arith::MulIOp::create(b, loc, numTokens, rowItems);
-    return std::make_pair(rowItems, total);
+/// max(1, ceil(total / perBlock)) blocks.
+static Value gridSizeFor(OpBuilder &b, Location loc, Value total,
+                         int64_t perBlock) {
+  return arith::MaxUIOp::create(
+      b, loc,
+      arith::CeilDivUIOp::create(
+          b, loc, total, arith::ConstantIndexOp::create(b, loc, perBlock)),
+      arith::ConstantIndexOp::create(b, loc, 1));
+}
+
+/// The body of the launch of buildLaunch(), on the memrefs of `plan` as
+/// the kernel sees them.
+static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
+                            const CacheOpPlan &plan, gpu::LaunchOp launch,
+                            int64_t threadsPerBlock, int64_t width,
+                            bool vectorized, int64_t items) {
+  auto gridSize = [&](OpBuilder &b, Location loc, Value total) {
+    return gridSizeFor(b, loc, total, threadsPerBlock * items);
   };
-
-  // Host: grid = max(1, ceil(total / (threadsPerBlock * items))) blocks.
-  const int64_t items = plan.isStore ? 1 : kLoadItemsPerThread;
-  auto gridSize = [&](OpBuilder &b, Location loc, Value total) -> Value {
-    Value perBlock =
-        arith::ConstantIndexOp::create(b, loc, threadsPerBlock * items);
-    return arith::MaxUIOp::create(
-        b, loc, arith::CeilDivUIOp::create(b, loc, total, perBlock),
-        arith::ConstantIndexOp::create(b, loc, 1));
-  };
-  // A load gathers its cache rows without waiting for the slot test (see
-  // below), which reads row 0 for a negative slot: with an empty cache
-  // (every slot must then be negative) it launches nothing.
-  OpBuilder::InsertionGuard hostGuard(b);
-  if (!plan.isStore) {
-    Value nonEmpty = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::ugt, dimOf(b, loc, plan.cache(0), 0),
-        arith::ConstantIndexOp::create(b, loc, 0));
-    auto ifNonEmpty =
-        scf::IfOp::create(b, loc, nonEmpty, /*withElseRegion=*/false);
-    b.setInsertionPointToStart(ifNonEmpty.thenBlock());
-  }
-  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-  Value tpb = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
-  Value blocks = gridSize(b, loc, workItems(b, loc).second);
-  // All cache kernels of a module go to one gpu.module, so that a pipeline
-  // produces one binary (one PTX / AMDGCN text) per module.
-  auto launch = gpu::LaunchOp::create(
-      b, loc, blocks, c1, c1, tpb, c1, c1, /*dynamicSharedMemorySize=*/nullptr,
-      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
-      /*workgroupAttributions=*/{}, /*privateAttributions=*/{},
-      /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
-      /*clusterSizeZ=*/nullptr,
-      FlatSymbolRefAttr::get(b.getContext(), kKernelModuleName));
-
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&launch.getBody().front());
-  // Fix the kernel's parameter order (the ABI documented in the pass):
-  // gpu-kernel-outlining turns the values the body uses from above into
-  // parameters in order of first use, so touch the memrefs first in the
-  // order slot_mapping, K source, V source, K destination, V destination.
-  // The dims are dead and folded away once the kernel is outlined.
-  // Then the f32 `scalars` (k_scale, RN(1/k_scale), v_scale,
-  // RN(1/v_scale)), touched by dead negations for the same reason (a load
-  // does not use the reciprocals, yet every kernel takes them).
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  for (Value memref : {plan.slots, plan.streams[0].src, plan.streams[1].src,
-                       plan.streams[0].dst, plan.streams[1].dst})
-    memref::DimOp::create(b, loc, memref, c0);
-  for (Value scalar : scalars)
-    arith::NegFOp::create(b, loc, scalar);
   std::array<StreamScales, 2> scales = prepareScales(b, loc, plan, width);
   // The block size is the constant threadsPerBlock (no read of blockDim).
   Value bid = launch.getBlockIds().x, tid = launch.getThreadIds().x;
@@ -591,7 +547,7 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
   Value first = arith::AddIOp::create(
       b, loc, arith::MulIOp::create(b, loc, bid, bdim), tid);
   // Plain variables, not a structured binding: the loop body captures them.
-  std::pair<Value, Value> counts = workItems(b, loc);
+  std::pair<Value, Value> counts = workItemCounts(b, loc, plan, width);
   Value rowItems = counts.first, kernelTotal = counts.second;
   // NVIDIA: a grid-stride loop (gridDim is a special register), so any grid
   // size is correct. AMD: reading gridDim calls __ockl_get_num_groups from
@@ -694,6 +650,141 @@ static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
   gpu::TerminatorOp::create(b, loc);
 }
 
+namespace {
+/// A memref operand of a kernel, split on the host into its base buffer (a
+/// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes
+/// and strides its type leaves dynamic; the kernel rebuilds the memref with
+/// `memref.reinterpret_cast`. The outlined kernel then takes one pointer
+/// and the dynamic sizes (for the usual operands: the token or block
+/// count) per memref instead of a whole descriptor: 14 parameters instead
+/// of 49, which on an H100 made each launch 0.3-0.5 us shorter (bench/gpu/
+/// exp2: the T = 256 store 5.02 instead of 5.39 us single launch, 2.44
+/// instead of 2.72 us per call in a CUDA graph). A memref whose layout is
+/// not strided is passed whole.
+struct KernelMemRef {
+  Value whole;
+  Value base;
+  OpFoldResult offset;
+  SmallVector<OpFoldResult> sizes, strides;
+
+  /// On the host, before the launch.
+  static KernelMemRef split(OpBuilder &b, Location loc, Value memref) {
+    auto type = cast<MemRefType>(memref.getType());
+    KernelMemRef km;
+    km.whole = memref;
+    int64_t offset;
+    SmallVector<int64_t> strides;
+    if (failed(type.getStridesAndOffset(strides, offset)))
+      return km;
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+    auto pick = [&](int64_t value, Value dynamic) -> OpFoldResult {
+      if (ShapedType::isDynamic(value))
+        return dynamic;
+      return b.getIndexAttr(value);
+    };
+    km.base = metadata.getBaseBuffer();
+    km.offset = pick(offset, metadata.getOffset());
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      km.sizes.push_back(pick(type.getDimSize(d), metadata.getSizes()[d]));
+      km.strides.push_back(pick(strides[d], metadata.getStrides()[d]));
+    }
+    return km;
+  }
+
+  /// The pointer (or the whole memref), first thing in the kernel body:
+  /// gpu-kernel-outlining orders the kernel's parameters by first use.
+  void touchBase(OpBuilder &b, Location loc) const {
+    if (base)
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, base);
+    else
+      memref::DimOp::create(b, loc, whole, 0);
+  }
+
+  /// The memref, rebuilt in the kernel.
+  Value rebuild(OpBuilder &b, Location loc) const {
+    if (!base)
+      return whole;
+    return memref::ReinterpretCastOp::create(b, loc,
+                                             cast<MemRefType>(whole.getType()),
+                                             base, offset, sizes, strides);
+  }
+};
+} // namespace
+
+/// The launch: a 1-D grid of `threadsPerBlock`-thread blocks, grid-stride
+/// over work items. A work item is one token and one chunk of
+/// elementsPerWorkItem() elements of the token's [H, D] row on the vector
+/// path, one (token, element) otherwise; consecutive threads take
+/// consecutive chunks of a token, so a warp reads and writes contiguous
+/// memory. The thread moves K and V of its item; a load thread takes
+/// kLoadItemsPerThread items per pass, `stride` (all threads of the grid)
+/// apart, and the grid has that many times fewer blocks.
+static void buildLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
+                        const CacheOpPlan &plan, int64_t threadsPerBlock,
+                        ValueRange scalars) {
+  const int64_t chunk = elementsPerWorkItem(plan);
+  const bool vectorized = isVectorizable(plan.actType, chunk) &&
+                          isVectorizable(plan.cacheType, chunk);
+  const int64_t width = vectorized ? chunk : 1;
+
+  const int64_t items = plan.isStore ? 1 : kLoadItemsPerThread;
+  // A load gathers its cache rows without waiting for the slot test (see
+  // below), which reads row 0 for a negative slot: with an empty cache
+  // (every slot must then be negative) it launches nothing.
+  OpBuilder::InsertionGuard hostGuard(b);
+  if (!plan.isStore) {
+    Value nonEmpty = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ugt, dimOf(b, loc, plan.cache(0), 0),
+        arith::ConstantIndexOp::create(b, loc, 0));
+    auto ifNonEmpty =
+        scf::IfOp::create(b, loc, nonEmpty, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(ifNonEmpty.thenBlock());
+  }
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value tpb = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
+  Value blocks = gridSizeFor(b, loc, workItemCounts(b, loc, plan, width).second,
+                             threadsPerBlock * items);
+  std::array<Value, 5> memrefs = {plan.slots, plan.streams[0].src,
+                                  plan.streams[1].src, plan.streams[0].dst,
+                                  plan.streams[1].dst};
+  std::array<KernelMemRef, 5> kernelMemRefs;
+  for (auto [km, memref] : llvm::zip(kernelMemRefs, memrefs))
+    km = KernelMemRef::split(b, loc, memref);
+  // All cache kernels of a module go to one gpu.module, so that a pipeline
+  // produces one binary (one PTX / AMDGCN text) per module.
+  auto launch = gpu::LaunchOp::create(
+      b, loc, blocks, c1, c1, tpb, c1, c1, /*dynamicSharedMemorySize=*/nullptr,
+      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
+      /*workgroupAttributions=*/{}, /*privateAttributions=*/{},
+      /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
+      /*clusterSizeZ=*/nullptr,
+      FlatSymbolRefAttr::get(b.getContext(), kKernelModuleName));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&launch.getBody().front());
+  // Fix the kernel's parameter order (the ABI documented in the pass):
+  // gpu-kernel-outlining turns the values the body uses from above into
+  // parameters in order of first use, so touch the memrefs' base pointers
+  // first, in the order slot_mapping, K source, V source, K destination,
+  // V destination, then the f32 `scalars` (k_scale, RN(1/k_scale), v_scale,
+  // RN(1/v_scale)), by dead ops (folded away once the kernel is outlined; a
+  // load does not use the reciprocals, yet every kernel takes them), then
+  // rebuild the memrefs from their dynamic offsets, sizes and strides, in
+  // the same order. The body uses the rebuilt memrefs.
+  for (const KernelMemRef &km : kernelMemRefs)
+    km.touchBase(b, loc);
+  for (Value scalar : scalars)
+    arith::NegFOp::create(b, loc, scalar);
+  CacheOpPlan kernelPlan = plan;
+  std::array<Value *, 5> kernelValues = {
+      &kernelPlan.slots, &kernelPlan.streams[0].src, &kernelPlan.streams[1].src,
+      &kernelPlan.streams[0].dst, &kernelPlan.streams[1].dst};
+  for (auto [km, value] : llvm::zip(kernelMemRefs, kernelValues))
+    *value = km.rebuild(b, loc);
+  buildKernelBody(b, loc, target, kernelPlan, launch, threadsPerBlock, width,
+                  vectorized, items);
+}
+
 //===----------------------------------------------------------------------===//
 // Cache functions
 //===----------------------------------------------------------------------===//
@@ -721,7 +812,9 @@ static std::string functionName(const CacheSignature &sig) {
           typeName(sig.types[3].getElementType()) + "_" + size(act, 1) + "x" +
           size(act, 2) + "_b" + size(cache, 1);
   if (sig.isStore && sig.quantized && !(sig.reciprocal[0] && sig.reciprocal[1]))
-    name += sig.reciprocal[0] ? "_vdivf" : sig.reciprocal[1] ? "_kdivf" : "_divf";
+    name += sig.reciprocal[0]   ? "_vdivf"
+            : sig.reciprocal[1] ? "_kdivf"
+                                : "_divf";
   return name;
 }
 
@@ -781,8 +874,7 @@ struct KVQCacheFunctions::Impl {
   /// thread that applies it, and the collection fills itself in on use.
   std::mutex mutex;
   SymbolTableCollection symbols;
-  DenseMap<std::pair<Operation *, CacheSignature::Key>, func::FuncOp>
-      functions;
+  DenseMap<std::pair<Operation *, CacheSignature::Key>, func::FuncOp> functions;
 };
 
 KVQCacheFunctions::KVQCacheFunctions(const KVQTarget &target,
@@ -809,9 +901,8 @@ static bool needsProof(const CacheOpInfo &info,
 
 /// The call for `op`, described by `info` (proven), creating its function
 /// in `module` if needed. Under the lock.
-static KVQCacheCall
-callFor(KVQCacheFunctions::Impl &impl, ModuleOp module, Operation *op,
-        const CacheOpInfo &info);
+static KVQCacheCall callFor(KVQCacheFunctions::Impl &impl, ModuleOp module,
+                            Operation *op, const CacheOpInfo &info);
 
 FailureOr<KVQCacheCall> KVQCacheFunctions::lookupOrCreate(Operation *op) {
   auto module = op->getParentOfType<ModuleOp>();
@@ -965,8 +1056,8 @@ template <typename OpTy> struct LowerCacheOp final : OpRewritePattern<OpTy> {
 };
 } // namespace
 
-void mlir::kvq::populateKVQCacheLoweringPatterns(
-    RewritePatternSet &patterns, KVQCacheFunctions &functions) {
+void mlir::kvq::populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
+                                                 KVQCacheFunctions &functions) {
   patterns.add<LowerCacheOp<CacheStoreOp>, LowerCacheOp<CacheLoadOp>>(
       patterns.getContext(), functions);
 }

@@ -56,7 +56,11 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
   gpuModule.addPass(createCanonicalizerPass());
   gpuModule.addPass(createCSEPass());
   gpuModule.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createGpuToLLVMConversionPass());
+  // Kernels take their memrefs (rank-0 base buffers, see
+  // kvq-lower-cache-ops) as bare pointers, on both sides of the launch.
+  GpuToLLVMConversionPassOptions toLLVM;
+  toLLVM.kernelBarePtrCallConv = true;
+  pm.addPass(createGpuToLLVMConversionPass(toLLVM));
   pm.addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
@@ -74,7 +78,11 @@ void mlir::kvq::buildKVQToPTXPipeline(OpPassManager &pm,
         attach.optLevel = options.optLevel;
         pm.addPass(createGpuNVVMAttachTarget(attach));
       },
-      [](OpPassManager &pm) { pm.addPass(createConvertGpuOpsToNVVMOps()); },
+      [](OpPassManager &pm) {
+        ConvertGpuOpsToNVVMOpsOptions nvvm;
+        nvvm.useBarePtrCallConv = true;
+        pm.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+      },
       options.maxRegisters);
 }
 
@@ -92,6 +100,7 @@ void mlir::kvq::buildKVQToAMDGCNPipeline(
       [&](OpPassManager &pm) {
         ConvertGpuOpsToROCDLOpsOptions rocdl;
         rocdl.chipset = chip;
+        rocdl.useBarePtrCallConv = true;
         pm.addPass(createConvertGpuOpsToROCDLOps(rocdl));
       });
 }

@@ -191,17 +191,19 @@ public:
             vector::ExtractOp::create(b, loc, f, 1)};
   }
 
-  /// A 16-byte store of a contiguous memref is one predicated
-  /// `st.global.v4.b32` (inline PTX; no branch for LLVM to sink loads
-  /// into). The address is the memref's aligned pointer plus the linearized
-  /// index; 16-byte alignment is the GPU form's documented requirement.
+  /// A 4-, 8- or 16-byte vector store into a contiguous memref is one
+  /// predicated `st.global.{b32,v2.b32,v4.b32}` (inline PTX; no branch for
+  /// LLVM to sink loads into). The address is the memref's aligned pointer
+  /// plus the linearized index; alignment to the access size is the GPU
+  /// form's documented requirement.
   void storeIf(OpBuilder &b, Location loc, Value predicate, Value value,
                Value memref, ValueRange indices) const override {
     auto type = cast<MemRefType>(memref.getType());
     auto vecType = dyn_cast<VectorType>(value.getType());
     unsigned elemBits = type.getElementTypeBitWidth();
+    int64_t bits = vecType ? vecType.getNumElements() * elemBits : 0;
     if (!vecType || elemBits % 8 != 0 ||
-        vecType.getNumElements() * elemBits != 128 ||
+        (bits != 32 && bits != 64 && bits != 128) ||
         !type.getLayout().isIdentity())
       return KVQTarget::storeIf(b, loc, predicate, value, memref, indices);
 
@@ -218,26 +220,35 @@ public:
             arith::ConstantIndexOp::create(b, loc, elemBits / 8)));
     SmallVector<Value> operands{
         arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address)};
+    const int64_t numWords = bits / 32;
     Value words = vector::BitCastOp::create(
-        b, loc, VectorType::get({4}, b.getI32Type()),
+        b, loc, VectorType::get({numWords}, b.getI32Type()),
         vector::BitCastOp::create(b, loc,
                                   VectorType::get({vecType.getNumElements()},
                                                   b.getIntegerType(elemBits)),
                                   value));
-    for (int64_t i = 0; i < 4; ++i)
+    for (int64_t i = 0; i < numWords; ++i)
       operands.push_back(vector::ExtractOp::create(b, loc, words, i));
     operands.push_back(
         arith::ExtUIOp::create(b, loc, b.getI32Type(), predicate));
+    // $0 the address, $1 .. $numWords the data words, then the predicate.
+    std::string data, constraints = "l";
+    for (int64_t i = 1; i <= numWords; ++i) {
+      data += (i > 1 ? ", $" : "$") + std::to_string(i);
+      constraints += ",r";
+    }
+    constraints += ",r,~{memory}";
+    std::string assembly;
+    llvm::raw_string_ostream os(assembly);
+    os << "{\n\t.reg .pred p;\n\t.reg .b64 g;\n\tsetp.ne.b32 p, $"
+       << numWords + 1 << ", 0;\n\tcvta.to.global.u64 g, $0;\n\t@p "
+       << (numWords == 1   ? "st.global.b32 [g], " + data
+           : numWords == 2 ? "st.global.v2.b32 [g], {" + data + "}"
+                           : "st.global.v4.b32 [g], {" + data + "}")
+       << ";\n}";
     LLVM::InlineAsmOp::create(
-        b, loc, /*resultTypes=*/TypeRange{}, operands,
-        "{\n"
-        "\t.reg .pred p;\n"
-        "\t.reg .b64 g;\n"
-        "\tsetp.ne.b32 p, $5, 0;\n"
-        "\tcvta.to.global.u64 g, $0;\n"
-        "\t@p st.global.v4.b32 [g], {$1, $2, $3, $4};\n"
-        "}",
-        "l,r,r,r,r,r,~{memory}", /*has_side_effects=*/true,
+        b, loc, /*resultTypes=*/TypeRange{}, operands, assembly, constraints,
+        /*has_side_effects=*/true,
         /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
         LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
         /*operand_attrs=*/ArrayAttr());

@@ -4,8 +4,9 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 quantize-division=divf" | FileCheck %s --check-prefix=DIVF
 
 // NVIDIA: each cache op becomes one gpu.launch of 128-thread blocks with a
-// grid-stride loop; a thread moves one 16-byte write of the destination per
-// stream (16 fp8 bytes for the store, 8 bf16 outputs for the load). sm_89+
+// grid-stride loop; a work item is 8 elements per stream, one 16-byte bf16
+// access (the store reads 8 bf16 and writes 8 fp8 bytes, the load the
+// reverse). sm_89+
 // converts e4m3 / e5m2 with the cvt instructions; sm_80, and FNUZ formats
 // on any chip, use the software conversion.
 
@@ -22,65 +23,64 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 
 // CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
 // CHECK-SAME: %[[S:[a-z0-9]+]]: memref<?xi64>, %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
-// CHECK-DAG: %[[FZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
+// CHECK-DAG: %[[FZERO:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
 // CHECK-DAG: %[[P17:.*]] = arith.constant 1.310720e+05 : f32
 // CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
-// CHECK-DAG: %[[C64:.*]] = arith.constant 64 : index
-// CHECK-DAG: %[[TPB:.*]] = arith.constant 128 : index
+// CHECK-DAG: %[[C128:.*]] = arith.constant 128 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
 // CHECK: %[[KRS:.*]] = arith.divf %[[ONE]], %[[KS]] : f32
 // CHECK: %[[VRS:.*]] = arith.divf %[[ONE]], %[[VS]] : f32
 // CHECK: %[[T:.*]] = memref.dim %[[S]]
-// CHECK: %[[WORK:.*]] = arith.muli %[[T]], %[[C64]] : index
-// CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[TPB]] : index
+// CHECK: %[[WORK:.*]] = arith.muli %[[T]], %[[C128]] : index
+// CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[C128]] : index
 // CHECK: %[[GRID:.*]] = arith.maxui %[[CEIL]], %[[C1]] : index
-// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[TPB]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
+// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C128]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
 // Once per thread: RN(1/s), -s and the clamp bounds +-s * 2^17 as vectors.
-// CHECK-DAG: %[[KR:.*]] = vector.broadcast %[[KRS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KR:.*]] = vector.broadcast %[[KRS]] : f32 to vector<8xf32>
 // CHECK-DAG: %[[KBS:.*]] = arith.mulf %[[KS]], %[[P17]] : f32
-// CHECK-DAG: %[[KB:.*]] = vector.broadcast %[[KBS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KB:.*]] = vector.broadcast %[[KBS]] : f32 to vector<8xf32>
 // CHECK-DAG: %[[KNSS:.*]] = arith.negf %[[KS]] : f32
-// CHECK-DAG: %[[KNS:.*]] = vector.broadcast %[[KNSS]] : f32 to vector<16xf32>
+// CHECK-DAG: %[[KNS:.*]] = vector.broadcast %[[KNSS]] : f32 to vector<8xf32>
 // CHECK-DAG: %[[KNBS:.*]] = arith.negf %[[KBS]] : f32
-// CHECK-DAG: %[[KNB:.*]] = vector.broadcast %[[KNBS]] : f32 to vector<16xf32>
-// CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[TPB]] : index
+// CHECK-DAG: %[[KNB:.*]] = vector.broadcast %[[KNBS]] : f32 to vector<8xf32>
+// CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[C128]] : index
 // The store loads K, V and the slot unconditionally; only the two stores
-// depend on the slot: a predicated st.global.v4.b32 each (inline PTX, so
+// depend on the slot: a predicated st.global.v2.b32 each (inline PTX, so
 // that LLVM has no branch to sink the loads into). x / 0.05 without a
 // division: clamp to +-s * 2^17, multiply by RN(1/s), one FMA correction
 // (see ScaledDivision.h).
 // CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
 // CHECK-NOT: scf.if
-// CHECK:   %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
-// CHECK:   %[[Y:.*]] = vector.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<16xbf16>
+// CHECK:   %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
+// CHECK:   %[[Y:.*]] = vector.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
 // CHECK:   %[[SLOTV:.*]] = vector.load %[[S]][%{{.*}}] {alignment = 8 : i64} : memref<?xi64>, vector<1xi64>
 // CHECK:   %[[SLOT:.*]] = vector.extract %[[SLOTV]][0] : i64 from vector<1xi64>
 // CHECK:   %[[VALID:.*]] = arith.cmpi sge, %[[SLOT]], %{{.*}} : i64
-// CHECK:   %[[XF:.*]] = arith.extf %[[X]] : vector<16xbf16> to vector<16xf32>
-// CHECK:   %[[X1:.*]] = arith.maximumf %[[XF]], %[[KNB]] : vector<16xf32>
-// CHECK:   %[[X2:.*]] = arith.minimumf %[[X1]], %[[KB]] : vector<16xf32>
-// CHECK:   %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR]] : vector<16xf32>
-// CHECK:   %[[E:.*]] = llvm.intr.fma(%[[KNS]], %[[Q0]], %[[X2]]) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
-// CHECK:   %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
-// CHECK:   %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %[[FZERO]] : vector<16xf32>
-// CHECK:   %[[XQ:.*]] = arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : vector<16xi1>, vector<16xf32>
+// CHECK:   %[[XF:.*]] = arith.extf %[[X]] : vector<8xbf16> to vector<8xf32>
+// CHECK:   %[[X1:.*]] = arith.maximumf %[[XF]], %[[KNB]] : vector<8xf32>
+// CHECK:   %[[X2:.*]] = arith.minimumf %[[X1]], %[[KB]] : vector<8xf32>
+// CHECK:   %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR]] : vector<8xf32>
+// CHECK:   %[[E:.*]] = llvm.intr.fma(%[[KNS]], %[[Q0]], %[[X2]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// CHECK:   %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// CHECK:   %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %[[FZERO]] : vector<8xf32>
+// CHECK:   %[[XQ:.*]] = arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : vector<8xi1>, vector<8xf32>
 // The cvt puts its first operand in the high byte: element 1 goes first so
 // that element 0 lands at the lower address.
-// SM90:      %[[E0:.*]] = vector.extract %[[XQ]][0] : f32 from vector<16xf32>
-// SM90:      %[[E1:.*]] = vector.extract %[[XQ]][1] : f32 from vector<16xf32>
+// SM90:      %[[E0:.*]] = vector.extract %[[XQ]][0] : f32 from vector<8xf32>
+// SM90:      %[[E1:.*]] = vector.extract %[[XQ]][1] : f32 from vector<8xf32>
 // SM90:      nvvm.convert.f32x2.to.f8x2 %[[E1]], %[[E0]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
-// SM90-COUNT-7: nvvm.convert.f32x2.to.f8x2
+// SM90-COUNT-3: nvvm.convert.f32x2.to.f8x2
 // SM80-NOT:  nvvm.convert
-// SM80:      arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
-// CHECK:   %[[BYTES:.*]] = arith.bitcast %{{.*}} : vector<16xi8> to vector<16xf8E4M3FN>
+// SM80:      arith.minui %{{.*}}, %{{.*}} : vector<8xi32>
+// CHECK:   %[[BYTES:.*]] = arith.bitcast %{{.*}} : vector<8xi8> to vector<8xf8E4M3FN>
 // CHECK:   %[[KPTR:.*]] = memref.extract_aligned_pointer_as_index %[[KC]]
 // CHECK:   %[[KADDR:.*]] = arith.addi %[[KPTR]], %{{.*}} : index
 // CHECK:   %[[KADDR64:.*]] = arith.index_castui %[[KADDR]] : index to i64
-// CHECK:   %[[WORDS:.*]] = vector.bitcast %[[BYTES]] : vector<16xf8E4M3FN> to vector<4xi32>
-// CHECK:   %[[W0:.*]] = vector.extract %[[WORDS]][0] : i32 from vector<4xi32>
-// CHECK:   %[[W3:.*]] = vector.extract %[[WORDS]][3] : i32 from vector<4xi32>
+// CHECK:   %[[WORDS:.*]] = vector.bitcast %[[BYTES]] : vector<8xf8E4M3FN> to vector<2xi32>
+// CHECK:   %[[W0:.*]] = vector.extract %[[WORDS]][0] : i32 from vector<2xi32>
+// CHECK:   %[[W1:.*]] = vector.extract %[[WORDS]][1] : i32 from vector<2xi32>
 // CHECK:   %[[P:.*]] = arith.extui %[[VALID]] : i1 to i32
-// CHECK:   llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}setp.ne.b32 p, $5, 0;{{.*}}cvta.to.global.u64 g, $0;{{.*}}@p st.global.v4.b32 [g], {$1, $2, $3, $4};{{.*}}", "l,r,r,r,r,r,~{memory}" %[[KADDR64]], %[[W0]], %{{.*}}, %{{.*}}, %[[W3]], %[[P]]
+// CHECK:   llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}setp.ne.b32 p, $3, 0;{{.*}}cvta.to.global.u64 g, $0;{{.*}}@p st.global.v2.b32 [g], {$1, $2};{{.*}}", "l,r,r,r,~{memory}" %[[KADDR64]], %[[W0]], %[[W1]], %[[P]]
 // CHECK:   memref.extract_aligned_pointer_as_index %[[VC]]
 // CHECK:   llvm.inline_asm
 // CHECK-NOT: vector.store
@@ -89,23 +89,35 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // quantize-division=divf: a true division, nothing else.
 // DIVF-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_divf(
 // DIVF-NOT: llvm.intr.fma
-// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
+// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<8xf32>
 // DIVF-NOT: llvm.intr.fma
-// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<16xf32>
+// DIVF: arith.divf %{{.*}}, %{{.*}} : vector<8xf32>
 // DIVF-NOT: llvm.intr.fma
 // DIVF-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
 
-// The outlined kernel takes the memrefs in the documented order
+// The outlined kernel takes the base buffers of the memrefs (rank-0: one
+// bare pointer each with kvq's pipelines) in the documented order
 // (slot_mapping, K source, V source, K destination, V destination), then
-// k_scale, RN(1/k_scale), v_scale, RN(1/v_scale); the load too.
+// k_scale, RN(1/k_scale), v_scale, RN(1/v_scale), then each memref's
+// dynamic sizes (here the leading one), and rebuilds the memrefs; the load
+// too.
 // OUTLINE-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
-// OUTLINE-SAME: %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
+// OUTLINE-SAME: %[[S:[a-z0-9]+]]: memref<?xi64>, %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
 // OUTLINE: %[[KR:.*]] = arith.divf %{{.*}}, %[[KS]] : f32
 // OUTLINE: %[[VR:.*]] = arith.divf %{{.*}}, %[[VS]] : f32
-// OUTLINE: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%{{.*}} : memref<?xi64>, %{{.*}} : memref<?x8x128xbf16>, %{{.*}} : memref<?x8x128xbf16>, %{{.*}} : memref<?x16x8x128xf8E4M3FN>, %{{.*}} : memref<?x16x8x128xf8E4M3FN>, %[[KS]] : f32, %[[KR]] : f32, %[[VS]] : f32, %[[VR]] : f32)
+// OUTLINE: %[[SB:[a-z0-9_]+]], %{{.*}}, %[[SN:[a-z0-9_]+]], %{{.*}} = memref.extract_strided_metadata %[[S]] : memref<?xi64> -> memref<i64>, index, index, index
+// OUTLINE: %[[KB:[a-z0-9_]+]], %{{.*}}, %[[KN:[a-z0-9_]+]]:3, %{{.*}}:3 = memref.extract_strided_metadata %[[K]] : memref<?x8x128xbf16> -> memref<bf16>
+// OUTLINE: %[[VB:[a-z0-9_]+]], %{{.*}}, %[[VN:[a-z0-9_]+]]:3, %{{.*}}:3 = memref.extract_strided_metadata %[[V]]
+// OUTLINE: %[[KCB:[a-z0-9_]+]], %{{.*}}, %[[KCN:[a-z0-9_]+]]:4, %{{.*}}:4 = memref.extract_strided_metadata %[[KC]] : memref<?x16x8x128xf8E4M3FN> -> memref<f8E4M3FN>
+// OUTLINE: %[[VCB:[a-z0-9_]+]], %{{.*}}, %[[VCN:[a-z0-9_]+]]:4, %{{.*}}:4 = memref.extract_strided_metadata %[[VC]]
+// OUTLINE: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%[[SB]] : memref<i64>, %[[KB]] : memref<bf16>, %[[VB]] : memref<bf16>, %[[KCB]] : memref<f8E4M3FN>, %[[VCB]] : memref<f8E4M3FN>, %[[KS]] : f32, %[[KR]] : f32, %[[VS]] : f32, %[[VR]] : f32, %[[SN]] : index, %[[KN]]#0 : index, %[[VN]]#0 : index, %[[KCN]]#0 : index, %[[VCN]]#0 : index)
 // OUTLINE: gpu.module @kvq_cache_kernels
-// OUTLINE: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
-// OUTLINE: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(%{{.*}}: memref<?xi64>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x16x8x128xf8E4M3FN>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: memref<?x8x128xbf16>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32) kernel
+// OUTLINE: gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel(%[[S:[a-z0-9]+]]: memref<i64>, %[[K:[a-z0-9]+]]: memref<bf16>, %{{.*}}: memref<bf16>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %[[T:[a-z0-9]+]]: index, %[[TK:[a-z0-9]+]]: index, %{{.*}}: index, %[[NB:[a-z0-9]+]]: index, %{{.*}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// OUTLINE: memref.reinterpret_cast %[[S]] to offset: [0], sizes: [%[[T]]], strides: [1] : memref<i64> to memref<?xi64>
+// OUTLINE: memref.reinterpret_cast %[[K]] to offset: [0], sizes: [%[[TK]], 8, 128], strides: [1024, 128, 1] : memref<bf16> to memref<?x8x128xbf16>
+// OUTLINE: memref.reinterpret_cast
+// OUTLINE: memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [%[[NB]], 16, 8, 128], strides: [16384, 1024, 128, 1] : memref<f8E4M3FN> to memref<?x16x8x128xf8E4M3FN>
+// OUTLINE: gpu.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel(%{{.*}}: memref<i64>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: memref<bf16>, %{{.*}}: memref<bf16>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index) kernel
 func.func @store_e4m3(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %vc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
   kvq.cache_store @e4m3 (%k, %v) into (%kc, %vc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   return
@@ -196,22 +208,34 @@ func.func @roundtrip_e5m2(%k: memref<8x4x64xf16>, %kc: memref<4x16x4x64xf8E5M2>,
 // 0x43700000 as f32 bits), still vectorized.
 // CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FNUZ_2x128_b16(
 // CHECK-NOT: nvvm.convert
-// CHECK: arith.minui %{{.*}}, %{{.*}} : vector<16xi32>
-// CHECK: llvm.inline_asm {{.*}}@p st.global.v4.b32
+// CHECK: arith.minui %{{.*}}, %{{.*}} : vector<8xi32>
+// CHECK: llvm.inline_asm {{.*}}@p st.global.v2.b32
 func.func @store_fnuz(%k: memref<8x2x128xbf16>, %kc: memref<4x16x2x128xf8E4M3FNUZ>, %s: memref<8xi64>) {
   kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x128xbf16>, memref<4x16x2x128xf8E4M3FNUZ>, memref<8xi64>
   return
 }
 
-// A head size that is not a multiple of 16 takes the scalar path: one
+// f32 activations: 4 elements (16 bytes) per work item, so the store writes
+// 4 cache bytes per stream: one predicated st.global.b32 each. (An f32
+// quotient is never proven division-free: `_divf`.)
+// CHECK-LABEL: func.func private @kvq_cache_store_f32_f8E4M3FN_2x64_b16_divf(
+// CHECK: vector.load %{{.*}} : memref<8x2x64xf32>, vector<4xf32>
+// CHECK: arith.divf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK: llvm.inline_asm {{.*}}setp.ne.b32 p, $2, 0;{{.*}}@p st.global.b32 [g], $1;{{.*}}", "l,r,r,~{memory}"
+func.func @store_f32(%k: memref<8x2x64xf32>, %kc: memref<4x16x2x64xf8E4M3FN>, %s: memref<8xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x64xf32>, memref<4x16x2x64xf8E4M3FN>, memref<8xi64>
+  return
+}
+
+// A head size that is not a multiple of 8 takes the scalar path: one
 // element per work item, memref.load / memref.store.
-// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x8_b16(
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x4_b16(
 // CHECK: gpu.launch
-// CHECK-NOT: vector.load %{{.*}} : memref<8x2x8xbf16>
-// CHECK: memref.load %{{.*}} : memref<8x2x8xbf16>
+// CHECK-NOT: vector.load %{{.*}} : memref<8x2x4xbf16>
+// CHECK: memref.load %{{.*}} : memref<8x2x4xbf16>
 // SM90: nvvm.convert.f32x2.to.f8x2
-// CHECK: memref.store %{{.*}} : memref<4x16x2x8xf8E4M3FN>
-func.func @scalar_fallback(%k: memref<8x2x8xbf16>, %kc: memref<4x16x2x8xf8E4M3FN>, %s: memref<8xi64>) {
-  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x8xbf16>, memref<4x16x2x8xf8E4M3FN>, memref<8xi64>
+// CHECK: memref.store %{{.*}} : memref<4x16x2x4xf8E4M3FN>
+func.func @scalar_fallback(%k: memref<8x2x4xbf16>, %kc: memref<4x16x2x4xf8E4M3FN>, %s: memref<8xi64>) {
+  kvq.cache_store @e4m3 (%k, %k) into (%kc, %kc) at %s : memref<8x2x4xbf16>, memref<4x16x2x4xf8E4M3FN>, memref<8xi64>
   return
 }

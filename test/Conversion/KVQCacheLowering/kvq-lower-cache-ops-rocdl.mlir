@@ -19,8 +19,8 @@ kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkp
 // CHECK: gpu.launch
 // CHECK-NOT: gpu.grid_dim
 // CHECK: scf.for %{{.*}} = %{{.*}} to %[[WORK:.*]] step %[[WORK]]
-// GFX942: %[[A:.*]] = vector.extract %{{.*}}[0] : f32 from vector<16xf32>
-// GFX942: %[[B:.*]] = vector.extract %{{.*}}[1] : f32 from vector<16xf32>
+// GFX942: %[[A:.*]] = vector.extract %{{.*}}[0] : f32 from vector<8xf32>
+// GFX942: %[[B:.*]] = vector.extract %{{.*}}[1] : f32 from vector<8xf32>
 // GFX942: %[[OVER:.*]] = arith.cmpf ogt, %[[A]], %[[MAX]] : f32
 // GFX942: %[[A1:.*]] = arith.select %[[OVER]], %[[MAX]], %[[A]] : f32
 // GFX942: %[[UNDER:.*]] = arith.cmpf olt, %[[A1]], %[[MIN]] : f32
@@ -28,10 +28,10 @@ kvq.layer @e4m3 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkp
 // GFX942: %[[P:.*]] = amdgpu.packed_trunc_2xfp8 %[[A2]], %{{.*}} into undef[word 0] : f32 to vector<4xf8E4M3FNUZ>
 // GFX942: %[[PB:.*]] = arith.bitcast %[[P]] : vector<4xf8E4M3FNUZ> to vector<4xi8>
 // GFX942: vector.shuffle %[[PB]], %[[PB]] [0, 1] : vector<4xi8>, vector<4xi8>
-// GFX942-COUNT-7: amdgpu.packed_trunc_2xfp8
+// GFX942-COUNT-3: amdgpu.packed_trunc_2xfp8
 // GFX950-NOT: amdgpu.packed_trunc_2xfp8
 // GFX90A-NOT: amdgpu.packed_trunc_2xfp8
-// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<8x16x2x128xf8E4M3FNUZ>, vector<16xf8E4M3FNUZ>
+// CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<8x16x2x128xf8E4M3FNUZ>, vector<8xf8E4M3FNUZ>
 // CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FNUZ_bf16_2x128_b16(
 // GFX942: amdgpu.ext_packed_fp8 %{{.*}}[0] : vector<2xf8E4M3FNUZ> to vector<2xf32>
 // GFX950-NOT: amdgpu.ext_packed_fp8

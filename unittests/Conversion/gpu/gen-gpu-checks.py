@@ -14,7 +14,7 @@
 #
 # The cases mirror the CPU gtest: every bf16 / f16 bit pattern stored into
 # each cache format with six scales (vector path, D = 16, and scalar path,
-# D = 8), every cache byte loaded into bf16 / f16 / f32 (vector and scalar
+# D = 4), every cache byte loaded into bf16 / f16 / f32 (vector and scalar
 # paths), a realistic store -> load round trip with padding slots, a launch
 # with too few blocks (grid-stride loop), and timed runs at T = 32768.
 #
@@ -92,10 +92,11 @@ def ceil_div(a, b):
     return (a + b - 1) // b
 
 
-def work_items(T, H, D, dst_elem):
-    """Work items of a kernel: one per 16 bytes written when D allows it
-    (the vector path of kvq-lower-cache-ops), else one per element."""
-    per = max(2, 16 // BYTES[dst_elem])
+def work_items(T, H, D, src_elem, dst_elem):
+    """Work items of a kernel: one per 16-byte access of the wider element
+    type when D allows it (the vector path of kvq-lower-cache-ops), else
+    one per element."""
+    per = max(2, 16 // max(BYTES[src_elem], BYTES[dst_elem]))
     return T * H * D // per if D % per == 0 else T * H * D
 
 
@@ -109,7 +110,7 @@ def store_case(fn, lay, act, cache, T, H, D, BS, NB, x_k, x_v, slots, ks, vs,
         f"{act_t}, {cache_t}, memref<{T}xi64>\n  return\n}}")
     kc = buffer(f"{fn}_kc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
     vc = buffer(f"{fn}_vc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
-    grid = grid or max(1, ceil_div(work_items(T, H, D, cache), TPB))
+    grid = grid or max(1, ceil_div(work_items(T, H, D, act, cache), TPB))
     plan.append(
         f"launch {kernel('store', act, cache, H, D, BS)} {grid} {TPB} "
         f"{slots} {x_k} {x_v} {kc} {vc} scale:{ks} scale:{vs}")
@@ -130,7 +131,7 @@ def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
         f"{cache_t}, memref<{T}xi64>, {out_t}\n  return\n}}")
     ko = buffer(f"{fn}_ko", out, [T, H, D], f"fill:{poison}")
     vo = buffer(f"{fn}_vo", out, [T, H, D], f"fill:{poison}")
-    grid = max(1, ceil_div(work_items(T, H, D, out), TPB))
+    grid = max(1, ceil_div(work_items(T, H, D, cache, out), TPB))
     plan.append(
         f"launch {kernel('load', cache, out, H, D, BS)} {grid} {TPB} "
         f"{slots} {kc} {vc} {ko} {vo} scale:{ks} scale:{vs}")
@@ -141,7 +142,7 @@ def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
 
 
 # Exhaustive store: 65536 activations as [T, 1, D]; slot t for token t.
-for D in (16, 8):
+for D in (16, 4):
     T = 65536 // D
     slots = buffer(f"iota_slots_{T}", "i64", [T], "iota")
     buffers.add(slots)
@@ -241,15 +242,15 @@ plan.append(f"timecopy {T * H * D * 3} 20")
 plan.append(f"timecopy {T * H * D * 4} 20")
 for tpb in (128, 256, 512, 1024):
     plan.append(f"module {out_dir.rstrip('/').split('/')[-1]}/bench-{tpb}.ptx")
-    g8 = work_items(T, H, D, "i8") // tpb
-    g16 = work_items(T, H, D, "bf16") // tpb
+    g8 = work_items(T, H, D, "bf16", "f8E4M3FN") // tpb
+    g16 = work_items(T, H, D, "bf16", "bf16") // tpb
     st8 = kernel("store", "bf16", "f8E4M3FN", H, D, BS)
     ld8 = kernel("load", "f8E4M3FN", "bf16", H, D, BS)
     st16 = kernel("store", "bf16", "bf16", H, D, BS)
     ld16 = kernel("load", "bf16", "bf16", H, D, BS)
     fp8, auto = "scale:0.05 scale:0.07", "scale:1.0 scale:1.0"
     plan.append(f"time {st8} {g8} {tpb} 20 b_s b_k b_v b_kc b_vc {fp8}")
-    plan.append(f"time {ld8} {g16} {tpb} 20 b_s b_kc b_vc b_k b_v {fp8}")
+    plan.append(f"time {ld8} {g8} {tpb} 20 b_s b_kc b_vc b_k b_v {fp8}")
     plan.append(
         f"time {st16} {g16} {tpb} 20 b_s b_k b_v b_kc2 b_vc2 {auto}")
     plan.append(

@@ -7,8 +7,8 @@
 // A minimal CUDA driver-API launcher for the kernels of `kvq-to-ptx`, used to
 // check on a real GPU that they are bit-exact with the CPU reference (see
 // run-gpu-checks.sh), and as an example of the kernel ABI documented in
-// `kvq-lower-cache-ops`: every memref operand is passed as its expanded
-// descriptor (allocated ptr, aligned ptr, offset, sizes[r], strides[r]).
+// `kvq-lower-cache-ops`: one pointer per memref, the f32 scales, then the
+// sizes the memref types leave dynamic.
 //
 // Build (needs only cuda.h and libcuda):
 //   g++ -O2 -std=c++17 -I/usr/local/cuda/include kvq-launch.cpp \
@@ -22,9 +22,11 @@
 //             | randn:<bf16|f16>:<seed>
 //   launch <kernel> <grid> <block> <operand>...
 //   time <kernel> <grid> <block> <iterations> <operand>...
-//       operands in kernel order: a buffer name (a memref), or
+//       operands in kernel order: a buffer name (the pointer of a memref),
 //       scale:<s> (the f32 pair s, RN(1/s) that cache kernels take per
-//       stream after their memrefs)
+//       stream after their memrefs), or size:<buffer> (the buffer's
+//       leading size, an i64, for a memref type whose leading size is
+//       dynamic)
 //   dump <buffer> <file>
 //   timecopy <bytes> <iterations>   (device-to-device copy, for reference)
 // `iota` sets element i to i (truncated to the element size); `slots`
@@ -210,13 +212,19 @@ int main(int argc, char **argv) {
       CUfunction fn;
       check(cuModuleGetFunction(&fn, module, kernel.c_str()),
             ("cuModuleGetFunction " + kernel).c_str());
-      // Expanded memref descriptors: (ptr, ptr, offset, sizes, strides);
-      // scales as two f32 (in the low half of their 8-byte slot).
+      // Each parameter in its own 8-byte slot: a pointer, an i64, or an
+      // f32 in the low half.
       std::vector<uint64_t> storage;
       std::string bname;
       std::vector<std::string> names;
       while (in >> bname)
         names.push_back(bname);
+      auto bufferNamed = [&](const std::string &n) -> const Buffer & {
+        auto it = buffers.find(n);
+        if (it == buffers.end())
+          fail("unknown buffer " + n);
+        return it->second;
+      };
       for (const std::string &n : names) {
         if (n.rfind("scale:", 0) == 0) {
           float scale = std::stof(n.substr(6));
@@ -225,24 +233,11 @@ int main(int argc, char **argv) {
             std::memcpy(&slot, &f, sizeof(f));
             storage.push_back(slot);
           }
-          continue;
+        } else if (n.rfind("size:", 0) == 0) {
+          storage.push_back(uint64_t(bufferNamed(n.substr(5)).shape.at(0)));
+        } else {
+          storage.push_back(bufferNamed(n).dev);
         }
-        auto it = buffers.find(n);
-        if (it == buffers.end())
-          fail("unknown buffer " + n);
-        const Buffer &b = it->second;
-        storage.push_back(b.dev);
-        storage.push_back(b.dev);
-        storage.push_back(0);
-        for (int64_t s : b.shape)
-          storage.push_back(uint64_t(s));
-        int64_t stride = 1;
-        std::vector<uint64_t> strides(b.shape.size());
-        for (int i = int(b.shape.size()) - 1; i >= 0; --i) {
-          strides[i] = uint64_t(stride);
-          stride *= b.shape[i];
-        }
-        storage.insert(storage.end(), strides.begin(), strides.end());
       }
       std::vector<void *> params;
       for (uint64_t &v : storage)

@@ -230,8 +230,9 @@ void eraseUnusedLayers(Operation *root);
 /// one binary.
 inline constexpr llvm::StringLiteral kKernelModuleName = "kvq_cache_kernels";
 
-/// Bytes a GPU thread writes per access, per stream (K, V): one 16-byte
-/// store (16 fp8 cache bytes, 8 bf16 outputs, ...).
+/// Bytes of the wider element type (source or destination) a GPU work item
+/// moves per stream (K, V): one 16-byte access (8 bf16 activations into 8
+/// fp8 cache bytes, 8 cache bytes into 8 bf16 outputs, 4 f32, ...).
 inline constexpr int64_t kAccessBytes = 16;
 
 } // namespace mlir::kvq
