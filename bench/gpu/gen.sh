@@ -6,10 +6,11 @@
 # K scale 0.05, V scale 0.07, both "checkpoint"), and the PTX of
 # `kvq-to-ptx=chip=sm_90` for it: bench/gpu/ptx/kernels_tpb<N>.ptx for each
 # threads-per-block N in $TPBS (default "128 256"; 128 is the pass default),
-# bench/gpu/ptx/kernels_tpb128_divf.ptx with quantize-division=divf (a
-# true division instead of the default division-free quotient).
+# bench/gpu/ptx/kernels_tpb128_{fma,divf}.ptx with quantize-division=fma
+# (the product by RN(1/s) with an FMA correction instead of the default
+# product alone) and divf (a true division).
 # Kernels, one per signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16_kernel
-# (`_divf_kernel` with quantize-division=divf) and
+# (`_fma_kernel`, `_divf_kernel` with quantize-division=fma, divf) and
 # kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel, with the 14-parameter ABI of
 # kvq-lower-cache-ops (include/kvq/Conversion/Passes.td). Where ptxas is
 # installed, also its resource report of each file (ptxas-v.txt).
@@ -49,9 +50,11 @@ for n in ${TPBS:-128 256}; do
       "--kvq-write-isa=output=$out/kernels_tpb$n.ptx" -o /dev/null
   echo "wrote $out/kernels_tpb$n.ptx ($(grep -c '^.visible .entry' "$out/kernels_tpb$n.ptx") kernels)"
 done
-"$opt" "$m" "--kvq-to-ptx=chip=sm_90 quantize-division=divf" \
-    "--kvq-write-isa=output=$out/kernels_tpb128_divf.ptx" -o /dev/null
-echo "wrote $out/kernels_tpb128_divf.ptx"
+for q in fma divf; do
+  "$opt" "$m" "--kvq-to-ptx=chip=sm_90 quantize-division=$q" \
+      "--kvq-write-isa=output=$out/kernels_tpb128_$q.ptx" -o /dev/null
+  echo "wrote $out/kernels_tpb128_$q.ptx"
+done
 if command -v ptxas >/dev/null; then
   for p in "$out"/*.ptx; do
     echo "== $(basename "$p")"

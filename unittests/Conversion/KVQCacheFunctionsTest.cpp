@@ -32,16 +32,21 @@ using namespace mlir::kvq;
 
 namespace {
 
-/// Three layers (two with the same cache dtype), a store per layer and a
-/// load, plus a store whose layer has no resolved scales.
+/// Four layers, a store per layer and a load, plus a store whose layer has
+/// no resolved scales. @a and @b share a signature (every scale's product
+/// x * RN(1/s) is proven); @c's K scale 0.03 needs the FMA correction (for
+/// x = 0x1.8p-11 the quotient is the f8E4M3FN midpoint 0x1.9p-6, the
+/// product one unit above it); @huge's V scale is beyond 2^60: V divides.
 constexpr const char *kModel = R"mlir(
 kvq.layer @a cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-kvq.layer @b cache(fp8) resolved(#kvq.resolved_scales<k = 3.000000e-02 checkpoint, v = 2.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @b cache(fp8) resolved(#kvq.resolved_scales<k = 2.000000e-02 checkpoint, v = 5.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @c cache(fp8) resolved(#kvq.resolved_scales<k = 3.000000e-02 checkpoint, v = 2.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @huge cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 1.000000e+30 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 kvq.layer @raw cache(fp8) checkpoint(#kvq.scales<k = 5.000000e-02 : f32>)
 func.func @f(%k: memref<?x8x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>, %o: memref<?x8x128xbf16>) {
   kvq.cache_store @a (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   kvq.cache_store @b (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+  kvq.cache_store @c (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   kvq.cache_store @huge (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   kvq.cache_load @a (%kc, %kc) at %s into (%o, %o) : memref<?x16x8x128xf8E4M3FN>, memref<?xi64>, memref<?x8x128xbf16>
   kvq.cache_store @raw (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
@@ -64,9 +69,8 @@ protected:
     context.appendDialectRegistry(registry);
     context.loadAllAvailableDialects();
     module = parseSourceString<ModuleOp>(kModel, &context);
-    target = unwrap(createKVQTarget("nvvm", "sm_90", [&] {
-      return emitError(UnknownLoc::get(&context));
-    }));
+    target = unwrap(createKVQTarget(
+        "nvvm", "sm_90", [&] { return emitError(UnknownLoc::get(&context)); }));
   }
 
   /// The cache ops of @f, in order.
@@ -96,35 +100,40 @@ TEST_F(KVQCacheFunctionsTest, LookupOrCreateSharesOneFunctionPerSignature) {
   ASSERT_TRUE(module);
   KVQCacheFunctions functions(*target);
   SmallVector<Operation *> ops = cacheOps();
-  ASSERT_EQ(ops.size(), 5u);
+  ASSERT_EQ(ops.size(), 6u);
   FailureOr<KVQCacheCall> a = functions.lookupOrCreate(ops[0]);
   FailureOr<KVQCacheCall> b = functions.lookupOrCreate(ops[1]);
-  FailureOr<KVQCacheCall> huge = functions.lookupOrCreate(ops[2]);
-  FailureOr<KVQCacheCall> load = functions.lookupOrCreate(ops[3]);
-  ASSERT_TRUE(succeeded(a) && succeeded(b) && succeeded(huge) &&
+  FailureOr<KVQCacheCall> c = functions.lookupOrCreate(ops[2]);
+  FailureOr<KVQCacheCall> huge = functions.lookupOrCreate(ops[3]);
+  FailureOr<KVQCacheCall> load = functions.lookupOrCreate(ops[4]);
+  ASSERT_TRUE(succeeded(a) && succeeded(b) && succeeded(c) && succeeded(huge) &&
               succeeded(load));
   // @a and @b: one function, called with each layer's scales.
   EXPECT_EQ(a->callee, b->callee);
   EXPECT_EQ(a->callee.getSymName(), "kvq_cache_store_bf16_f8E4M3FN_8x128_b16");
   EXPECT_EQ(a->scales[0], 0.05f);
   EXPECT_EQ(a->scales[1], 0.07f);
-  EXPECT_EQ(b->scales[0], 0.03f);
-  EXPECT_EQ(b->scales[1], 0.02f);
+  EXPECT_EQ(b->scales[0], 0.02f);
+  EXPECT_EQ(b->scales[1], 0.05f);
   ASSERT_EQ(a->operands.size(), 5u);
   EXPECT_EQ(a->operands[0], ops[0]->getOperand(4)); // slot_mapping first
+  // K corrected by an FMA, V the product alone.
+  EXPECT_EQ(c->callee.getSymName(),
+            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kfma_vmul");
   // A V scale beyond 2^60 is not proven: V divides.
   EXPECT_EQ(huge->callee.getSymName(),
-            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_vdivf");
-  EXPECT_EQ(load->callee.getSymName(), "kvq_cache_load_f8E4M3FN_bf16_8x128_b16");
+            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kmul_vdivf");
+  EXPECT_EQ(load->callee.getSymName(),
+            "kvq_cache_load_f8E4M3FN_bf16_8x128_b16");
   // Asking again creates nothing new.
   EXPECT_EQ(functions.lookupOrCreate(ops[0])->callee, a->callee);
   // No resolved scales: failure, nothing created.
-  EXPECT_TRUE(failed(functions.lookupOrCreate(ops[4])));
+  EXPECT_TRUE(failed(functions.lookupOrCreate(ops[5])));
   int count = 0;
   module->walk([&](func::FuncOp fn) {
     count += fn.getSymName().starts_with("kvq_cache_");
   });
-  EXPECT_EQ(count, 3);
+  EXPECT_EQ(count, 4);
 }
 
 TEST_F(KVQCacheFunctionsTest, PatternsWithTheGreedyDriver) {
@@ -137,7 +146,8 @@ TEST_F(KVQCacheFunctionsTest, PatternsWithTheGreedyDriver) {
   EXPECT_EQ(callees(), (SmallVector<std::string>{
                            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16",
                            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16",
-                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_vdivf",
+                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kfma_vmul",
+                           "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kmul_vdivf",
                            "kvq_cache_load_f8E4M3FN_bf16_8x128_b16"}));
   SmallVector<Operation *> left = cacheOps();
   ASSERT_EQ(left.size(), 1u);
@@ -151,13 +161,18 @@ TEST_F(KVQCacheFunctionsTest, CreateAllThenRewrite) {
   SmallVector<std::pair<Operation *, KVQCacheCall>> calls =
       functions.createAll(*module);
   // Every lowerable op, in walk order.
-  ASSERT_EQ(calls.size(), 4u);
+  ASSERT_EQ(calls.size(), 5u);
   EXPECT_EQ(calls[0].second.callee, calls[1].second.callee);
-  EXPECT_EQ(calls[1].second.scales[0], 0.03f);
+  EXPECT_EQ(calls[1].second.scales[0], 0.02f);
+  // The proofs on the thread pool reach the same quotients.
+  EXPECT_EQ(calls[2].second.callee.getSymName(),
+            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kfma_vmul");
+  EXPECT_EQ(calls[3].second.callee.getSymName(),
+            "kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kmul_vdivf");
   IRRewriter rewriter(&context);
   for (const auto &[op, call] : calls)
     KVQCacheFunctions::replaceWithCall(rewriter, op, call);
-  EXPECT_EQ(callees().size(), 4u);
+  EXPECT_EQ(callees().size(), 5u);
   EXPECT_EQ(cacheOps().size(), 1u);
   EXPECT_TRUE(succeeded(verify(*module)));
 }

@@ -22,6 +22,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvq/Conversion/KVQCacheLowering/ScaledDivision.h"
 #include "kvq/Conversion/Passes.h"
 #include "kvq/InitAllKVQ.h"
 
@@ -49,6 +50,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -305,12 +307,14 @@ std::string hex(uint32_t v) {
 TEST_F(KVQCacheLoweringExecTest, ExhaustiveStore) {
   // 65536 values as 4096 tokens x 1 head x 16 elements, stored at slot t of
   // a [256 blocks, 16, 1, 16] cache: the cache bytes are in input order.
-  // Both ways of dividing: by default (auto) every scale here is proven
-  // for bf16 and f16, so the store multiplies by the reciprocal with two
-  // FMAs per stream; divf divides. The three layers' stores share one
-  // function, which takes the scales as operands.
+  // Every way of dividing: fma multiplies by the reciprocal with two FMAs
+  // per stream (every scale here is proven for bf16 and f16), so the three
+  // layers' stores share one function, which takes the scales as
+  // operands; auto multiplies alone where proveReciprocalProduct() allows
+  // it for the format, with the FMAs elsewhere (layers whose streams differ
+  // so get functions of their own); divf divides.
   constexpr int64_t kTokens = 4096, kD = 16;
-  for (const char *division : {"auto", "divf"})
+  for (const char *division : {"auto", "fma", "divf"})
     for (const ActType *act : {&kBF16, &kF16}) {
       for (const CacheFormat &fmt : kAllFormats) {
         SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType +
@@ -336,8 +340,24 @@ TEST_F(KVQCacheLoweringExecTest, ExhaustiveStore) {
 
         std::unique_ptr<ExecutionEngine> engine = compile(src, division);
         ASSERT_TRUE(engine);
-        // One shared function x 2 streams x 2 FMAs, or none.
-        EXPECT_EQ(fmaCount, std::string(division) == "auto" ? 4 : 0);
+        // 2 FMAs per corrected stream of each distinct function.
+        int expectedFMAs = 0;
+        if (std::string(division) == "fma") {
+          expectedFMAs = 4;
+        } else if (std::string(division) == "auto") {
+          std::set<std::pair<bool, bool>> functions;
+          for (int l = 0; l < 3; ++l) {
+            auto product = [&](float scale) {
+              return kvq::proveReciprocalProduct(
+                  scale, *act->sem, kvq::cacheThresholdBits(fmt.sem));
+            };
+            functions.insert(
+                {product(kScales[2 * l]), product(kScales[2 * l + 1])});
+          }
+          for (auto [k, v] : functions)
+            expectedFMAs += 2 * (!k + !v);
+        }
+        EXPECT_EQ(fmaCount, expectedFMAs);
 
         Buffer<3> x({kTokens, 1, kD}, 2);
         for (int64_t i = 0; i < x.size(); ++i)

@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -170,4 +171,102 @@ TEST(ScaledDivision, SameCacheBytesAsTheDivisionForEveryInput) {
       }
     }
   }
+}
+
+//===----------------------------------------------------------------------===//
+// The product alone: proveReciprocalProduct()
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// RN(x * RN(1/s)), as the generated code computes it.
+float product(float x, float s) {
+  volatile float reciprocal = 1.0f / s;
+  return x * reciprocal;
+}
+} // namespace
+
+TEST(ScaledDivision, ThresholdBits) {
+  EXPECT_EQ(cacheThresholdBits(&APFloat::Float8E4M3FN()), 5u);
+  EXPECT_EQ(cacheThresholdBits(&APFloat::Float8E4M3FNUZ()), 5u);
+  EXPECT_EQ(cacheThresholdBits(&APFloat::Float8E5M2()), 4u);
+  EXPECT_EQ(cacheThresholdBits(&APFloat::Float8E5M2FNUZ()), 4u);
+  EXPECT_EQ(cacheThresholdBits(nullptr), 8u);
+}
+
+// Where the product is proven, every bf16 and f16 input gets the byte of
+// the division in that format (compared through llvm::APFloat); most
+// scales are proven.
+TEST(ScaledDivision, ProductGivesTheDivisionBytesWhereProven) {
+  std::vector<float> scales = randomScales(20, -60.0, 60.0);
+  for (float s : specialScales())
+    scales.push_back(s);
+  int proven = 0, tried = 0;
+  for (const llvm::fltSemantics *source :
+       {&APFloat::BFloat(), &APFloat::IEEEhalf()}) {
+    for (const llvm::fltSemantics *format : kCacheFormats) {
+      for (float s : scales) {
+        ++tried;
+        if (!proveReciprocalProduct(s, *source, cacheThresholdBits(format)))
+          continue;
+        ++proven;
+        for (uint32_t bits = 0; bits < 65536; ++bits) {
+          float x = fromSourceBits(*source, bits);
+          float got = product(x, s), want = x / s;
+          if (bitsOf(got) == bitsOf(want) ||
+              (std::isnan(got) && std::isnan(want)))
+            continue;
+          ASSERT_EQ(cacheByte(format, got), cacheByte(format, want))
+              << "scale " << s << " input 0x" << std::hex << bits << " product "
+              << got << " vs quotient " << want;
+        }
+      }
+    }
+  }
+  EXPECT_GE(proven, tried * 9 / 10) << proven << " of " << tried;
+}
+
+// Scales and bf16 inputs where the product rounds to another byte than the
+// division (the product or the quotient is a threshold): never proven.
+TEST(ScaledDivision, ProductRefusesItsCounterexamples) {
+  struct Case {
+    float scale, x;
+    const llvm::fltSemantics *format;
+  } cases[] = {{0x1.b11112p+3f, 0x1.96p-3f, &APFloat::Float8E4M3FN()},
+               {0x1.ef684ep-1f, 0x1.a2p-6f, &APFloat::Float8E4M3FN()},
+               {0x1.544fb8p-4f, 0x1.bcp+2f, nullptr},
+               {0x1.523af4p-10f, 0x1.b4p-4f, nullptr}};
+  for (const Case &c : cases) {
+    EXPECT_NE(cacheByte(c.format, product(c.x, c.scale)),
+              cacheByte(c.format, c.x / c.scale))
+        << c.scale;
+    EXPECT_FALSE(proveReciprocalProduct(c.scale, APFloat::BFloat(),
+                                        cacheThresholdBits(c.format)))
+        << c.scale;
+  }
+}
+
+// How many real-looking scales (log-uniform in [1e-4, 1e3]) the product
+// covers, the numbers ScaledDivision.h quotes.
+TEST(ScaledDivision, ProductProvesAlmostEveryScale) {
+  std::vector<float> scales =
+      randomScales(20000, std::log2(1e-4), std::log2(1e3));
+  int e4m3 = 0, i8 = 0;
+  for (float s : scales) {
+    e4m3 += proveReciprocalProduct(
+        s, APFloat::BFloat(), cacheThresholdBits(&APFloat::Float8E4M3FN()));
+    i8 += proveReciprocalProduct(s, APFloat::BFloat(),
+                                 cacheThresholdBits(nullptr));
+  }
+  std::printf("product proven for bf16 -> f8E4M3FN: %d, -> i8: %d of %zu\n",
+              e4m3, i8, scales.size());
+  EXPECT_GE(e4m3, 19900);
+  EXPECT_GE(i8, 19800);
+}
+
+TEST(ScaledDivision, ProductRefusesWhatItCannotProve) {
+  const float inf = std::numeric_limits<float>::infinity();
+  unsigned bits = cacheThresholdBits(&APFloat::Float8E4M3FN());
+  for (float s : {0.0f, -1.0f, inf, std::nanf(""), 0x1p-61f, 0x1.000002p60f})
+    EXPECT_FALSE(proveReciprocalProduct(s, APFloat::BFloat(), bits)) << s;
+  EXPECT_FALSE(proveReciprocalProduct(0.05f, APFloat::IEEEsingle(), bits));
 }

@@ -33,8 +33,8 @@ struct KVQToGPUPipelineOptions
       llvm::cl::init(128)};
   PassOptions::Option<std::string> quantizeDivision{
       *this, "quantize-division",
-      llvm::cl::desc("how the store computes x / s: 'auto' or 'divf' (see "
-                     "kvq-lower-cache-ops)"),
+      llvm::cl::desc("how the store computes x / s: 'auto', 'fma' or "
+                     "'divf' (see kvq-lower-cache-ops)"),
       llvm::cl::init("auto")};
   PassOptions::Option<int64_t> maxRegisters{
       *this, "max-registers",
@@ -48,8 +48,8 @@ struct KVQToLLVMPipelineOptions
     : public PassPipelineOptions<KVQToLLVMPipelineOptions> {
   PassOptions::Option<std::string> quantizeDivision{
       *this, "quantize-division",
-      llvm::cl::desc("how the store computes x / s: 'auto' or 'divf' (see "
-                     "kvq-lower-cache-ops)"),
+      llvm::cl::desc("how the store computes x / s: 'auto', 'fma' or "
+                     "'divf' (see kvq-lower-cache-ops)"),
       llvm::cl::init("auto")};
 };
 

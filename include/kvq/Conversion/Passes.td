@@ -29,12 +29,15 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     ```
 
     The signature is the op kind, the five memref types, and for a
-    quantizing store whether each stream's scale allows the division-free
-    quotient below. The function is a private `func.func` at the end of the
-    module named
+    quantizing store how each stream computes its quotient (below: the
+    product `mul`, the corrected product `fma`, or `divf`, whichever is
+    proven for its scale). The function is a private `func.func` at the end
+    of the module named
     `kvq_cache_<store|load>_<source elem>_<destination elem>_<H>x<D>_b<block size>`
-    (`dyn` for a dynamic size), plus `_divf` when a quantizing store
-    divides both streams (`_kdivf` / `_vdivf`: only K / V), uniqued with a
+    (`dyn` for a dynamic size), plus, for a quantizing store whose streams
+    do not both multiply, `_<quotient>` when both streams use the same one
+    (`_divf`, `_fma`) and `_k<quotient>_v<quotient>` otherwise
+    (`_kmul_vdivf`), uniqued with a
     numeric suffix if the name is taken (or another signature has it, e.g.
     the same shapes with a static token count). It takes
     `(slot_mapping, K source, V source, K destination, V destination,
@@ -65,17 +68,22 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     - int8: `q = clamp(round_half_even(f32(x) / s), -128, 127)`, NaN -> 0.
     - auto: plain copy.
 
-    The quotient: with `quantize-division=divf`, an `arith.divf`. With the
-    default `quantize-division=auto`, for bf16 and f16 activations and a
-    scale in [2^-60, 2^60], no division instruction but the branch-free
-    `x1 = minimumf(maximumf(x, -B), B)` (B = s * 2^17), `q0 = x1 * RN(1/s)`,
-    `q = fma(fma(-s, q0, x1), RN(1/s), q0)` (`llvm.intr.fma`), `q0` where it
-    is zero: the lowering proves, for each scale and activation type, that
-    every input then gives the bytes of the division (see
-    `include/kvq/Conversion/KVQCacheLowering/ScaledDivision.h`), and falls
-    back to `arith.divf` where it cannot (f32 activations, extreme scales).
+    The quotient: with `quantize-division=divf`, an `arith.divf`. Else no
+    division instruction where one of two cheaper forms is proven, for the
+    layer's scale, the activation type and the cache format, to give every
+    input the cache byte of the division (see
+    `include/kvq/Conversion/KVQCacheLowering/ScaledDivision.h`):
+    - the product `q = x * RN(1/s)` alone (default `quantize-division=auto`;
+      proven for 19,999 of 20,000 log-uniform scales in [1e-4, 1e3] for
+      bf16 into f8E4M3FN, 19,981 into i8);
+    - the branch-free `x1 = minimumf(maximumf(x, -B), B)` (B = s * 2^17),
+      `q0 = x1 * RN(1/s)`, `q = fma(fma(-s, q0, x1), RN(1/s), q0)`
+      (`llvm.intr.fma`), `q0` where it is zero: every bf16 / f16 case with
+      a scale in [2^-60, 2^60] (`auto` where the product is not proven, and
+      `quantize-division=fma`);
+    - `arith.divf` otherwise (f32 activations, extreme scales).
     On NVIDIA the division is an FCHK-guarded sequence with a slow-path
-    call that costs registers and occupancy (store kernel 56 registers
+    call that costs registers and occupancy (store kernel 40 registers
     instead of 32 on sm_90).
 
     Load, `out[t, h, d] = r(cache[...])`:
@@ -165,11 +173,13 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     On an H100 the 14 parameters made launches 0.3-0.5 us shorter than the
     49 of whole memref descriptors (bench/gpu/exp2). A memref whose layout
     is not strided is passed whole (its descriptor), which the bare-pointer
-    convention rejects. A store kernel divides K (V) by reciprocal unless
-    its name says `_divf` (`_kdivf`, `_vdivf`): that gives the bits of a
-    division only for the scales `proveReciprocalDivision` accepts, which
-    kvq checks at compile time for the layer's scale; a launcher of its own
-    must pass only such scales. With `kvq-to-ptx` the kernels of a module
+    convention rejects. A store kernel computes each stream's quotient as
+    its name says (no suffix: the product alone for both): the product and
+    the corrected product give the bytes of a division only for the scales
+    `proveReciprocalProduct` (for the kernel's activation type and cache
+    format) resp. `proveReciprocalDivision` accept, which kvq checks at
+    compile time for the layer's scale; a launcher of its own must pass only
+    such scales. With `kvq-to-ptx` the kernels of a module
     are the entries of one PTX module, named `<function>_kernel`
     (`kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel`). For a store of
     `memref<?x8x128xbf16>` into `memref<?x16x8x128xf8E4M3FN>` with scales
@@ -218,9 +228,10 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
            /*default=*/"128", "threads per block of the GPU launch">,
     Option<"quantizeDivision", "quantize-division", "std::string",
            /*default=*/"\"auto\"",
-           "how the store computes x / s: 'auto' (multiply by RN(1/s) and "
-           "one FMA correction where that is proven to give the division's "
-           "bits, else divide) or 'divf' (always arith.divf)">,
+           "how the store computes x / s: 'auto' (multiply by RN(1/s), "
+           "alone or with one FMA correction, whichever is proven to give "
+           "the division's cache bytes, else divide), 'fma' (never the "
+           "product alone) or 'divf' (always arith.divf)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

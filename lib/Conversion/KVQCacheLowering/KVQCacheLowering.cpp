@@ -57,15 +57,31 @@ static Value f32Const(OpBuilder &b, Location loc, Type type, float value) {
   return floatConst(b, loc, type, llvm::APFloat(value));
 }
 
+namespace {
+/// How a quantizing store computes x / s (ScaledDivision.h), per stream.
+enum class Quotient : uint8_t {
+  /// arith.divf.
+  Division,
+  /// A clamp, RN(x * RN(1/s)) and one FMA correction: proven by
+  /// proveReciprocalDivision() for the scale and activation type.
+  CorrectedProduct,
+  /// RN(x * RN(1/s)) alone: proven by proveReciprocalProduct() for the
+  /// scale, activation type and cache format.
+  Product,
+};
+
 /// The scale values of one stream, shaped like the elements a work item
 /// converts (f32 or vector<N x f32>), computed once before the loop.
 struct StreamScales {
   /// s.
   Value scale;
-  /// Reciprocal division only (ScaledDivision.h): RN(1/s), -s, and the
-  /// clamp bounds +-s * 2^17 (exact: a power-of-two multiple).
-  Value reciprocal, negScale, bound, negBound;
+  /// Quotient::Product and CorrectedProduct: RN(1/s).
+  Value reciprocal;
+  /// Quotient::CorrectedProduct: -s and the clamp bounds +-s * 2^17 (exact:
+  /// a power-of-two multiple).
+  Value negScale, bound, negBound;
 };
+} // namespace
 
 /// x / s for f32 `x` (scalar or vector) as in ScaledDivision.h: a clamp, a
 /// multiply by RN(1/s) and one FMA correction, branch-free. Only for the
@@ -91,10 +107,10 @@ static Value divideByReciprocal(OpBuilder &b, Location loc, Value x,
 ///   fp8:  convert(f32(x) / s), round to nearest even, saturating (target)
 ///   int8: clamp(roundeven(f32(x) / s), -128, 127), NaN -> 0
 ///   auto: x unchanged (`quantized` false)
-/// The quotient is a true IEEE division (multiplying by a rounded 1/s alone
-/// differs in the last bit for many inputs), computed without a division
-/// instruction when `scales` has the reciprocal (proven to give the same
-/// bits).
+/// The quotient is that of a true IEEE division, computed without a
+/// division instruction where `scales` has the reciprocal (a product proven
+/// to give the same cache bytes, corrected by an FMA if `scales` has the
+/// clamp bounds).
 static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
                       Value x, Type cacheElem, bool quantized,
                       const StreamScales &scales) {
@@ -105,9 +121,13 @@ static Value quantize(OpBuilder &b, Location loc, const KVQTarget &target,
   Value f = getElementTypeOrSelf(x.getType()).isF32()
                 ? x
                 : arith::ExtFOp::create(b, loc, f32, x).getResult();
-  Value q = scales.reciprocal
-                ? divideByReciprocal(b, loc, f, scales)
-                : arith::DivFOp::create(b, loc, f, scales.scale).getResult();
+  Value q;
+  if (scales.negScale)
+    q = divideByReciprocal(b, loc, f, scales);
+  else if (scales.reciprocal)
+    q = arith::MulFOp::create(b, loc, f, scales.reciprocal);
+  else
+    q = arith::DivFOp::create(b, loc, f, scales.scale);
 
   if (cacheElem.isSignlessInteger(8)) {
     // Clamp to [-128, 127] first (ordered compares are false for NaN), then
@@ -188,7 +208,7 @@ static Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
 //===----------------------------------------------------------------------===//
 //
 // Every cache op calls a function shared by all cache ops of its signature
-// (op kind, operand types, whether each stream divides by reciprocal): the
+// (op kind, operand types, how each stream computes its quotient): the
 // function takes the op's memrefs and the layer's K and V scales as
 // operands, so that an N-layer model gets a few functions (kernels) instead
 // of N.
@@ -199,16 +219,16 @@ struct CacheSignature {
   bool isStore = false;
   /// The cache holds fp8 / int8 (not a plain copy of the activations).
   bool quantized = false;
-  /// Store only, per stream (K, V): x / s by the division-free sequence of
-  /// ScaledDivision.h (proven for this scale), else arith.divf.
-  std::array<bool, 2> reciprocal = {false, false};
+  /// Quantizing store only, per stream (K, V): how x / s is computed
+  /// (proven for the layer's scale where it is not a division).
+  std::array<Quotient, 2> quotient = {Quotient::Division, Quotient::Division};
   /// slot_mapping, K source, V source, K destination, V destination.
   std::array<MemRefType, 5> types;
 
   using Key = std::tuple<unsigned, Type, Type, Type, Type, Type>;
   Key key() const {
-    unsigned flags =
-        isStore | quantized << 1 | reciprocal[0] << 2 | reciprocal[1] << 3;
+    unsigned flags = isStore | quantized << 1 | unsigned(quotient[0]) << 2 |
+                     unsigned(quotient[1]) << 4;
     return {flags, types[0], types[1], types[2], types[3], types[4]};
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
@@ -233,8 +253,9 @@ struct CacheOpPlan {
   Value slots;
   struct Stream {
     Value src, dst;
-    /// The scale (f32); the store's RN(1/s) when it divides by reciprocal.
+    /// The scale (f32); the store's RN(1/s) unless it divides.
     Value scale, reciprocal;
+    Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
 
@@ -245,7 +266,7 @@ struct CacheOpPlan {
 
 /// The signature and call operands of `op`; failure if it cannot be
 /// lowered (see checkCacheOpsLowerable). Looks up the layer in `symbols`.
-/// Leaves `reciprocal` false: proving it is the caller's.
+/// Leaves `quotient` at Division: proving more is the caller's.
 static FailureOr<CacheOpInfo> describeCacheOp(Operation *op,
                                               SymbolTableCollection &symbols) {
   CacheOpInfo info;
@@ -289,9 +310,11 @@ static StreamScales prepareStreamScales(OpBuilder &b, Location loc,
   };
   StreamScales scales;
   scales.scale = shaped(stream.scale);
-  if (!isStore || !stream.reciprocal)
+  if (!isStore || stream.quotient == Quotient::Division)
     return scales;
   scales.reciprocal = shaped(stream.reciprocal);
+  if (stream.quotient == Quotient::Product)
+    return scales;
   Value bound = arith::MulFOp::create(
       b, loc, stream.scale, f32Const(b, loc, b.getF32Type(), 0x1p17f));
   scales.negScale = shaped(arith::NegFOp::create(b, loc, stream.scale));
@@ -799,8 +822,10 @@ static std::string typeName(Type type) {
 
 /// The name of the function of `sig` (before uniquing):
 /// kvq_cache_<store|load>_<src elem>_<dst elem>_<H>x<D>_b<block size>,
-/// "dyn" for a dynamic size, then `_divf` when a quantizing store divides
-/// both streams with arith.divf (`_kdivf` / `_vdivf`: one of them).
+/// "dyn" for a dynamic size, then for a quantizing store whose streams do
+/// not both use the plain product (Quotient::Product) the quotient of each
+/// stream, `mul`, `fma` (CorrectedProduct) or `divf`: `_<q>` when both
+/// streams agree (`_divf`), else `_k<q>_v<q>` (`_kmul_vfma`).
 static std::string functionName(const CacheSignature &sig) {
   auto size = [](MemRefType type, int64_t dim) -> std::string {
     return type.isDynamicDim(dim) ? "dyn"
@@ -811,11 +836,24 @@ static std::string functionName(const CacheSignature &sig) {
   name += typeName(sig.types[1].getElementType()) + "_" +
           typeName(sig.types[3].getElementType()) + "_" + size(act, 1) + "x" +
           size(act, 2) + "_b" + size(cache, 1);
-  if (sig.isStore && sig.quantized && !(sig.reciprocal[0] && sig.reciprocal[1]))
-    name += sig.reciprocal[0]   ? "_vdivf"
-            : sig.reciprocal[1] ? "_kdivf"
-                                : "_divf";
-  return name;
+  auto spelling = [](Quotient quotient) {
+    switch (quotient) {
+    case Quotient::Division:
+      return "divf";
+    case Quotient::CorrectedProduct:
+      return "fma";
+    case Quotient::Product:
+      return "mul";
+    }
+    llvm_unreachable("unknown quotient");
+  };
+  auto [k, v] = sig.quotient;
+  if (!sig.isStore || !sig.quantized ||
+      (k == Quotient::Product && v == Quotient::Product))
+    return name;
+  if (k == v)
+    return name + "_" + spelling(k);
+  return name + "_k" + spelling(k) + "_v" + spelling(v);
 }
 
 /// Builds the function of `sig` at the end of `module`'s body (named in
@@ -843,17 +881,18 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
   plan.actType = sig.actType();
   plan.cacheType = sig.cacheType();
   plan.slots = entry->getArgument(0);
-  // RN(1/s), on the host: an IEEE f32 division, the value
-  // proveReciprocalDivision() checked.
+  // RN(1/s), on the host: an IEEE f32 division, the value the proofs of
+  // ScaledDivision.h checked. (Every GPU kernel takes it.)
   Value one = f32Const(b, loc, f32, 1.0f);
   SmallVector<Value> scalars;
   for (int s = 0; s < 2; ++s) {
     Value scale = entry->getArgument(5 + s);
-    Value reciprocal = sig.reciprocal[s] || target.isGPU()
+    bool divides = sig.quotient[s] == Quotient::Division;
+    Value reciprocal = !divides || target.isGPU()
                            ? arith::DivFOp::create(b, loc, one, scale)
                            : Value();
     plan.streams[s] = {entry->getArgument(1 + s), entry->getArgument(3 + s),
-                       scale, sig.reciprocal[s] ? reciprocal : Value()};
+                       scale, divides ? Value() : reciprocal, sig.quotient[s]};
     scalars.append({scale, reciprocal});
   }
   if (target.isGPU())
@@ -883,20 +922,40 @@ KVQCacheFunctions::KVQCacheFunctions(const KVQTarget &target,
 
 KVQCacheFunctions::~KVQCacheFunctions() = default;
 
-/// Whether `info` (a quantizing store) divides by reciprocal, per stream.
-static void proveStreams(CacheOpInfo &info) {
-  Type actElem = info.signature.actType().getElementType();
-  const llvm::fltSemantics &sem = cast<FloatType>(actElem).getFloatSemantics();
+/// cacheThresholdBits() of a cache element type (fp8 or i8).
+static unsigned thresholdBitsOf(Type cacheElem) {
+  auto format = dyn_cast<FloatType>(cacheElem);
+  return cacheThresholdBits(format ? &format.getFloatSemantics() : nullptr);
+}
+
+/// The cheapest quotient `division` allows that is proven to give the cache
+/// bytes of a division by `scale` for every activation of `act` in a cache
+/// whose rounding thresholds have `thresholdBits` significant bits.
+static Quotient proveQuotient(QuantizeDivision division, float scale, Type act,
+                              unsigned thresholdBits) {
+  const llvm::fltSemantics &sem = cast<FloatType>(act).getFloatSemantics();
+  if (division == QuantizeDivision::Auto &&
+      proveReciprocalProduct(scale, sem, thresholdBits))
+    return Quotient::Product;
+  if (proveReciprocalDivision(scale, sem))
+    return Quotient::CorrectedProduct;
+  return Quotient::Division;
+}
+
+/// The quotient of each stream of `info` (a quantizing store).
+static void proveStreams(CacheOpInfo &info, QuantizeDivision division) {
+  Type act = info.signature.actType().getElementType();
+  unsigned bits = thresholdBitsOf(info.signature.cacheType().getElementType());
   for (int s = 0; s < 2; ++s)
-    info.signature.reciprocal[s] =
-        proveReciprocalDivision(info.scales[s], sem).has_value();
+    info.signature.quotient[s] =
+        proveQuotient(division, info.scales[s], act, bits);
 }
 
 /// Whether the signature of `info` has a division to prove.
 static bool needsProof(const CacheOpInfo &info,
                        const KVQCacheLoweringOptions &options) {
   return info.signature.isStore && info.signature.quantized &&
-         options.quantizeDivision == QuantizeDivision::Auto;
+         options.quantizeDivision != QuantizeDivision::DivF;
 }
 
 /// The call for `op`, described by `info` (proven), creating its function
@@ -915,7 +974,7 @@ FailureOr<KVQCacheCall> KVQCacheFunctions::lookupOrCreate(Operation *op) {
   if (failed(info))
     return failure();
   if (needsProof(*info, impl->options))
-    proveStreams(*info);
+    proveStreams(*info, impl->options.quantizeDivision);
   std::lock_guard<std::mutex> lock(impl->mutex);
   return callFor(*impl, module, op, *info);
 }
@@ -994,35 +1053,36 @@ KVQCacheFunctions::createAll(Operation *root) {
         entries.push_back({op, module, *info});
     });
   }
-  // Each distinct (scale, activation type) once: the cache ops of a layer
-  // share its scales. (A sorted vector: a hash map of 20,000 keys cost
-  // more than the proofs.)
-  using ProofKey = std::pair<uint32_t, const void *>;
-  auto keyOf = [](float scale, Type act) {
-    return ProofKey(llvm::bit_cast<uint32_t>(scale), act.getAsOpaquePointer());
+  // Each distinct (scale, activation type, cache thresholds) once: the
+  // cache ops of a layer share its scales. (A sorted vector: a hash map of
+  // 20,000 keys cost more than the proofs.)
+  using ProofKey = std::tuple<uint32_t, const void *, unsigned>;
+  auto keyOf = [](float scale, const CacheSignature &sig) {
+    return ProofKey(llvm::bit_cast<uint32_t>(scale),
+                    sig.actType().getElementType().getAsOpaquePointer(),
+                    thresholdBitsOf(sig.cacheType().getElementType()));
   };
   std::vector<ProofKey> keys;
   for (Entry &entry : entries)
     if (needsProof(entry.info, impl->options))
       for (float scale : entry.info.scales)
-        keys.push_back(
-            keyOf(scale, entry.info.signature.actType().getElementType()));
+        keys.push_back(keyOf(scale, entry.info.signature));
   llvm::sort(keys);
   keys.erase(llvm::unique(keys), keys.end());
-  std::vector<char> proven(keys.size());
+  std::vector<Quotient> proven(keys.size());
   parallelFor(root->getContext(), 0, keys.size(), [&](size_t i) {
-    auto act = cast<FloatType>(Type::getFromOpaquePointer(keys[i].second));
-    proven[i] = proveReciprocalDivision(llvm::bit_cast<float>(keys[i].first),
-                                        act.getFloatSemantics())
-                    .has_value();
+    auto [scaleBits, act, bits] = keys[i];
+    proven[i] = proveQuotient(impl->options.quantizeDivision,
+                              llvm::bit_cast<float>(scaleBits),
+                              Type::getFromOpaquePointer(act), bits);
   });
   for (Entry &entry : entries) {
     if (!needsProof(entry.info, impl->options))
       continue;
-    Type act = entry.info.signature.actType().getElementType();
+    CacheSignature &sig = entry.info.signature;
     for (int s = 0; s < 2; ++s)
-      entry.info.signature.reciprocal[s] =
-          proven[llvm::lower_bound(keys, keyOf(entry.info.scales[s], act)) -
+      sig.quotient[s] =
+          proven[llvm::lower_bound(keys, keyOf(entry.info.scales[s], sig)) -
                  keys.begin()];
   }
   SmallVector<std::pair<Operation *, KVQCacheCall>> calls;
@@ -1066,6 +1126,7 @@ std::optional<QuantizeDivision>
 mlir::kvq::parseQuantizeDivision(StringRef name) {
   return llvm::StringSwitch<std::optional<QuantizeDivision>>(name)
       .Case("auto", QuantizeDivision::Auto)
+      .Case("fma", QuantizeDivision::FMA)
       .Case("divf", QuantizeDivision::DivF)
       .Default(std::nullopt);
 }

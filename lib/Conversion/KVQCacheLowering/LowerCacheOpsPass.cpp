@@ -90,7 +90,7 @@ struct KVQLowerCacheOpsPass final
     if (!division)
       return emitError() << "unknown quantize-division '"
                          << quantizeDivision.getValue()
-                         << "', expected auto or divf";
+                         << "', expected auto, fma or divf";
     loweringOptions.threadsPerBlock = threadsPerBlock;
     loweringOptions.quantizeDivision = *division;
     FailureOr<std::unique_ptr<KVQTarget>> created =

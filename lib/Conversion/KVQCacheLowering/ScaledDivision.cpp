@@ -32,14 +32,34 @@
 //     they agree for x at every exponent of this range.
 // So it is enough that q = RN(Q) for each of the 2^(p-1) significands at
 // one exponent inside (c): x in [2^m, 2^(m+1)) with m = ilogb(s), whose
-// quotients lie in (2^-1, 2^2). The functions below are plain IEEE single
-// precision (SSE on x86-64, the FPU on AArch64; std::fma is correctly
-// rounded); unittests/Conversion compare them with llvm::APFloat and the
-// generated code with an APFloat division, for every input.
+// quotients lie in (2^-1, 2^2).
+//
+// The product alone, qm = RN(x * r), against qd = RN(Q). The exact product
+// x * r is within a factor 1 +- 2^-24 of Q (r is within that of 1/s), less
+// than one unit in the last place of either rounding, so qm and qd are
+// equal or neighbouring f32 values. Rounding to a cache format (round to
+// nearest, then a monotonic saturation) is a step function of the f32
+// value whose steps lie at its thresholds (midpoints between neighbouring
+// values); two neighbouring f32 values get different results only if one
+// of them is a threshold (a threshold strictly between them would have to
+// be an f32 value between neighbours). Thresholds have few significant
+// bits (cacheThresholdBits), so where qm and qd differ and both have more,
+// they give the same byte. The cases: (a) and (b) as above (qm < 2^-18
+// rounds to a zero of x's sign, and qm >= 2^16 saturates, like qd; an
+// infinite x gives infinite quotients, saturated alike); in (c) both are
+// normal, and multiplying x by 2^k multiplies qm and qd by 2^k and keeps
+// their significant bits: one binade of significands decides.
+//
+// The functions below are plain IEEE single precision (SSE on x86-64, the
+// FPU on AArch64; std::fma is correctly rounded); unittests/Conversion
+// compare them with llvm::APFloat and the generated code with an APFloat
+// division, for every input.
 //
 //===----------------------------------------------------------------------===//
 
 #include "kvq/Conversion/KVQCacheLowering/ScaledDivision.h"
+
+#include "llvm/ADT/bit.h"
 
 #include <cfloat>
 #include <cmath>
@@ -67,16 +87,41 @@ float ReciprocalDivision::divide(float x) const {
   return q0 == 0.0f ? q0 : q;
 }
 
-std::optional<ReciprocalDivision>
-mlir::kvq::proveReciprocalDivision(float scale,
-                                   const llvm::fltSemantics &source) {
+/// The precision of `source` if a proof can be attempted for `scale` and
+/// `source` (see proveReciprocalDivision()), else 0.
+static unsigned provablePrecision(float scale,
+                                  const llvm::fltSemantics &source) {
   // NaN fails both comparisons.
   if (!(scale >= kMinReciprocalDivisionScale &&
         scale <= kMaxReciprocalDivisionScale))
-    return std::nullopt;
+    return 0;
   unsigned precision = llvm::APFloat::semanticsPrecision(source);
   if (precision > 11 ||
       !llvm::APFloat::isRepresentableBy(source, llvm::APFloat::IEEEsingle()))
+    return 0;
+  return precision;
+}
+
+/// Calls `check(x)` for the significands x of `precision` bits in the
+/// binade [2^ilogb(scale), 2^(ilogb(scale)+1)) while it returns true;
+/// returns whether it always did. Each x is exact: it has at most 11
+/// significant bits and |exponent| <= 60.
+template <typename Check>
+static bool forEachSignificand(float scale, unsigned precision, Check check) {
+  const int fractionBits = int(precision) - 1;
+  const float ulp = std::ldexp(1.0f, -fractionBits);
+  const float binade = std::ldexp(1.0f, std::ilogb(scale));
+  for (uint32_t fraction = 0; fraction < (1u << fractionBits); ++fraction)
+    if (!check((1.0f + float(fraction) * ulp) * binade))
+      return false;
+  return true;
+}
+
+std::optional<ReciprocalDivision>
+mlir::kvq::proveReciprocalDivision(float scale,
+                                   const llvm::fltSemantics &source) {
+  unsigned precision = provablePrecision(scale, source);
+  if (!precision)
     return std::nullopt;
 
   ReciprocalDivision d;
@@ -87,15 +132,33 @@ mlir::kvq::proveReciprocalDivision(float scale,
   if (d.divide(d.bound) != 0x1p17f || d.divide(-d.bound) != -0x1p17f)
     return std::nullopt;
   // Case (c): one binade of significands.
-  // x = (1 + fraction * 2^-fractionBits) * 2^exponent, each step exact (x
-  // has at most 11 significant bits and is normal: |exponent| <= 60).
-  const int fractionBits = int(precision) - 1;
-  const float ulp = std::ldexp(1.0f, -fractionBits);
-  const float binade = std::ldexp(1.0f, std::ilogb(scale));
-  for (uint32_t fraction = 0; fraction < (1u << fractionBits); ++fraction) {
-    float x = (1.0f + float(fraction) * ulp) * binade;
-    if (d.divide(x) != x / scale)
-      return std::nullopt;
-  }
+  if (!forEachSignificand(scale, precision,
+                          [&](float x) { return d.divide(x) == x / scale; }))
+    return std::nullopt;
   return d;
+}
+
+unsigned mlir::kvq::cacheThresholdBits(const llvm::fltSemantics *format) {
+  return format ? llvm::APFloat::semanticsPrecision(*format) + 1 : 8;
+}
+
+/// Significant bits of a normal f32 (1 for a power of two, at most 24).
+static unsigned significantBits(float value) {
+  uint32_t significand =
+      (llvm::bit_cast<uint32_t>(value) & 0x7FFFFFu) | 0x800000u;
+  return 24 - llvm::countr_zero(significand);
+}
+
+bool mlir::kvq::proveReciprocalProduct(float scale,
+                                       const llvm::fltSemantics &source,
+                                       unsigned thresholdBits) {
+  unsigned precision = provablePrecision(scale, source);
+  if (!precision)
+    return false;
+  const float reciprocal = 1.0f / scale;
+  return forEachSignificand(scale, precision, [&](float x) {
+    float product = x * reciprocal, quotient = x / scale;
+    return product == quotient || (significantBits(product) > thresholdBits &&
+                                   significantBits(quotient) > thresholdBits);
+  });
 }

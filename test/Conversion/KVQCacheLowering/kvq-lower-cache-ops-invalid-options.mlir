@@ -22,7 +22,7 @@
 // AMDCHIP: error: kvq-lower-cache-ops: unknown AMD chip 'sm_90', expected gfx<version> such as gfx942 or gfx950
 // CPUCHIP: error: kvq-lower-cache-ops: chip 'sm_90' given for target 'cpu', which takes none
 // TPB: error: kvq-lower-cache-ops: threads-per-block must be a multiple of 32 in [32, 1024], got 100
-// DIV: error: kvq-lower-cache-ops: unknown quantize-division 'fast', expected auto or divf
+// DIV: error: kvq-lower-cache-ops: unknown quantize-division 'fast', expected auto, fma or divf
 // PIPE: error: kvq-lower-cache-ops: unknown NVIDIA chip 'sm90', expected sm_<version> such as sm_80 or sm_90
 // MAXREG: error: kvq-limit-kernel-registers: max-registers must be 0 or in [24, 255], got 8
 // MAXREG300: error: kvq-limit-kernel-registers: max-registers must be 0 or in [24, 255], got 300

@@ -2,6 +2,7 @@
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_80" --canonicalize --cse | FileCheck %s --check-prefixes=CHECK,SM80
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90" --gpu-kernel-outlining | FileCheck %s --check-prefix=OUTLINE
 // RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 quantize-division=divf" | FileCheck %s --check-prefix=DIVF
+// RUN: kvq-opt %s --kvq-lower-cache-ops="target=nvvm chip=sm_90 quantize-division=fma" --canonicalize --cse | FileCheck %s --check-prefix=FMA
 
 // NVIDIA: each cache op becomes one gpu.launch of 128-thread blocks with a
 // grid-stride loop; a work item is 8 elements per stream, one 16-byte bf16
@@ -23,8 +24,6 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 
 // CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16(
 // CHECK-SAME: %[[S:[a-z0-9]+]]: memref<?xi64>, %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[V:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[KS:[a-z0-9]+]]: f32, %[[VS:[a-z0-9]+]]: f32)
-// CHECK-DAG: %[[FZERO:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
-// CHECK-DAG: %[[P17:.*]] = arith.constant 1.310720e+05 : f32
 // CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
 // CHECK-DAG: %[[C128:.*]] = arith.constant 128 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
@@ -35,20 +34,15 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // CHECK: %[[CEIL:.*]] = arith.ceildivui %[[WORK]], %[[C128]] : index
 // CHECK: %[[GRID:.*]] = arith.maxui %[[CEIL]], %[[C1]] : index
 // CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C128]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) module(@kvq_cache_kernels)
-// Once per thread: RN(1/s), -s and the clamp bounds +-s * 2^17 as vectors.
+// Once per thread: RN(1/s) as vectors.
 // CHECK-DAG: %[[KR:.*]] = vector.broadcast %[[KRS]] : f32 to vector<8xf32>
-// CHECK-DAG: %[[KBS:.*]] = arith.mulf %[[KS]], %[[P17]] : f32
-// CHECK-DAG: %[[KB:.*]] = vector.broadcast %[[KBS]] : f32 to vector<8xf32>
-// CHECK-DAG: %[[KNSS:.*]] = arith.negf %[[KS]] : f32
-// CHECK-DAG: %[[KNS:.*]] = vector.broadcast %[[KNSS]] : f32 to vector<8xf32>
-// CHECK-DAG: %[[KNBS:.*]] = arith.negf %[[KBS]] : f32
-// CHECK-DAG: %[[KNB:.*]] = vector.broadcast %[[KNBS]] : f32 to vector<8xf32>
+// CHECK-DAG: %[[VR:.*]] = vector.broadcast %[[VRS]] : f32 to vector<8xf32>
 // CHECK: %[[STEP:.*]] = arith.muli %[[GX]], %[[C128]] : index
 // The store loads K, V and the slot unconditionally; only the two stores
 // depend on the slot: a predicated st.global.v2.b32 each (inline PTX, so
 // that LLVM has no branch to sink the loads into). x / 0.05 without a
-// division: clamp to +-s * 2^17, multiply by RN(1/s), one FMA correction
-// (see ScaledDivision.h).
+// division: the product x * RN(1/s), proven to give the division's bytes
+// for this scale into f8E4M3FN (see ScaledDivision.h).
 // CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[WORK]] step %[[STEP]]
 // CHECK-NOT: scf.if
 // CHECK:   %[[X:.*]] = vector.load %[[K]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
@@ -57,13 +51,7 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // CHECK:   %[[SLOT:.*]] = vector.extract %[[SLOTV]][0] : i64 from vector<1xi64>
 // CHECK:   %[[VALID:.*]] = arith.cmpi sge, %[[SLOT]], %{{.*}} : i64
 // CHECK:   %[[XF:.*]] = arith.extf %[[X]] : vector<8xbf16> to vector<8xf32>
-// CHECK:   %[[X1:.*]] = arith.maximumf %[[XF]], %[[KNB]] : vector<8xf32>
-// CHECK:   %[[X2:.*]] = arith.minimumf %[[X1]], %[[KB]] : vector<8xf32>
-// CHECK:   %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR]] : vector<8xf32>
-// CHECK:   %[[E:.*]] = llvm.intr.fma(%[[KNS]], %[[Q0]], %[[X2]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
-// CHECK:   %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
-// CHECK:   %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %[[FZERO]] : vector<8xf32>
-// CHECK:   %[[XQ:.*]] = arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : vector<8xi1>, vector<8xf32>
+// CHECK-NEXT: %[[XQ:.*]] = arith.mulf %[[XF]], %[[KR]] : vector<8xf32>
 // The cvt puts its first operand in the high byte: element 1 goes first so
 // that element 0 lands at the lower address.
 // SM90:      %[[E0:.*]] = vector.extract %[[XQ]][0] : f32 from vector<8xf32>
@@ -81,10 +69,30 @@ kvq.layer @e5m2 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 d
 // CHECK:   %[[W1:.*]] = vector.extract %[[WORDS]][1] : i32 from vector<2xi32>
 // CHECK:   %[[P:.*]] = arith.extui %[[VALID]] : i1 to i32
 // CHECK:   llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}setp.ne.b32 p, $3, 0;{{.*}}cvta.to.global.u64 g, $0;{{.*}}@p st.global.v2.b32 [g], {$1, $2};{{.*}}", "l,r,r,r,~{memory}" %[[KADDR64]], %[[W0]], %[[W1]], %[[P]]
+// CHECK:   %[[YF:.*]] = arith.extf %[[Y]] : vector<8xbf16> to vector<8xf32>
+// CHECK-NEXT: arith.mulf %[[YF]], %[[VR]] : vector<8xf32>
 // CHECK:   memref.extract_aligned_pointer_as_index %[[VC]]
 // CHECK:   llvm.inline_asm
 // CHECK-NOT: vector.store
+// CHECK-NOT: llvm.intr.fma
 // CHECK:   gpu.terminator
+
+// quantize-division=fma: the corrected product (ScaledDivision.h): clamp
+// to +-s * 2^17, multiply by RN(1/s), one FMA correction, the product where
+// it is zero.
+// FMA-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fma(
+// FMA: %[[XF:.*]] = arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+// FMA: %[[X1:.*]] = arith.maximumf %[[XF]], %{{.*}} : vector<8xf32>
+// FMA: %[[X2:.*]] = arith.minimumf %[[X1]], %{{.*}} : vector<8xf32>
+// FMA: %[[Q0:.*]] = arith.mulf %[[X2]], %[[KR:.*]] : vector<8xf32>
+// FMA: %[[E:.*]] = llvm.intr.fma(%{{.*}}, %[[Q0]], %[[X2]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// FMA: %[[Q1:.*]] = llvm.intr.fma(%[[E]], %[[KR]], %[[Q0]]) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// FMA: %[[ISZERO:.*]] = arith.cmpf oeq, %[[Q0]], %{{.*}} : vector<8xf32>
+// FMA: arith.select %[[ISZERO]], %[[Q0]], %[[Q1]] : vector<8xi1>, vector<8xf32>
+// FMA: nvvm.convert.f32x2.to.f8x2
+// FMA: llvm.intr.fma
+// FMA: llvm.intr.fma
+// FMA: gpu.terminator
 
 // quantize-division=divf: a true division, nothing else.
 // DIVF-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_divf(

@@ -126,18 +126,24 @@ createKVQTarget(StringRef name, StringRef chip,
 /// patterns: they refuse such ops silently.
 LogicalResult checkCacheOpsLowerable(Operation *root);
 
-/// How the store path computes x / s.
+/// How the store path computes x / s (ScaledDivision.h).
 enum class QuantizeDivision {
-  /// Without a division instruction where proveReciprocalDivision()
-  /// (ScaledDivision.h) shows that gives the bits of the division for the
-  /// layer's scale and the activation type (every bf16 / f16 case with a
-  /// scale in [2^-60, 2^60]); an `arith.divf` otherwise.
+  /// The cheapest form proven to give the cache bytes of the division for
+  /// the layer's scale, the activation type and the cache format: the
+  /// product x * RN(1/s) (proveReciprocalProduct(): almost every bf16 / f16
+  /// case), else that product with one FMA correction
+  /// (proveReciprocalDivision(): every bf16 / f16 case with a scale in
+  /// [2^-60, 2^60]), else an `arith.divf`.
   Auto,
+  /// Never the plain product: the corrected product where proven, else an
+  /// `arith.divf`.
+  FMA,
   /// Always `arith.divf`.
   DivF,
 };
 
-/// "auto" or "divf" (the `quantize-division` option), else std::nullopt.
+/// "auto", "fma" or "divf" (the `quantize-division` option), else
+/// std::nullopt.
 std::optional<QuantizeDivision> parseQuantizeDivision(StringRef name);
 
 /// Options of the cache-op lowering (kvq-lower-cache-ops's, less the target).
