@@ -19,8 +19,35 @@
 # with too few blocks (grid-stride loop), and timed runs at T = 32768.
 #
 # Usage: gen-gpu-checks.py <outdir> <ptx file as seen by kvq-launch> <dumpdir>
+# writes plan.in, whose launches name the function of their case (`@fn`);
+# then, once kvq-lower-cache-ops has lowered kernels.mlir and bench.mlir
+# with the options of the PTX,
+#        gen-gpu-checks.py --resolve <outdir> <lowered kernels> <lowered bench>
+# writes plan.txt with each `@fn` replaced by the kernel its cache op calls
+# (`<callee>_kernel`: the name depends on the quotient proven for the
+# case's scales, see kvq-lower-cache-ops).
 
+import re
 import sys
+
+if sys.argv[1] == "--resolve":
+    out_dir = sys.argv[2]
+    callee = {}
+    for path in sys.argv[3:5]:
+        fn = None
+        for line in open(path):
+            m = re.search(r"func\.func (?:private )?@(\w+)\(", line)
+            if m:
+                fn = m.group(1)
+            m = re.search(r"\bcall @(\w+)\(", line)
+            if m and fn and fn not in callee:
+                callee[fn] = m.group(1) + "_kernel"
+    plan = open(f"{out_dir}/plan.in").read()
+    plan = re.sub(r"(?<=^launch )@(\w+)|(?<=^time )@(\w+)",
+                  lambda m: callee[m.group(1) or m.group(2)], plan,
+                  flags=re.M)
+    open(f"{out_dir}/plan.txt", "w").write(plan)
+    sys.exit(0)
 
 out_dir, ptx_path, dump_dir = sys.argv[1:4]
 
@@ -35,13 +62,6 @@ FORMATS = [  # (mlir type, kv cache dtype, manifest name)
 BYTES = {"bf16": 2, "f16": 2, "f32": 4, "i8": 1, "i64": 8}
 for f, _, _ in FORMATS:
     BYTES.setdefault(f, 1)
-
-def kernel(op, src, dst, H, D, BS):
-    """The kernel kvq-to-ptx makes for a cache op (see KVQCacheFunctions in
-    KVQCacheLowering.h): one per signature, named after it. Every scale used
-    here is proven for the division-free quotient, so no `_divf` suffix."""
-    return f"kvq_cache_{op}_{src}_{dst}_{H}x{D}_b{BS}_kernel"
-
 
 # Threads per block: kvq-lower-cache-ops' default, which the kernels of
 # kernels.mlir are compiled with (their block size is fixed).
@@ -112,7 +132,7 @@ def store_case(fn, lay, act, cache, T, H, D, BS, NB, x_k, x_v, slots, ks, vs,
     vc = buffer(f"{fn}_vc", cache, [NB, BS, H, D], f"fill:{pad_poison}")
     grid = grid or max(1, ceil_div(work_items(T, H, D, act, cache), TPB))
     plan.append(
-        f"launch {kernel('store', act, cache, H, D, BS)} {grid} {TPB} "
+        f"launch @{fn} {grid} {TPB} "
         f"{slots} {x_k} {x_v} {kc} {vc} scale:{ks} scale:{vs}")
     for x, c, s in ((x_k, kc, ks), (x_v, vc, vs)):
         manifest.append(
@@ -133,7 +153,7 @@ def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
     vo = buffer(f"{fn}_vo", out, [T, H, D], f"fill:{poison}")
     grid = max(1, ceil_div(work_items(T, H, D, cache, out), TPB))
     plan.append(
-        f"launch {kernel('load', cache, out, H, D, BS)} {grid} {TPB} "
+        f"launch @{fn} {grid} {TPB} "
         f"{slots} {kc} {vc} {ko} {vo} scale:{ks} scale:{vs}")
     for c, o, s in ((kc, ko, ks), (vc, vo, vs)):
         manifest.append(
@@ -244,10 +264,7 @@ for tpb in (128, 256, 512, 1024):
     plan.append(f"module {out_dir.rstrip('/').split('/')[-1]}/bench-{tpb}.ptx")
     g8 = work_items(T, H, D, "bf16", "f8E4M3FN") // tpb
     g16 = work_items(T, H, D, "bf16", "bf16") // tpb
-    st8 = kernel("store", "bf16", "f8E4M3FN", H, D, BS)
-    ld8 = kernel("load", "f8E4M3FN", "bf16", H, D, BS)
-    st16 = kernel("store", "bf16", "bf16", H, D, BS)
-    ld16 = kernel("load", "bf16", "bf16", H, D, BS)
+    st8, ld8, st16, ld16 = "@bench_st", "@bench_ld", "@bench_st_auto", "@bench_ld_auto"
     fp8, auto = "scale:0.05 scale:0.07", "scale:1.0 scale:1.0"
     plan.append(f"time {st8} {g8} {tpb} 20 b_s b_k b_v b_kc b_vc {fp8}")
     plan.append(f"time {ld8} {g8} {tpb} 20 b_s b_kc b_vc b_k b_v {fp8}")
@@ -260,7 +277,7 @@ with open(f"{out_dir}/bench.mlir", "w") as f:
 
 with open(f"{out_dir}/kernels.mlir", "w") as f:
     f.write("\n".join(mlir) + "\n")
-with open(f"{out_dir}/plan.txt", "w") as f:
+with open(f"{out_dir}/plan.in", "w") as f:
     f.write("\n".join(plan) + "\n")
 with open(f"{out_dir}/manifest.txt", "w") as f:
     f.write("\n".join(manifest) + "\n")

@@ -29,6 +29,14 @@ for c in sm90 sm80 sm90fma; do
   esac
   mkdir -p "$dir/$c"
   python3 "$here/gen-gpu-checks.py" "$dir/$c" "$c/kernels.ptx" "dumps-$c"
+  # The kernel each case calls depends on the quotients proven for its
+  # scales: read it off the lowered IR.
+  for f in kernels bench; do
+    "$opt" "$dir/$c/$f.mlir" "--kvq-lower-cache-ops=target=nvvm $flags" \
+      -o "$dir/$c/$f.lowered.mlir"
+  done
+  python3 "$here/gen-gpu-checks.py" --resolve "$dir/$c" \
+    "$dir/$c/kernels.lowered.mlir" "$dir/$c/bench.lowered.mlir"
   "$opt" "$dir/$c/kernels.mlir" "--kvq-to-ptx=$flags" \
     "--kvq-write-isa=output=$dir/$c/kernels.ptx" -o /dev/null
   for tpb in 128 256 512 1024; do
