@@ -165,14 +165,16 @@ struct KVQCacheCall {
 };
 
 /// The functions that lowered cache ops call: one per cache signature (op
-/// kind, operand types, and for a store whether each stream's scale allows
-/// the division-free quotient), shared by every cache op with that
+/// kind, operand types, and for a quantizing store the quotient proven for
+/// each stream's scale: the product alone, the FMA-corrected product or a
+/// division; ScaledDivision.h), shared by every cache op with that
 /// signature, with the layer's scales as f32 operands. A 10,000-layer
 /// model thus gets a few functions (GPU: a few kernels), not one per op.
 ///
 /// Each is a private `func.func` at the end of the cache op's module:
 ///   kvq_cache_<store|load>_<src elem>_<dst elem>_<H>x<D>_b<block size>
-///   [_divf | _kdivf | _vdivf]  (e.g. kvq_cache_store_bf16_f8E4M3FN_8x128_b16)
+///   [_fma | _divf | _k<q>_v<q>]  (q: mul, fma, divf; no suffix: mul for
+///   both, e.g. kvq_cache_store_bf16_f8E4M3FN_8x128_b16)
 /// (uniqued if taken), taking the op's five memrefs and its two scales.
 /// Its body is the host loops (CPU) or, on GPUs, RN(1/s) of both scales
 /// and one `gpu.launch` (see kvq-lower-cache-ops for the kernel ABI).
