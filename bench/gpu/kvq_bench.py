@@ -11,7 +11,7 @@ ABI"): 14 parameters, the pointers of slot_mapping, K source, V source,
 K destination, V destination, the f32 k_scale, RN(1/k_scale), v_scale,
 RN(1/v_scale), then the leading (dynamic) size of each of the five memrefs
 (kvq's kernels are named after their signature:
-kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel and
+kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_fma|_divf]_kernel and
 kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel; this script calls them
 store_d<D>_kernel / load_d<D>_kernel); block = the PTX's .maxntid; grid =
 max(1, ceil(T*H*D/8 / (block * items))): a work item is 8 elements (16
@@ -155,8 +155,8 @@ def summary():
                 f" {g.get(f'{v}/{op}/{T}', nan):28.2f}" for v in variants
                 for op in ("store", "load")))
     p("")
-    p("variants (us, cold L2; %copy): kvq PTX at other threads-per-block, "
-      "quantize-division=divf or max-registers")
+    p("variants (us, cold L2; %copy): kvq PTX at other threads-per-block or "
+      "quantize-division (fma, divf)")
     shapes = [(op, D, T) for op in ("store", "load")
               for D, T in ((128, 1), (128, 256), (128, 4096), (128, 32768), (64, 4096),
                            (256, 4096))]
@@ -235,7 +235,7 @@ class Module:
         assert len(tpbs) == 1, (path, tpbs)
         self.tpb = tpbs.pop()
         # kvq's kernels by short names: store_d<D>_kernel -> the entry
-        # kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_divf]_kernel, ...
+        # kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16[_fma|_divf]_kernel, ...
         self.names = {}
         for e in re.findall(rb"\.visible \.entry (\w+)\(", text):
             e = e.decode()
