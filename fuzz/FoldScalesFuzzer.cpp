@@ -260,7 +260,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   // Layers.
   unsigned numLayers = 1 + in.byte() % 4;
-  static const char *const fields[] = {"q", "k", "v", "prob"};
   SmallVector<LayerOp> layers;
   for (unsigned i = 0; i < numLayers; ++i) {
     uint8_t flags = in.byte();
@@ -279,12 +278,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
       Attribute scales[4];
       SmallVector<NamedAttribute> names;
-      for (unsigned f = 0; f < 4; ++f) {
+      for (ScaleKind kind : kScaleKinds) {
+        unsigned f = static_cast<unsigned>(kind);
+        StringRef field = stringifyScaleKind(kind);
         scales[f] = decodeScale(in, &context);
         if (scales[f] && (flags & 32))
           names.push_back(b.getNamedAttr(
-              fields[f],
-              b.getStringAttr(name + ".self_attn." + fields[f] + "_scale")));
+              field,
+              b.getStringAttr(name + ".self_attn." + field.str() + "_scale")));
       }
       if (scales[0] || scales[1] || scales[2] || scales[3])
         raw = ScalesAttr::get(&context, scales[0], scales[1], scales[2],

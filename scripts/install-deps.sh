@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kvq builds and tests with, if any is
 # missing: LLVM/MLIR 22 (headers, libMLIR.so, mlir-opt, lit, FileCheck),
-# clang 22 and its runtimes (fuzzers), CMake, Ninja, GoogleTest, Google
+# clang 22 and its runtimes (fuzzers), clang-format 22, CMake, Ninja, GoogleTest, Google
 # Benchmark and Python 3. Runs as root (or through sudo), needs no terminal
 # and no standard input; does nothing when everything is there.
 set -euo pipefail
 
 packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  clang-22 libclang-rt-22-dev
+  clang-22 libclang-rt-22-dev clang-format-22
   cmake ninja-build libgtest-dev libbenchmark-dev python3
 )
 

@@ -37,15 +37,15 @@ for producer in compressed-tensors modelopt quark; do
 done
 
 # Lowering: OCP fp8 (NVIDIA sm_90, AMD gfx950) from the folded model, and
-# FNUZ fp8 (AMD gfx942) from the FNUZ variant folded for FNUZ.
+# FNUZ fp8 (AMD gfx942) from the FNUZ variant, whose gpu.module states its
+# target: folding and lowering take FNUZ and the chip from it.
 run "$kvq" "$out/folded-quark.mlir" --kvq-to-ptx=chip=sm_90 \
   --kvq-write-isa="output=$out/llama-tiny.sm_90.ptx" -o /dev/null
 run "$kvq" "$out/folded-quark.mlir" --kvq-to-amdgcn=chip=gfx950 \
   --kvq-write-isa="output=$out/llama-tiny.gfx950.s" -o /dev/null
 run "$kvq" "$ex/model-fnuz.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-import-checkpoint="checkpoint=$ex/quark" \
-  --kvq-fold-scales="fp8-format=fnuz report=-" \
-  --kvq-to-amdgcn=chip=gfx942 \
+  --kvq-fold-scales="report=-" --kvq-to-amdgcn \
   --kvq-write-isa="output=$out/llama-tiny.gfx942.s" -o /dev/null
 
 count() { grep -c -- "$2" "$1" || true; }

@@ -2,7 +2,9 @@
 # Everything CI runs: installs what is missing, builds everything into
 # build/, runs ctest (lit, which includes the install + find_package(KVQ)
 # test, and every GoogleTest binary), then prints the test counts; checks
-# that docs/Diagnostics.md lists every diagnostic (check-diagnostics.py).
+# that docs/Diagnostics.md lists every diagnostic (check-diagnostics.py),
+# that the C++ is formatted (check-format.sh, clang-format-22) and that
+# docs/ is what the ODS generates (update-docs.sh --check).
 # Then the hardening pass: the whole suite again under ASan + UBSan in
 # build-asan/ (scripts/test-sanitizers.sh, which also builds the fuzzers)
 # and every libFuzzer target for FUZZ_SECONDS (60) seconds over a copy of
@@ -42,6 +44,11 @@ grep -E '^[0-9]+% tests passed|^Total Test time' "$log" || true
 echo
 echo "== diagnostics catalogue =="
 python3 scripts/check-diagnostics.py || status=1
+
+echo
+echo "== conventions =="
+bash scripts/check-format.sh || status=1
+bash scripts/update-docs.sh --check || status=1
 
 if [[ "${KVQ_SANITIZERS:-1}" != 0 ]]; then
   echo

@@ -12,10 +12,14 @@
 # Kernels, one per signature: kvq_cache_store_bf16_f8E4M3FN_8x<D>_b16_kernel
 # (`_fma_kernel`, `_divf_kernel` with quantize-division=fma, divf) and
 # kvq_cache_load_f8E4M3FN_bf16_8x<D>_b16_kernel, with the 14-parameter ABI of
-# kvq-lower-cache-ops (include/kvq/Conversion/Passes.td). Where ptxas is
-# installed, also its resource report of each file (ptxas-v.txt).
-# The PTX is committed so that bench/gpu/run.sh on the GPU machine (which has
-# no LLVM 22) needs nothing from here.
+# docs/KernelABI.md. Where ptxas is
+# installed, also its resource report of each file (ptxas-v.txt). And
+# source.txt: the commit of the tree (with "-dirty" for local changes) and the
+# kvq-opt used, which run.sh copies into its machine.txt.
+# bench/gpu/ptx/ is ignored (bench/gpu/.gitignore): the PTX is not committed
+# but generated here, from the checked-out tree, before each GPU run, and
+# sent along with it (the GPU machine has no LLVM 22): with the device tool,
+# name bench/gpu/ptx in the run's `carry` (it takes ignored paths).
 #
 # Usage (from anywhere): bench/gpu/gen.sh [path/to/kvq-opt]
 set -eu
@@ -55,6 +59,10 @@ for q in fma divf; do
       "--kvq-write-isa=output=$out/kernels_tpb128_$q.ptx" -o /dev/null
   echo "wrote $out/kernels_tpb128_$q.ptx"
 done
+{
+  echo "commit $(git -C "$root" describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)"
+  echo "kvq-opt $opt"
+} > "$out/source.txt"
 if command -v ptxas >/dev/null; then
   for p in "$out"/*.ptx; do
     echo "== $(basename "$p")"

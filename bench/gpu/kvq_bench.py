@@ -621,6 +621,20 @@ def timing(mods, gen, copy_tbps, with_dobench):
     return res
 
 
+def compact_json(x, indent=""):
+    """JSON with one record per line: a dict or list holding only scalars is
+    written on one line, anything else one member per line."""
+    flat = lambda v: not isinstance(v, (dict, list))
+    if flat(x) or all(flat(v) for v in (x.values() if isinstance(x, dict) else x)):
+        return json.dumps(x)
+    inner = indent + " "
+    if isinstance(x, dict):
+        body = [f"{inner}{json.dumps(k)}: {compact_json(v, inner)}" for k, v in x.items()]
+        return "{\n" + ",\n".join(body) + "\n" + indent + "}"
+    body = [inner + compact_json(v, inner) for v in x]
+    return "[\n" + ",\n".join(body) + "\n" + indent + "]"
+
+
 def time_null(mod):
     """A launch with no work (T = 0): the floor of any launch timed this way."""
     slots = torch.empty(0, dtype=torch.int64, device=dev)
@@ -750,7 +764,8 @@ def main():
     extra = {k: res.pop(k) for k in ("null", "copy_same_bytes")}
     out = dict(info, copy=copy, copy_again=copy2, correct=correct, variants=res, **extra,
                graph=graph, seconds=time.time() - t0)
-    json.dump(out, open(os.path.join(OUT, "kvq_results.json"), "w"), indent=1)
+    with open(os.path.join(OUT, "kvq_results.json"), "w") as f:
+        f.write(compact_json(out) + "\n")
     bad = [n for n, c in correct.items() if c["mism_ref"] or c["mism_torch"]]
     log(f"done in {time.time() - t0:.0f} s; kvq PTX with mismatches: {bad or 'none'}")
     return 1 if bad else 0

@@ -2,8 +2,10 @@
 # ===- bench/gpu/run.sh - kvq kernels on an NVIDIA GPU, in one go ----------===#
 #
 # Runs ON THE GPU MACHINE (nvidia-smi, ptxas, cuobjdump, ncu, python3 with
-# PyTorch and Triton), from any directory; needs only bench/gpu/ (the PTX in
-# bench/gpu/ptx/ was written beforehand by bench/gpu/gen.sh, where LLVM 22 is).
+# PyTorch and Triton), from any directory; needs only bench/gpu/ with the
+# PTX in bench/gpu/ptx/, which is not committed: bench/gpu/gen.sh writes it
+# on the build machine (LLVM 22) and the run carries it along (device tool:
+# carry bench/gpu/ptx).
 # Everything goes to $OUT (default bench/gpu/out):
 #   machine.txt       nvidia-smi, toolkit and PyTorch versions
 #   sass.txt          ptxas -v resource report and cuobjdump -sass of each PTX
@@ -20,10 +22,15 @@ OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 export OUT PYTHONUNBUFFERED=1
 BUDGET=${BUDGET:-510}
+if ! ls ptx/*.ptx >/dev/null 2>&1; then
+  echo "run.sh: no bench/gpu/ptx/*.ptx: run bench/gpu/gen.sh on the build machine and carry bench/gpu/ptx" >&2
+  exit 2
+fi
 left() { local l=$(( BUDGET - SECONDS - ${1:-0} )); [ $l -lt 5 ] && l=5; echo $l; }
 
 {
   date -u
+  cat ptx/source.txt 2>/dev/null
   nvidia-smi
   nvidia-smi --query-gpu=name,driver_version,pci.bus_id,memory.total,clocks.max.sm,clocks.max.mem,clocks.sm,power.limit,persistence_mode,compute_mode --format=csv
   nvcc --version | tail -2

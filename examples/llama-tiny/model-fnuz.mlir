@@ -1,5 +1,9 @@
 // llama-tiny for AMD gfx942 (MI300), whose fp8 is FNUZ: model.mlir with
-// f8E4M3FNUZ caches (generated: sed s/f8E4M3FN>/f8E4M3FNUZ>/g model.mlir).
+// f8E4M3FNUZ caches (sed s/f8E4M3FN>/f8E4M3FNUZ>/g model.mlir) and the
+// target stated once, on the kernels' gpu.module: kvq-fold-scales folds
+// for FNUZ and kvq-to-amdgcn lowers for gfx942 with no option.
+gpu.module @kvq_cache_kernels [#rocdl.target<O = 3, chip = "gfx942">] {}
+
 // llama-tiny: the KV-cache side of a small Llama-style model, 8 decoder
 // layers, 8 KV heads of size 128, bf16 activations, an fp8 (e4m3) paged KV
 // cache of 16-token blocks.

@@ -1,4 +1,4 @@
-//===- InitAllKVQ.h - register kvq dialects and passes ------------*- C++ -*-===//
+//===- InitAllKVQ.h - register kvq dialects and passes ----------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

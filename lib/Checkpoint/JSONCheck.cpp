@@ -47,8 +47,8 @@ static std::optional<std::string> decodeKey(StringRef literal) {
   return std::nullopt;
 }
 
-Expected<json::Value> mlir::kvq::checkpoint::parseStrictJSON(StringRef text,
-                                                       unsigned maxDepth) {
+Expected<json::Value>
+mlir::kvq::checkpoint::parseStrictJSON(StringRef text, unsigned maxDepth) {
   size_t badByte = 0;
   if (!json::isUTF8(text, &badByte))
     return createStringError(

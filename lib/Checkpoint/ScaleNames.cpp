@@ -16,37 +16,24 @@
 #include <cstring>
 
 using namespace llvm;
+using namespace mlir::kvq;
 using namespace mlir::kvq::checkpoint;
 
-StringRef mlir::kvq::checkpoint::getScaleFieldName(ScaleField field) {
+std::optional<MatchedScale> &LayerMatch::get(ScaleKind field) {
   switch (field) {
-  case ScaleField::Q:
-    return "q";
-  case ScaleField::K:
-    return "k";
-  case ScaleField::V:
-    return "v";
-  case ScaleField::Prob:
-    return "prob";
-  }
-  llvm_unreachable("unknown ScaleField");
-}
-
-std::optional<MatchedScale> &LayerMatch::get(ScaleField field) {
-  switch (field) {
-  case ScaleField::Q:
+  case ScaleKind::Q:
     return q;
-  case ScaleField::K:
+  case ScaleKind::K:
     return k;
-  case ScaleField::V:
+  case ScaleKind::V:
     return v;
-  case ScaleField::Prob:
+  case ScaleKind::Prob:
     return prob;
   }
-  llvm_unreachable("unknown ScaleField");
+  llvm_unreachable("unknown ScaleKind");
 }
 
-const std::optional<MatchedScale> &LayerMatch::get(ScaleField field) const {
+const std::optional<MatchedScale> &LayerMatch::get(ScaleKind field) const {
   return const_cast<LayerMatch *>(this)->get(field);
 }
 
@@ -60,7 +47,7 @@ bool ScaleMatches::hasErrors() const {
 //===----------------------------------------------------------------------===//
 
 namespace {
-using F = ScaleField;
+using F = ScaleKind;
 using A = PrefixAlias;
 } // namespace
 
@@ -245,7 +232,7 @@ void Matcher::matchTensor(LayerMatch &layer, const ScaleNamePattern &pattern,
                           const TensorRef &ref) {
   claimed.insert(ref.info);
   StringRef name = ref.getName();
-  StringRef fieldName = getScaleFieldName(pattern.field);
+  StringRef fieldName = stringifyScaleKind(pattern.field);
   if (pattern.legacyKvScale)
     addFinding(MatchFinding::Deprecated, name, "", layer.prefix,
                "'" + name + "' is a single scale for K and V (" +
@@ -328,7 +315,7 @@ void Matcher::reportUnclaimed(const StringMap<unsigned> &prefixIndex) {
 
 Expected<ScaleMatches>
 mlir::kvq::checkpoint::matchScales(const Checkpoint &checkpoint,
-                             ArrayRef<std::string> layerPrefixes) {
+                                   ArrayRef<std::string> layerPrefixes) {
   ScaleMatches result;
   // Layer prefixes and their aliases, for placing unclaimed tensors. An alias
   // never displaces a real prefix.

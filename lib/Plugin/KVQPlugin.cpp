@@ -1,4 +1,4 @@
-//===- KVQPlugin.cpp - kvq as a plugin of the stock mlir-opt ----------------===//
+//===- KVQPlugin.cpp - kvq as a plugin of the stock mlir-opt --------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

@@ -1,4 +1,4 @@
-//===- InitAllKVQ.cpp - register kvq dialects and passes --------------------===//
+//===- InitAllKVQ.cpp - register kvq dialects and passes ------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

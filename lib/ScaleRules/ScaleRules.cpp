@@ -30,6 +30,7 @@
 #include <tuple>
 #include <utility>
 
+using namespace mlir::kvq;
 using namespace mlir::kvq::scales;
 
 //===----------------------------------------------------------------------===//
@@ -62,57 +63,36 @@ llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
   llvm_unreachable("unknown FindingKind");
 }
 
-std::optional<CacheDtype> mlir::kvq::scales::parseCacheDtype(llvm::StringRef name) {
-  return llvm::StringSwitch<std::optional<CacheDtype>>(name)
-      .Case("auto", CacheDtype::Auto)
-      .Case("fp8", CacheDtype::Fp8)
-      .Case("fp8_e4m3", CacheDtype::Fp8E4M3)
-      .Case("fp8_e5m2", CacheDtype::Fp8E5M2)
-      .Case("int8", CacheDtype::Int8)
-      .Default(std::nullopt);
-}
-
-llvm::StringRef mlir::kvq::scales::toString(CacheDtype dtype) {
-  switch (dtype) {
-  case CacheDtype::Auto:
-    return "auto";
-  case CacheDtype::Fp8:
-    return "fp8";
-  case CacheDtype::Fp8E4M3:
-    return "fp8_e4m3";
-  case CacheDtype::Fp8E5M2:
-    return "fp8_e5m2";
-  case CacheDtype::Int8:
-    return "int8";
+RawScale &RawScales::operator[](ScaleKind kind) {
+  switch (kind) {
+  case ScaleKind::K:
+    return k;
+  case ScaleKind::V:
+    return v;
+  case ScaleKind::Q:
+    return q;
+  case ScaleKind::Prob:
+    return prob;
   }
-  llvm_unreachable("unknown CacheDtype");
+  llvm_unreachable("unknown ScaleKind");
 }
 
-bool mlir::kvq::scales::isQuantized(CacheDtype dtype) {
-  return dtype != CacheDtype::Auto;
-}
-
-bool mlir::kvq::scales::isFp8(CacheDtype dtype) {
-  return dtype == CacheDtype::Fp8 || dtype == CacheDtype::Fp8E4M3 ||
-         dtype == CacheDtype::Fp8E5M2;
-}
-
-llvm::StringRef mlir::kvq::scales::toString(Rule rule) {
-  switch (rule) {
-  case Rule::Checkpoint:
-    return "checkpoint";
-  case Rule::Duplicated:
-    return "duplicated";
-  case Rule::Default:
-    return "default";
-  case Rule::NotQuantized:
-    return "not_quantized";
-  case Rule::Runtime:
-    return "runtime";
-  case Rule::KFallback:
-    return "k_fallback";
+const FinalScale &Result::operator[](ScaleKind kind) const {
+  switch (kind) {
+  case ScaleKind::K:
+    return k;
+  case ScaleKind::V:
+    return v;
+  case ScaleKind::Q:
+    return q;
+  case ScaleKind::Prob:
+    return prob;
   }
-  llvm_unreachable("unknown Rule");
+  llvm_unreachable("unknown ScaleKind");
+}
+
+FinalScale &Result::operator[](ScaleKind kind) {
+  return const_cast<FinalScale &>(std::as_const(*this)[kind]);
 }
 
 llvm::StringRef mlir::kvq::scales::toString(Severity severity) {
@@ -137,7 +117,8 @@ llvm::StringRef mlir::kvq::scales::toString(ModelDtype dtype) {
   llvm_unreachable("unknown ModelDtype");
 }
 
-std::optional<ModelDtype> mlir::kvq::scales::parseModelDtype(llvm::StringRef name) {
+std::optional<ModelDtype>
+mlir::kvq::scales::parseModelDtype(llvm::StringRef name) {
   return llvm::StringSwitch<std::optional<ModelDtype>>(name)
       .Case("none", ModelDtype::None)
       .Cases({"bf16", "bfloat16"}, ModelDtype::BF16)
@@ -253,7 +234,7 @@ std::string formatFixed6(double value) {
 
 class Folder {
 public:
-  Folder(const RawScales &raw, CacheDtype dtype, bool calculateKvScales,
+  Folder(const RawScales &raw, KVCacheDtype dtype, bool calculateKvScales,
          const Options &options)
       : q(raw.q, options.modelDtype), k(raw.k, options.modelDtype),
         v(raw.v, options.modelDtype), prob(raw.prob, options.modelDtype),
@@ -265,10 +246,10 @@ public:
     if (!isQuantized(dtype)) {
       // The cache holds the model dtype: K/V are 1.0 whatever the checkpoint
       // says.
-      result.k = result.v = {1.0, Rule::NotQuantized, false};
+      result.k = result.v = {1.0, ScaleRule::NotQuantized, false};
     } else if (result.calculateKvScales) {
       // Computed at run time; 1.0 until then.
-      result.k = result.v = {1.0, Rule::Runtime, false};
+      result.k = result.v = {1.0, ScaleRule::Runtime, false};
     } else {
       foldKV();
     }
@@ -277,13 +258,15 @@ public:
   }
 
 private:
-  void add(Severity severity, FindingKind kind, std::string field,
+  void add(Severity severity, FindingKind kind, std::optional<ScaleKind> field,
            std::string message, std::string note = {}) {
-    result.findings.push_back({severity, kind, std::move(message),
-                               std::move(field), std::move(note)});
+    result.findings.push_back(
+        {severity, kind, std::move(message), field, std::move(note)});
   }
 
-  std::string dtypeName() const { return "'" + toString(dtype).str() + "'"; }
+  std::string dtypeName() const {
+    return "'" + stringifyKVCacheDtype(dtype).str() + "'";
+  }
 
   /// The FNUZ factor of K and V: fp8 caches only, never int8.
   double kvFactor() const { return options.fnuz && isFp8(dtype) ? 2.0 : 1.0; }
@@ -295,13 +278,15 @@ private:
     const bool doubled = factor == 2.0;
     if (k.isPerHead() || v.isPerHead()) {
       // The seed's "Only support per-tensor scaling factor for fp8 KV cache".
-      for (auto [scale, field] :
-           {std::pair<const Scale *, const char *>{&k, "k"}, {&v, "v"}}) {
+      for (auto [scale, kind] :
+           {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
+            {&v, ScaleKind::V}}) {
         if (!scale->isPerHead())
           continue;
-        add(Severity::Error, FindingKind::PerHeadKV, field,
-            std::string("per-head KV scales are not supported: ") + field +
-                " has " + scale->describe() + ", the " + dtypeName() +
+        std::string field = stringifyScaleKind(kind).str();
+        add(Severity::Error, FindingKind::PerHeadKV, kind,
+            "per-head KV scales are not supported: " + field + " has " +
+                scale->describe() + ", the " + dtypeName() +
                 " KV cache needs one per-tensor " + field +
                 " scale (vLLM: \"Only support per-tensor scaling factor "
                 "for fp8 KV cache\"); the compressed-tensors per-head path is "
@@ -309,14 +294,14 @@ private:
       }
       kvValid = false;
     } else if (k.isPositive() && v.isPositive()) {
-      result.k = {k.value * factor, Rule::Checkpoint, doubled};
-      result.v = {v.value * factor, Rule::Checkpoint, doubled};
+      result.k = {k.value * factor, ScaleRule::Checkpoint, doubled};
+      result.v = {v.value * factor, ScaleRule::Checkpoint, doubled};
     } else if (k.isAbsent() && v.isAbsent()) {
       // No scales at all: 1.0, never doubled.
-      result.k = result.v = {1.0, Rule::Default, false};
-      if (dtype == CacheDtype::Int8) {
+      result.k = result.v = {1.0, ScaleRule::Default, false};
+      if (dtype == KVCacheDtype::Int8) {
         add(options.strict ? Severity::Error : Severity::Warning,
-            FindingKind::Int8NeedsCalibration, "k",
+            FindingKind::Int8NeedsCalibration, ScaleKind::K,
             "int8 KV cache requires calibrated scaling factors but the "
             "checkpoint has no k/v scales (k = " +
                 k.describe() + ", v = " + v.describe() +
@@ -326,7 +311,7 @@ private:
                 "calibration, or (3) use an fp8 KV cache instead; expected: "
                 "scale = absmax(tensor) / 127 for int8");
       } else if (options.strict) {
-        add(Severity::Error, FindingKind::KVMissing, "k",
+        add(Severity::Error, FindingKind::KVMissing, ScaleKind::K,
             "the " + dtypeName() +
                 " KV cache is quantized but the checkpoint has no k/v scales "
                 "(k = " +
@@ -336,7 +321,7 @@ private:
     } else if (k.isPositive()) {
       // A single scale (e.g. a legacy `kv_scale` loaded as k) is duplicated:
       // max(k, v) where v is not > 0 is k.
-      result.k = result.v = {k.value * factor, Rule::Duplicated, doubled};
+      result.k = result.v = {k.value * factor, ScaleRule::Duplicated, doubled};
     } else {
       std::string reason;
       if (k.isAbsent())
@@ -345,7 +330,7 @@ private:
         reason = "k = 0";
       else
         reason = "k is NaN";
-      add(Severity::Error, FindingKind::KScaleInvalid, "k",
+      add(Severity::Error, FindingKind::KScaleInvalid, ScaleKind::K,
           "invalid k scale for the " + dtypeName() + " KV cache (" + reason +
               "): k = " + k.describe() + ", v = " + v.describe() +
               "; k must be > 0 unless k and v are both absent (vLLM dies on "
@@ -359,9 +344,9 @@ private:
       return;
 
     const double kFinal = result.k.value, vFinal = result.v.value;
-    if (dtype == CacheDtype::Int8 && (kFinal == 1.0 || vFinal == 1.0)) {
+    if (dtype == KVCacheDtype::Int8 && (kFinal == 1.0 || vFinal == 1.0)) {
       add(Severity::Warning, FindingKind::Int8UnitScale,
-          kFinal == 1.0 ? "k" : "v",
+          kFinal == 1.0 ? ScaleKind::K : ScaleKind::V,
           "int8 KV cache using scale k=" + formatFixed6(kFinal) +
               ", v=" + formatFixed6(vFinal) +
               "; scale 1.0 is likely incorrect for int8 and will cause "
@@ -370,7 +355,7 @@ private:
               "loss");
     }
     if (kFinal == 1.0 && vFinal == 1.0 &&
-        (dtype == CacheDtype::Fp8 || dtype == CacheDtype::Fp8E4M3)) {
+        (dtype == KVCacheDtype::Fp8 || dtype == KVCacheDtype::Fp8E4M3)) {
       std::string note;
       if (result.k.doubled && result.v.doubled) {
         note = "the checkpoint scales (k = " + k.describe() +
@@ -379,7 +364,7 @@ private:
                "correct scale: a false alarm vLLM has too, as it tests the "
                "folded value";
       }
-      add(Severity::Warning, FindingKind::Fp8UnitScale, "k",
+      add(Severity::Warning, FindingKind::Fp8UnitScale, ScaleKind::K,
           "using KV cache scaling factor 1.0 for fp8_e4m3 (K = V = 1.0 for "
           "the " +
               dtypeName() + " KV cache from k = " + k.describe() +
@@ -414,7 +399,8 @@ private:
     message += "; this only matters for fp8 attention backends (flash-attn "
                "or flashinfer)";
     add(options.strict ? Severity::Error : Severity::Warning,
-        FindingKind::QMissing, "q", std::move(message), std::move(note));
+        FindingKind::QMissing, ScaleKind::Q, std::move(message),
+        std::move(note));
   }
 
   /// The Q/P block of the seed; always runs.
@@ -424,14 +410,14 @@ private:
     bool qpValid = true;
 
     if (q.isPerHead()) {
-      addPerHeadQP(q, "q");
+      addPerHeadQP(q, ScaleKind::Q);
       qpValid = false;
     } else if (q.isPositive()) {
       // Doubled in place on the model-dtype parameter.
       result.q = {roundToModelDtype(q.value * factor, options.modelDtype),
-                  Rule::Checkpoint, doubled};
+                  ScaleRule::Checkpoint, doubled};
       if (result.calculateKvScales && isQuantized(dtype)) {
-        add(Severity::Warning, FindingKind::RuntimeScalesFrozen, "q",
+        add(Severity::Warning, FindingKind::RuntimeScalesFrozen, ScaleKind::Q,
             "the checkpoint q scale (q = " + q.describe() +
                 ") switches calculate_kv_scales off after the KV block was "
                 "skipped for it, so K = V = 1.0 for good and are never "
@@ -442,22 +428,22 @@ private:
       }
       result.calculateKvScales = false;
     } else if (qAbsentInKV && kvValid && options.qFallback == QFallback::K) {
-      result.q = {result.k.value, Rule::KFallback, result.k.doubled};
+      result.q = {result.k.value, ScaleRule::KFallback, result.k.doubled};
     } else {
-      result.q = {1.0, Rule::Default, false};
+      result.q = {1.0, ScaleRule::Default, false};
     }
 
     if (prob.isPerHead()) {
-      addPerHeadQP(prob, "prob");
+      addPerHeadQP(prob, ScaleKind::Prob);
       qpValid = false;
     } else if (prob.isPositive()) {
       result.prob = {roundToModelDtype(prob.value * factor, options.modelDtype),
-                     Rule::Checkpoint, doubled};
+                     ScaleRule::Checkpoint, doubled};
     } else {
-      result.prob = {1.0, Rule::Default, false};
+      result.prob = {1.0, ScaleRule::Default, false};
     }
 
-    if (!qpValid || dtype != CacheDtype::Fp8)
+    if (!qpValid || dtype != KVCacheDtype::Fp8)
       return;
     const double qFinal = result.q.value, pFinal = result.prob.value;
     if (qFinal != 1.0 && pFinal != 1.0)
@@ -472,19 +458,19 @@ private:
         options.qFallback == QFallback::SeedFinal)
       addNote("Q is 1.0 because vLLM's fallback to k_scale is overwritten "
               "(see Q-MISSING)");
-    for (auto [scale, name, raw] :
-         {std::tuple<const FinalScale *, const char *, const Scale *>{&result.q,
-                                                                      "q", &q},
-          {&result.prob, "prob", &prob}}) {
-      if (scale->value == 1.0 && scale->doubled &&
-          scale->rule == Rule::Checkpoint)
-        addNote(std::string("the checkpoint ") + name + " scale " +
+    for (auto [kind, raw] :
+         {std::pair<ScaleKind, const Scale *>{ScaleKind::Q, &q},
+          {ScaleKind::Prob, &prob}}) {
+      const FinalScale &scale = result[kind];
+      if (scale.value == 1.0 && scale.doubled &&
+          scale.rule == ScaleRule::Checkpoint)
+        addNote("the checkpoint " + stringifyScaleKind(kind).str() + " scale " +
                 raw->describe() +
                 " was doubled to 1.0 for the FNUZ fp8 format, which is the "
                 "correct scale: a false alarm vLLM has too");
     }
     add(Severity::Warning, FindingKind::UncalibratedQP,
-        qFinal == 1.0 ? "q" : "prob",
+        qFinal == 1.0 ? ScaleKind::Q : ScaleKind::Prob,
         "using uncalibrated q_scale " + formatScale(qFinal) +
             " and/or prob_scale " + formatScale(pFinal) +
             " with fp8 attention; this may cause accuracy issues; make sure "
@@ -492,16 +478,16 @@ private:
         std::move(note));
   }
 
-  void addPerHeadQP(const Scale &scale, const char *field) {
-    add(Severity::Error, FindingKind::PerHeadQP, field,
-        std::string("per-head Q/prob scales are not supported: ") + field +
-            " has " + scale.describe() +
+  void addPerHeadQP(const Scale &scale, ScaleKind kind) {
+    add(Severity::Error, FindingKind::PerHeadQP, kind,
+        "per-head Q/prob scales are not supported: " +
+            stringifyScaleKind(kind).str() + " has " + scale.describe() +
             ", one per-tensor scale is needed (vLLM: \"Only support "
             "per-tensor scaling factor for fp8-quantized Q/prob\")");
   }
 
   Scale q, k, v, prob;
-  CacheDtype dtype;
+  KVCacheDtype dtype;
   const Options &options;
   Result result;
   /// K and V hold defined values (no KV-block error).
@@ -512,7 +498,8 @@ private:
 
 } // namespace
 
-Result mlir::kvq::scales::foldScales(const RawScales &raw, CacheDtype dtype,
-                               bool calculateKvScales, const Options &options) {
+Result mlir::kvq::scales::foldScales(const RawScales &raw, KVCacheDtype dtype,
+                                     bool calculateKvScales,
+                                     const Options &options) {
   return Folder(raw, dtype, calculateKvScales, options).run();
 }

@@ -16,9 +16,10 @@ kvq.layer @l0 cache(fp8) resolved(#kvq.resolved_scales<k = 1.000000e-01 checkpoi
 // HOST: llvm.call @kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16(
 // HOST-LABEL: llvm.func @kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16(
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FNUZ_8x128_b16_kernel blocks
-// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#rocdl.target<O = 3, chip = "gfx942">
 // HOST-LABEL: llvm.func @kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16(
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_load_f8E4M3FNUZ_bf16_8x128_b16_kernel blocks
+// The kernels last, in one binary.
+// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#rocdl.target<O = 3, chip = "gfx942">
 
 // GFX942: .amdgcn_target "amdgcn-amd-amdhsa--gfx942
 // The store reads 16 bytes and writes 8 per stream and work item.

@@ -25,11 +25,12 @@ kvq.layer @l1 cache(fp8_e5m2) resolved(#kvq.resolved_scales<k = 1.000000e+00 def
 // HOST: llvm.fdiv
 // HOST: llvm.fdiv
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_kernel blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) : i64 args(
-// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">
 // HOST-LABEL: llvm.func @kvq_cache_load_f8E4M3FN_bf16_8x128_b16(
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_load_f8E4M3FN_bf16_8x128_b16_kernel
 // HOST-LABEL: llvm.func @kvq_cache_store_f16_f8E5M2_8x64_b16(
 // HOST: gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_f16_f8E5M2_8x64_b16_kernel
+// The kernels last, in one binary.
+// HOST: gpu.binary @kvq_cache_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">
 
 // PTX: .target sm_90
 // The store: 14 parameters (the pointers of slot_mapping, key, value,

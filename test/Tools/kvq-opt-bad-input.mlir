@@ -146,9 +146,9 @@
 // RUN:   | FileCheck %s --check-prefix=AMD-CHIP --implicit-check-not=error: --implicit-check-not=Sanitizer
 // AMD-CHIP: error: kvq-lower-cache-ops: unknown AMD chip 'sm_90', expected gfx<version> such as gfx942 or gfx950
 // AMD-CHIP-NEXT: exit=1
-// RUN: sh %S/Inputs/exit-status.sh kvq-opt %s --kvq-lower-cache-ops=target=nvvm 2>&1 \
-// RUN:   | FileCheck %s --check-prefix=NO-CHIP --implicit-check-not=error: --implicit-check-not=Sanitizer
-// NO-CHIP: error: kvq-lower-cache-ops: target 'nvvm' needs a chip, e.g. chip=sm_90
-// NO-CHIP-NEXT: exit=1
+// RUN: sh %S/Inputs/exit-status.sh kvq-opt %s '--kvq-lower-cache-ops=target=cpu chip=sm_90' 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=CPU-CHIP --implicit-check-not=error: --implicit-check-not=Sanitizer
+// CPU-CHIP: error: kvq-lower-cache-ops: chip 'sm_90' given for target 'cpu', which takes none
+// CPU-CHIP-NEXT: exit=1
 
 kvq.layer @l prefix("model.layers.0") cache(fp8)

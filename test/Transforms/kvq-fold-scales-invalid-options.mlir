@@ -9,4 +9,4 @@
 // QFB: error: kvq-fold-scales: invalid q-fallback 'v', expected 'seed' or 'k'
 // DTYPE: error: kvq-fold-scales: invalid model-dtype 'f32', expected 'none', 'bf16' or 'f16'
 // REPORT: error: kvq-fold-scales: cannot write report '{{.*}}report.txt'
-kvq.layer @l cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.05 : f32>)
+kvq.layer @l cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32>)

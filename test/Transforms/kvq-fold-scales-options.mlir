@@ -24,4 +24,4 @@ kvq.layer @strict_int8 cache(int8)
 // Fully calibrated layers pass strict mode.
 // CHECK-LABEL: kvq.layer @strict_ok
 // CHECK-SAME: resolved(<k = 5.000000e-02 checkpoint
-kvq.layer @strict_ok cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.05 : f32>)
+kvq.layer @strict_ok cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32>)

@@ -7,7 +7,7 @@
 // expected-remark @below {{kvq-fold-scales: 3 layer(s) folded, 0 defaulted, 1 duplicated, 7 scale(s) doubled for FNUZ, 1 warned, 0 failed (FNUZ fp8 target)}}
 module {
   gpu.module @k [#rocdl.target<chip = "gfx942">] {}
-  kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.07 : f32, prob = 0.25 : f32>)
+  kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32, q = 0.1 : f32, prob = 0.25 : f32>)
   // expected-warning @below {{[Q-MISSING]}}
   // expected-note @below {{vLLM reproduces this quirk}}
   kvq.layer @model.layers.1 prefix("model.layers.1") cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32>)

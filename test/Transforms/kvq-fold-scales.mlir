@@ -19,7 +19,7 @@ kvq.layer @example1 cache(fp8) checkpoint(#kvq.scales<k = 0.0123456789 : f32, v 
 // Example 2: the same on FNUZ: K and V doubled, Q = 1.0 (never doubled).
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @example2
-// CHECK-SAME: resolved(<k = 0.0246913582 checkpoint, v = 0.0246913582 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
+// CHECK-SAME: resolved(<k = 0.0246913582 checkpoint doubled, v = 0.0246913582 checkpoint doubled, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
 // expected-warning @below {{[Q-MISSING]}}
 // expected-note @below {{vLLM reproduces this quirk}}
 // expected-warning @below {{[UNCALIBRATED-QP]}}
@@ -42,7 +42,7 @@ kvq.layer @example3 cache(fp8) checkpoint(#kvq.scales<k = 0.05 : f32>) {checkpoi
 // Example 3 on FNUZ: K = V = 0.05 * 2.
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @example3_fnuz
-// CHECK-SAME: resolved(<k = 1.000000e-01 duplicated, v = 1.000000e-01 duplicated, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
+// CHECK-SAME: resolved(<k = 1.000000e-01 duplicated doubled, v = 1.000000e-01 duplicated doubled, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
 // expected-warning @below {{[Q-MISSING]}}
 // expected-note @below {{vLLM reproduces this quirk}}
 // expected-warning @below {{[UNCALIBRATED-QP]}}
@@ -76,7 +76,7 @@ kvq.layer @example4_k_zero cache(fp8) checkpoint(#kvq.scales<k = 0.0 : f32, v = 
 // Example 5: auto, q = 0.3 on FNUZ: Q = 0.6, K = V = 1.0, no warnings.
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @example5
-// CHECK-SAME: resolved(<k = 1.000000e+00 not_quantized, v = 1.000000e+00 not_quantized, q = 6.000000e-01 checkpoint, prob = 1.000000e+00 default, fnuz>)
+// CHECK-SAME: resolved(<k = 1.000000e+00 not_quantized, v = 1.000000e+00 not_quantized, q = 6.000000e-01 checkpoint doubled, prob = 1.000000e+00 default, fnuz>)
 kvq.layer @example5 cache(auto) checkpoint(#kvq.scales<q = 0.3 : f32>)
 
 // -----
@@ -85,7 +85,7 @@ kvq.layer @example5 cache(auto) checkpoint(#kvq.scales<q = 0.3 : f32>)
 // fires, a false alarm the seed has (explained in a note).
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @example6
-// CHECK-SAME: resolved(<k = 1.000000e+00 checkpoint, v = 1.000000e+00 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
+// CHECK-SAME: resolved(<k = 1.000000e+00 checkpoint doubled, v = 1.000000e+00 checkpoint doubled, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>)
 // expected-warning @below {{[Q-MISSING]}}
 // expected-note @below {{vLLM reproduces this quirk}}
 // expected-warning @below {{[FP8-UNIT-SCALE] using KV cache scaling factor 1.0 for fp8_e4m3 (K = V = 1.0 for the 'fp8_e4m3' KV cache from k = 0.5, v = 0.5)}}
@@ -110,11 +110,11 @@ kvq.layer @example7 cache(int8)
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @example8
 // CHECK-NOT: calculate_kv_scales
-// CHECK-SAME: resolved(<k = 1.000000e+00 runtime, v = 1.000000e+00 runtime, q = 2.000000e-01 checkpoint, prob = 1.000000e+00 default, fnuz>)
+// CHECK-SAME: resolved(<k = 1.000000e+00 runtime, v = 1.000000e+00 runtime, q = 2.000000e-01 checkpoint doubled, prob = 1.000000e+00 default, fnuz>)
 // expected-warning @below {{[RUNTIME-SCALES-FROZEN] the checkpoint q scale (q = 0.10000000149011612) switches calculate_kv_scales off after the KV block was skipped for it, so K = V = 1.0 for good}}
 // expected-note @below {{drop calculate_kv_scales to use the checkpoint's k/v scales}}
 // expected-warning @below {{[UNCALIBRATED-QP] using uncalibrated q_scale 0.20000000298023224 and/or prob_scale 1.0}}
-kvq.layer @example8 cache(fp8) calculate_kv_scales checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.05 : f32>)
+kvq.layer @example8 cache(fp8) calculate_kv_scales checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32>)
 
 // -----
 
@@ -129,15 +129,15 @@ kvq.layer @runtime_scales cache(fp8_e4m3) calculate_kv_scales
 // Calibrated fp8_e4m3 with every scale: no diagnostics at all.
 // CHECK-LABEL: kvq.layer @calibrated
 // CHECK-SAME: resolved(<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e-01 checkpoint, prob = 2.000000e-01 checkpoint>)
-kvq.layer @calibrated cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.07 : f32, prob = 0.2 : f32>)
+kvq.layer @calibrated cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32, q = 0.1 : f32, prob = 0.2 : f32>)
 
 // -----
 
 // int8 is never doubled on FNUZ; q and prob are.
 gpu.module @kernels [#rocdl.target<chip = "gfx942">] {}
 // CHECK-LABEL: kvq.layer @int8_fnuz
-// CHECK-SAME: resolved(<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 2.000000e-01 checkpoint, prob = 4.000000e-01 checkpoint, fnuz>)
-kvq.layer @int8_fnuz cache(int8) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0.07 : f32, prob = 0.2 : f32>)
+// CHECK-SAME: resolved(<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 2.000000e-01 checkpoint doubled, prob = 4.000000e-01 checkpoint doubled, fnuz>)
+kvq.layer @int8_fnuz cache(int8) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32, q = 0.1 : f32, prob = 0.2 : f32>)
 
 // -----
 
@@ -152,52 +152,52 @@ kvq.layer @e5m2 cache(fp8_e5m2) checkpoint(#kvq.scales<q = 0.1 : f32>)
 // CHECK-LABEL: kvq.layer @negative_is_absent
 // CHECK-SAME: resolved(<k = 1.000000e+00 default, v = 1.000000e+00 default, q = 1.000000e-01 checkpoint
 // expected-warning @below {{[FP8-UNIT-SCALE]}}
-kvq.layer @negative_is_absent cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = -1.0 : f32, v = -1.0 : f32>)
+kvq.layer @negative_is_absent cache(fp8_e4m3) checkpoint(#kvq.scales<k = -1.0 : f32, v = -1.0 : f32, q = 0.1 : f32>)
 
 // -----
 
 // k = NaN is an error like k = 0.
 // expected-error @below {{[K-SCALE-INVALID] invalid k scale for the 'fp8_e4m3' KV cache (k is NaN)}}
-kvq.layer @k_nan cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0x7FC00000 : f32, v = 0.05 : f32>)
+kvq.layer @k_nan cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0x7FC00000 : f32, v = 0.05 : f32, q = 0.1 : f32>)
 
 // -----
 
 // v = 0 or NaN with a good k: k is duplicated (max(k, v) = k).
 // CHECK-LABEL: kvq.layer @v_nan_duplicates_k
 // CHECK-SAME: resolved(<k = 5.000000e-02 duplicated, v = 5.000000e-02 duplicated
-kvq.layer @v_nan_duplicates_k cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 0x7FC00000 : f32>)
+kvq.layer @v_nan_duplicates_k cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0x7FC00000 : f32, q = 0.1 : f32>)
 
 // -----
 
 // A per-head k is diagnosed as the seed does (error).
 // expected-error @below {{[PER-HEAD-KV] per-head KV scales are not supported: k has 2 elements}}
-kvq.layer @per_head_k cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = dense<[0.1, 0.2]> : tensor<2xf32>, v = 0.05 : f32>)
+kvq.layer @per_head_k cache(fp8_e4m3) checkpoint(#kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, v = 0.05 : f32, q = 0.1 : f32>)
 
 // -----
 
 // A one-element tensor is a per-tensor scale.
 // CHECK-LABEL: kvq.layer @one_element_tensor
 // CHECK-SAME: resolved(<k = 1.000000e-01 checkpoint, v = 5.000000e-02 checkpoint
-kvq.layer @one_element_tensor cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = dense<[0.1]> : tensor<1xf32>, v = 0.05 : f32>)
+kvq.layer @one_element_tensor cache(fp8_e4m3) checkpoint(#kvq.scales<k = dense<[0.1]> : tensor<1xf32>, v = 0.05 : f32, q = 0.1 : f32>)
 
 // -----
 
 // A per-head q is an error too.
 // expected-error @below {{[PER-HEAD-QP] per-head Q/prob scales are not supported: q has 2 elements}}
-kvq.layer @per_head_q cache(fp8_e4m3) checkpoint(#kvq.scales<q = dense<[0.1, 0.2]> : tensor<2xf32>, k = 0.05 : f32, v = 0.05 : f32>)
+kvq.layer @per_head_q cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = dense<[0.1, 0.2]> : tensor<2xf32>>)
 
 // -----
 
 // An infinite k passes the rules (inf > 0) but no kernel can use it.
 // expected-error @below {{[SCALE-NOT-FINITE] final k scale inf is not a finite positive f32; kernels cannot use it}}
 // expected-note @below {{checkpoint tensor 'model.layers.0.self_attn.k_scale'}}
-kvq.layer @k_inf cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0x7F800000 : f32, v = 0.05 : f32>) {checkpoint_tensors = {k = "model.layers.0.self_attn.k_scale"}}
+kvq.layer @k_inf cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0x7F800000 : f32, v = 0.05 : f32, q = 0.1 : f32>) {checkpoint_tensors = {k = "model.layers.0.self_attn.k_scale"}}
 
 // -----
 
 // An f64 scale too large for f32 overflows: an error, not an inf scale.
 // expected-error @below {{[SCALE-NOT-FINITE] final v scale 1e+300 is not a finite positive f32}}
-kvq.layer @v_overflows_f32 cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, k = 0.05 : f32, v = 1.0e300 : f64>)
+kvq.layer @v_overflows_f32 cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 1.0e300 : f64, q = 0.1 : f32>)
 
 // -----
 
@@ -210,6 +210,6 @@ kvq.layer @already_resolved cache(fp8) resolved(#kvq.resolved_scales<k = 0.25 ch
 
 // Reports all layers before failing.
 // expected-error @below {{[K-SCALE-INVALID]}}
-kvq.layer @first_bad cache(fp8_e4m3) checkpoint(#kvq.scales<q = 0.1 : f32, v = 0.05 : f32>)
+kvq.layer @first_bad cache(fp8_e4m3) checkpoint(#kvq.scales<v = 0.05 : f32, q = 0.1 : f32>)
 // expected-error @below {{[PER-HEAD-QP]}}
-kvq.layer @second_bad cache(fp8_e4m3) checkpoint(#kvq.scales<q = dense<[0.1, 0.2]> : tensor<2xf32>, k = 0.05 : f32, v = 0.05 : f32>)
+kvq.layer @second_bad cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = dense<[0.1, 0.2]> : tensor<2xf32>>)

@@ -8,7 +8,7 @@
 // expected-warning @below {{[UNMATCHED-SCALE] scale tensor 'model.layers.9.self_attn.k_scale' in '}}
 module {
 // CHECK-LABEL: kvq.layer @l0
-// CHECK-SAME: checkpoint(<q = 1.000980e-01 : bf16, k = 5.000000e-02 : f32, v = 7.000000e-02 : f32>)
+// CHECK-SAME: checkpoint(<k = 5.000000e-02 : f32, v = 7.000000e-02 : f32, q = 1.000980e-01 : bf16>)
 // CHECK-SAME: checkpoint_tensors = {k = "model.layers.0.self_attn.k_scale", q = "model.layers.0.self_attn.q_scale", v = "model.layers.0.self_attn.v_scale"}
 kvq.layer @l0 prefix("model.layers.0") cache(fp8)
 // CHECK-LABEL: kvq.layer @l1

@@ -1,4 +1,4 @@
-//===- kvq-opt.cpp - kvq optimizer driver -----------------------------------===//
+//===- kvq-opt.cpp - kvq optimizer driver ---------------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

@@ -16,6 +16,7 @@
 
 #include <optional>
 
+using namespace mlir::kvq;
 using namespace mlir::kvq::checkpoint;
 using namespace mlir::kvq::checkpoint::test;
 using llvm::StringRef;
@@ -61,69 +62,66 @@ std::vector<MatchFinding> findingsOf(const ScaleMatches &matches,
 
 struct ConventionRow {
   const char *tensor; // the full name, for a layer model.layers.3
-  ScaleField field;
+  ScaleKind field;
   const char *convention;
   bool legacy;
 };
 
 const ConventionRow kConventions[] = {
-    {"model.layers.3.self_attn.k_scale", ScaleField::K, "llm-compressor",
+    {"model.layers.3.self_attn.k_scale", ScaleKind::K, "llm-compressor", false},
+    {"model.layers.3.self_attn.v_scale", ScaleKind::V, "llm-compressor", false},
+    {"model.layers.3.self_attn.q_scale", ScaleKind::Q, "llm-compressor", false},
+    {"model.layers.3.self_attn.k_proj.k_scale", ScaleKind::K, "modelopt",
      false},
-    {"model.layers.3.self_attn.v_scale", ScaleField::V, "llm-compressor",
+    {"model.layers.3.self_attn.v_proj.v_scale", ScaleKind::V, "modelopt",
      false},
-    {"model.layers.3.self_attn.q_scale", ScaleField::Q, "llm-compressor",
+    {"model.layers.3.self_attn.qkv_proj.k_scale", ScaleKind::K, "fused-qkv",
      false},
-    {"model.layers.3.self_attn.k_proj.k_scale", ScaleField::K, "modelopt",
+    {"model.layers.3.self_attn.qkv_proj.v_scale", ScaleKind::V, "fused-qkv",
      false},
-    {"model.layers.3.self_attn.v_proj.v_scale", ScaleField::V, "modelopt",
+    {"model.layers.3.self_attn.k_proj.output_scale", ScaleKind::K, "quark",
      false},
-    {"model.layers.3.self_attn.qkv_proj.k_scale", ScaleField::K, "fused-qkv",
+    {"model.layers.3.self_attn.v_proj.output_scale", ScaleKind::V, "quark",
      false},
-    {"model.layers.3.self_attn.qkv_proj.v_scale", ScaleField::V, "fused-qkv",
+    {"model.layers.3.self_attn.q_proj.output_scale", ScaleKind::Q, "quark",
      false},
-    {"model.layers.3.self_attn.k_proj.output_scale", ScaleField::K, "quark",
+    {"model.layers.3.self_attn.prob_output_scale", ScaleKind::Prob, "quark",
      false},
-    {"model.layers.3.self_attn.v_proj.output_scale", ScaleField::V, "quark",
-     false},
-    {"model.layers.3.self_attn.q_proj.output_scale", ScaleField::Q, "quark",
-     false},
-    {"model.layers.3.self_attn.prob_output_scale", ScaleField::Prob, "quark",
-     false},
-    {"model.layers.3.self_attn.kv_scale", ScaleField::K, "legacy-kv-scale",
+    {"model.layers.3.self_attn.kv_scale", ScaleKind::K, "legacy-kv-scale",
      true},
-    {"model.layers.3.self_attn.k_cache.scale", ScaleField::K, "hunyuan", false},
-    {"model.layers.3.self_attn.v_cache.scale", ScaleField::V, "hunyuan", false},
-    {"model.layers.3.self_attn.q.scale", ScaleField::Q, "hunyuan", false},
-    {"model.layers.3.mixer.k_proj.k_scale", ScaleField::K, "nemotron-h", false},
-    {"model.layers.3.mixer.v_proj.v_scale", ScaleField::V, "nemotron-h", false},
+    {"model.layers.3.self_attn.k_cache.scale", ScaleKind::K, "hunyuan", false},
+    {"model.layers.3.self_attn.v_cache.scale", ScaleKind::V, "hunyuan", false},
+    {"model.layers.3.self_attn.q.scale", ScaleKind::Q, "hunyuan", false},
+    {"model.layers.3.mixer.k_proj.k_scale", ScaleKind::K, "nemotron-h", false},
+    {"model.layers.3.mixer.v_proj.v_scale", ScaleKind::V, "nemotron-h", false},
     // Mistral: under `attention.` of the layer, or directly under the prefix,
     // or with the Hugging Face `model.` root stripped.
-    {"model.layers.3.attention.k_fake_quantizer.qscale_act", ScaleField::K,
+    {"model.layers.3.attention.k_fake_quantizer.qscale_act", ScaleKind::K,
      "mistral", false},
-    {"model.layers.3.attention.v_fake_quantizer.qscale_act", ScaleField::V,
+    {"model.layers.3.attention.v_fake_quantizer.qscale_act", ScaleKind::V,
      "mistral", false},
-    {"model.layers.3.attention.q_fake_quantizer.qscale_act", ScaleField::Q,
+    {"model.layers.3.attention.q_fake_quantizer.qscale_act", ScaleKind::Q,
      "mistral", false},
-    {"model.layers.3.k_fake_quantizer.qscale_act", ScaleField::K, "mistral",
+    {"model.layers.3.k_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
      false},
-    {"layers.3.attention.k_fake_quantizer.qscale_act", ScaleField::K, "mistral",
+    {"layers.3.attention.k_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
      false},
-    {"layers.3.attention.v_fake_quantizer.qscale_act", ScaleField::V, "mistral",
+    {"layers.3.attention.v_fake_quantizer.qscale_act", ScaleKind::V, "mistral",
      false},
-    {"layers.3.attention.q_fake_quantizer.qscale_act", ScaleField::Q, "mistral",
+    {"layers.3.attention.q_fake_quantizer.qscale_act", ScaleKind::Q, "mistral",
      false},
-    {"layers.3.attention.kv_fake_quantizer.qscale_act", ScaleField::K,
-     "mistral", true},
+    {"layers.3.attention.kv_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
+     true},
     // TensorRT-LLM: one factor for K and V.
-    {"model.layers.3.attention.kv_cache_scaling_factor", ScaleField::K,
+    {"model.layers.3.attention.kv_cache_scaling_factor", ScaleKind::K,
      "tensorrt-llm", true},
-    {"transformer.layers.3.attention.kv_cache_scaling_factor", ScaleField::K,
+    {"transformer.layers.3.attention.kv_cache_scaling_factor", ScaleKind::K,
      "tensorrt-llm", true},
 };
 
 TEST_F(ScaleNamesTest, MatchesEveryConvention) {
-  const ScaleField fields[] = {ScaleField::Q, ScaleField::K, ScaleField::V,
-                               ScaleField::Prob};
+  const ScaleKind fields[] = {ScaleKind::Q, ScaleKind::K, ScaleKind::V,
+                              ScaleKind::Prob};
   for (const ConventionRow &row : kConventions) {
     SCOPED_TRACE(row.tensor);
     ScaleMatches matches =
@@ -133,11 +131,11 @@ TEST_F(ScaleNamesTest, MatchesEveryConvention) {
     ASSERT_EQ(matches.layers.size(), 2u);
     const LayerMatch &layer = matches.layers[1];
     EXPECT_EQ(layer.prefix, "model.layers.3");
-    for (ScaleField field : fields) {
+    for (ScaleKind field : fields) {
       const std::optional<MatchedScale> &scale = layer.get(field);
       EXPECT_FALSE(matches.layers[0].get(field).has_value());
       if (field != row.field) {
-        EXPECT_FALSE(scale.has_value()) << getScaleFieldName(field).str();
+        EXPECT_FALSE(scale.has_value()) << stringifyScaleKind(field).str();
         continue;
       }
       ASSERT_TRUE(scale.has_value());

@@ -644,7 +644,7 @@ TEST_F(KVQCacheLoweringExecTest, RealisticRoundTrip) {
 }
 
 //===----------------------------------------------------------------------===//
-// Outputs of the GPU kernels (unittests/Conversion/gpu/run-gpu-checks.sh)
+// Outputs of the GPU kernels (test/Integration/GPU/CUDA/run-gpu-checks.sh)
 //===----------------------------------------------------------------------===//
 
 std::vector<uint8_t> readFile(const std::string &path) {

@@ -1,4 +1,4 @@
-//===- KVQAttrsTest.cpp - kvq attribute C++ API tests -----------------------===//
+//===- KVQAttrsTest.cpp - kvq attribute C++ API tests ---------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -25,10 +25,9 @@ protected:
 };
 
 TEST_F(KVQAttrsTest, ResolvedScalesBuildAndRead) {
-  auto attr = ResolvedScalesAttr::get(&context, 0.05f, ScaleRule::Checkpoint,
-                                      0.1f, ScaleRule::Duplicated, 1.0f,
-                                      ScaleRule::Default, 1.0f,
-                                      ScaleRule::Default);
+  auto attr = ResolvedScalesAttr::get(
+      &context, 0.05f, ScaleRule::Checkpoint, 0.1f, ScaleRule::Duplicated, 1.0f,
+      ScaleRule::Default, 1.0f, ScaleRule::Default);
   EXPECT_EQ(attr.getKFloat(), 0.05f);
   EXPECT_EQ(attr.getVFloat(), 0.1f);
   EXPECT_EQ(attr.getVRule(), ScaleRule::Duplicated);
@@ -41,7 +40,7 @@ TEST_F(KVQAttrsTest, ResolvedScalesRejectNonPositive) {
       [&] { return emitError(loc); }, &context, APFloat(0.0f),
       ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
       APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
-      /*fnuz=*/false);
+      /*fnuz=*/false, /*doubled=*/0u);
   EXPECT_FALSE(bad);
 }
 
@@ -57,9 +56,36 @@ TEST_F(KVQAttrsTest, ResolvedScalesRejectNonF32) {
       [&] { return emitError(loc); }, &context, APFloat(0.5),
       ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
       APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
-      /*fnuz=*/false);
+      /*fnuz=*/false, /*doubled=*/0u);
   EXPECT_FALSE(bad);
   EXPECT_EQ(message, "resolved scale 'k' must be an f32");
+}
+
+TEST_F(KVQAttrsTest, ResolvedScalesRejectBadDoubledMask) {
+  auto loc = UnknownLoc::get(&context);
+  std::string message;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    message = diag.str();
+    return success();
+  });
+  auto bad = ResolvedScalesAttr::getChecked(
+      [&] { return emitError(loc); }, &context, APFloat(1.0f),
+      ScaleRule::Checkpoint, APFloat(1.0f), ScaleRule::Checkpoint,
+      APFloat(1.0f), ScaleRule::Default, APFloat(1.0f), ScaleRule::Default,
+      /*fnuz=*/true, /*doubled=*/16u);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(message, "doubled mask 16 names no scale (expected bits 0 to 3)");
+  // The mask of the kinds, and the per-field reading of it.
+  unsigned mask =
+      ResolvedScalesAttr::doubledMask({ScaleKind::K, ScaleKind::Prob});
+  EXPECT_EQ(mask, 9u);
+  auto good = ResolvedScalesAttr::get(
+      &context, 1.0f, ScaleRule::Checkpoint, 1.0f, ScaleRule::Checkpoint, 1.0f,
+      ScaleRule::Default, 1.0f, ScaleRule::Checkpoint, true, mask);
+  EXPECT_TRUE(good.isDoubled(ScaleKind::K));
+  EXPECT_FALSE(good.isDoubled(ScaleKind::V));
+  EXPECT_FALSE(good.isDoubled(ScaleKind::Q));
+  EXPECT_TRUE(good.isDoubled(ScaleKind::Prob));
 }
 
 TEST_F(KVQAttrsTest, ScaleValuesOfScalarAndTensor) {
@@ -85,9 +111,8 @@ TEST_F(KVQAttrsTest, CacheElementTypeRules) {
   EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Fp8E5M2,
                                      b.getType<Float8E5M2FNUZType>(), bf16));
   EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Int8, b.getI8Type(), bf16));
-  EXPECT_TRUE(checkCacheElementType(KVCacheDtype::Int8,
-                                    b.getIntegerType(8, /*isSigned=*/true),
-                                    bf16));
+  EXPECT_TRUE(checkCacheElementType(
+      KVCacheDtype::Int8, b.getIntegerType(8, /*isSigned=*/true), bf16));
   EXPECT_FALSE(checkCacheElementType(KVCacheDtype::Auto, bf16, bf16));
   EXPECT_TRUE(checkCacheElementType(KVCacheDtype::Auto, b.getF16Type(), bf16));
 }

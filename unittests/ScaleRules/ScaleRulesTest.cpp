@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+using namespace mlir::kvq;
 using namespace mlir::kvq::scales;
 
 namespace {
@@ -61,24 +62,24 @@ const Options strict =
 const Options qFromK = opts(false, ModelDtype::None, QFallback::K);
 const Options qFromKFnuz = opts(true, ModelDtype::None, QFallback::K);
 
-constexpr CacheDtype Auto = CacheDtype::Auto;
-constexpr CacheDtype Fp8 = CacheDtype::Fp8;
-constexpr CacheDtype E4M3 = CacheDtype::Fp8E4M3;
-constexpr CacheDtype E5M2 = CacheDtype::Fp8E5M2;
-constexpr CacheDtype Int8 = CacheDtype::Int8;
+constexpr KVCacheDtype Auto = KVCacheDtype::Auto;
+constexpr KVCacheDtype Fp8 = KVCacheDtype::Fp8;
+constexpr KVCacheDtype E4M3 = KVCacheDtype::Fp8E4M3;
+constexpr KVCacheDtype E5M2 = KVCacheDtype::Fp8E5M2;
+constexpr KVCacheDtype Int8 = KVCacheDtype::Int8;
 
 FinalScale ckpt(double value, bool doubled = false) {
-  return {value, Rule::Checkpoint, doubled};
+  return {value, ScaleRule::Checkpoint, doubled};
 }
 FinalScale dup(double value, bool doubled = false) {
-  return {value, Rule::Duplicated, doubled};
+  return {value, ScaleRule::Duplicated, doubled};
 }
 FinalScale kfb(double value, bool doubled = false) {
-  return {value, Rule::KFallback, doubled};
+  return {value, ScaleRule::KFallback, doubled};
 }
-const FinalScale dflt{1.0, Rule::Default, false};
-const FinalScale notQuant{1.0, Rule::NotQuantized, false};
-const FinalScale runtime{1.0, Rule::Runtime, false};
+const FinalScale dflt{1.0, ScaleRule::Default, false};
+const FinalScale notQuant{1.0, ScaleRule::NotQuantized, false};
+const FinalScale runtime{1.0, ScaleRule::Runtime, false};
 
 /// An expected finding: kind, severity, the field it names and a key fact of
 /// its message.
@@ -101,7 +102,7 @@ const Expect fp8Unit{FK::Fp8UnitScale, W, "k", "scaling factor 1.0"};
 struct Case {
   const char *name;
   RawScales raw;
-  CacheDtype dtype;
+  KVCacheDtype dtype;
   bool calculateKvScales;
   Options options;
   FinalScale k, v, q, prob;
@@ -120,7 +121,7 @@ void expectScale(const FinalScale &actual, const FinalScale &expected,
     EXPECT_TRUE(std::isnan(actual.value)) << actual.value;
   else
     EXPECT_EQ(actual.value, expected.value);
-  EXPECT_EQ(toString(actual.rule), toString(expected.rule));
+  EXPECT_EQ(stringifyScaleRule(actual.rule), stringifyScaleRule(expected.rule));
   EXPECT_EQ(actual.doubled, expected.doubled);
 }
 
@@ -154,7 +155,8 @@ void expectFold(const Result &result, const FinalScale &k, const FinalScale &v,
                  getFindingKey(actual.kind).str() + "] " + actual.message);
     EXPECT_EQ(getFindingKey(actual.kind), getFindingKey(expected.kind));
     EXPECT_EQ(actual.severity, expected.severity);
-    EXPECT_EQ(actual.field, expected.field);
+    EXPECT_EQ(actual.field ? stringifyScaleKind(*actual.field) : "",
+              llvm::StringRef(expected.field));
     EXPECT_NE(actual.message.find(expected.fact), std::string::npos)
         << "missing fact: " << expected.fact;
     // Lowercase start, no trailing period, no key prefix.
@@ -609,14 +611,15 @@ TEST(ScaleRulesNotes, RuntimeScalesFrozenExplainsTheFix) {
 /// Strict mode changes only severities (and adds KV-MISSING): the values are
 /// those of the default mode.
 TEST(ScaleRulesStrict, SameValuesAsDefaultMode) {
-  for (CacheDtype dtype : {Auto, Fp8, E4M3, E5M2, Int8}) {
+  for (KVCacheDtype dtype : {Auto, Fp8, E4M3, E5M2, Int8}) {
     for (bool calculate : {false, true}) {
       for (const RawScales &raw :
            {scales(none, none), scales(s(0.1), none), scales(s(0.1), s(0.2)),
             scales(none, none, s(0.3), s(0.4))}) {
         Result lax = foldScales(raw, dtype, calculate, plain);
         Result strictResult = foldScales(raw, dtype, calculate, strict);
-        SCOPED_TRACE(toString(dtype).str() + (calculate ? " calc" : ""));
+        SCOPED_TRACE(stringifyKVCacheDtype(dtype).str() +
+                     (calculate ? " calc" : ""));
         EXPECT_EQ(lax.k.value, strictResult.k.value);
         EXPECT_EQ(lax.v.value, strictResult.v.value);
         EXPECT_EQ(lax.q.value, strictResult.q.value);
@@ -766,23 +769,23 @@ TEST(ScaleRulesHelpers, FindingKeys) {
 }
 
 TEST(ScaleRulesHelpers, CacheDtypeRoundTrip) {
-  const std::pair<CacheDtype, const char *> names[] = {
+  const std::pair<KVCacheDtype, const char *> names[] = {
       {Auto, "auto"},     {Fp8, "fp8"},   {E4M3, "fp8_e4m3"},
       {E5M2, "fp8_e5m2"}, {Int8, "int8"},
   };
   for (auto [dtype, name] : names) {
-    EXPECT_EQ(toString(dtype), name);
-    EXPECT_EQ(parseCacheDtype(name), dtype);
-    EXPECT_EQ(parseCacheDtype(toString(dtype)), dtype);
+    EXPECT_EQ(stringifyKVCacheDtype(dtype), name);
+    EXPECT_EQ(symbolizeKVCacheDtype(name), dtype);
+    EXPECT_EQ(symbolizeKVCacheDtype(stringifyKVCacheDtype(dtype)), dtype);
   }
   for (const char *bad : {"", "FP8", "fp8_e4m3fn", "int4", "bf16", " auto"})
-    EXPECT_EQ(parseCacheDtype(bad), std::nullopt) << bad;
+    EXPECT_EQ(symbolizeKVCacheDtype(bad), std::nullopt) << bad;
 }
 
 TEST(ScaleRulesHelpers, QuantizedAndFp8) {
   EXPECT_FALSE(isQuantized(Auto));
   EXPECT_FALSE(isFp8(Auto));
-  for (CacheDtype dtype : {Fp8, E4M3, E5M2}) {
+  for (KVCacheDtype dtype : {Fp8, E4M3, E5M2}) {
     EXPECT_TRUE(isQuantized(dtype));
     EXPECT_TRUE(isFp8(dtype));
   }
@@ -790,16 +793,16 @@ TEST(ScaleRulesHelpers, QuantizedAndFp8) {
   EXPECT_FALSE(isFp8(Int8));
 }
 
-TEST(ScaleRulesHelpers, RuleNamesMirrorScaleRule) {
-  EXPECT_EQ(toString(Rule::Checkpoint), "checkpoint");
-  EXPECT_EQ(toString(Rule::Duplicated), "duplicated");
-  EXPECT_EQ(toString(Rule::Default), "default");
-  EXPECT_EQ(toString(Rule::NotQuantized), "not_quantized");
-  EXPECT_EQ(toString(Rule::Runtime), "runtime");
-  EXPECT_EQ(toString(Rule::KFallback), "k_fallback");
+TEST(ScaleRulesHelpers, RuleNames) {
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::Checkpoint), "checkpoint");
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::Duplicated), "duplicated");
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::Default), "default");
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::NotQuantized), "not_quantized");
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::Runtime), "runtime");
+  EXPECT_EQ(stringifyScaleRule(ScaleRule::KFallback), "k_fallback");
   // Same order (and so the same values) as mlir::kvq::ScaleRule.
-  EXPECT_EQ(static_cast<int>(Rule::Checkpoint), 0);
-  EXPECT_EQ(static_cast<int>(Rule::KFallback), 5);
+  EXPECT_EQ(static_cast<int>(ScaleRule::Checkpoint), 0);
+  EXPECT_EQ(static_cast<int>(ScaleRule::KFallback), 5);
   EXPECT_EQ(toString(Severity::Warning), "warning");
   EXPECT_EQ(toString(Severity::Error), "error");
 }
@@ -854,9 +857,11 @@ TEST(ScaleRulesHelpers, FormatScale) {
 TEST(ScaleRulesHelpers, ResultFailed) {
   Result r;
   EXPECT_FALSE(r.failed());
-  r.findings.push_back({Severity::Warning, FK::QMissing, "w", "q", ""});
+  r.findings.push_back(
+      {Severity::Warning, FK::QMissing, "w", ScaleKind::Q, ""});
   EXPECT_FALSE(r.failed());
-  r.findings.push_back({Severity::Error, FK::KScaleInvalid, "e", "k", ""});
+  r.findings.push_back(
+      {Severity::Error, FK::KScaleInvalid, "e", ScaleKind::K, ""});
   EXPECT_TRUE(r.failed());
 }
 

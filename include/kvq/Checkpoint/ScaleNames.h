@@ -47,6 +47,8 @@
 
 #include "kvq/Checkpoint/Checkpoint.h"
 
+#include "kvq/Dialect/KVQ/IR/KVQEnums.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -58,11 +60,8 @@
 
 namespace mlir::kvq::checkpoint {
 
-/// The scales of one attention layer.
-enum class ScaleField { Q, K, V, Prob };
-
-/// "q", "k", "v" or "prob".
-llvm::StringRef getScaleFieldName(ScaleField field);
+/// The scales of one attention layer are the dialect's ScaleKind
+/// (KVQEnums.h): `stringifyScaleKind` spells them "k", "v", "q", "prob".
 
 /// Where a pattern looks besides `<prefix>.<suffix>`.
 enum class PrefixAlias {
@@ -75,7 +74,7 @@ enum class PrefixAlias {
 struct ScaleNamePattern {
   const char *convention; // "llm-compressor", "modelopt", ...
   const char *suffix;     // after `<prefix>.`
-  ScaleField field;
+  ScaleKind field;
   bool legacyKvScale; // a single K/V scale, deprecated
   PrefixAlias alias;
 };
@@ -98,7 +97,7 @@ bool isZeroPointName(llvm::StringRef name);
 
 /// One scale found for one field of one layer.
 struct MatchedScale {
-  ScaleField field = ScaleField::K;
+  ScaleKind field = ScaleKind::K;
   std::string tensorName;
   std::string file;
   std::string convention;
@@ -113,8 +112,8 @@ struct LayerMatch {
   std::string prefix;
   std::optional<MatchedScale> q, k, v, prob;
 
-  std::optional<MatchedScale> &get(ScaleField field);
-  const std::optional<MatchedScale> &get(ScaleField field) const;
+  std::optional<MatchedScale> &get(ScaleKind field);
+  const std::optional<MatchedScale> &get(ScaleKind field) const;
 };
 
 /// Something matching found that the caller should report.

@@ -34,7 +34,7 @@ struct KVQToGPUPipelineOptions
   PassOptions::Option<std::string> quantizeDivision{
       *this, "quantize-division",
       llvm::cl::desc("how the store computes x / s: 'auto', 'fma' or "
-                     "'divf' (see kvq-lower-cache-ops)"),
+                     "'divf' (ScaledDivision.h)"),
       llvm::cl::init("auto")};
   PassOptions::Option<int64_t> maxRegisters{
       *this, "max-registers",
@@ -49,7 +49,7 @@ struct KVQToLLVMPipelineOptions
   PassOptions::Option<std::string> quantizeDivision{
       *this, "quantize-division",
       llvm::cl::desc("how the store computes x / s: 'auto', 'fma' or "
-                     "'divf' (see kvq-lower-cache-ops)"),
+                     "'divf' (ScaledDivision.h)"),
       llvm::cl::init("auto")};
 };
 

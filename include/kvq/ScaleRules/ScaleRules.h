@@ -32,6 +32,8 @@
 #ifndef KVQ_SCALERULES_SCALERULES_H
 #define KVQ_SCALERULES_SCALERULES_H
 
+#include "kvq/Dialect/KVQ/IR/KVQEnums.h"
+
 #include "llvm/ADT/StringRef.h"
 
 #include <optional>
@@ -40,25 +42,13 @@
 
 namespace mlir::kvq::scales {
 
-/// The KV-cache storage dtype, as serving engines spell `--kv-cache-dtype`.
-/// Every dtype but Auto is quantized. Fp8 and Fp8E4M3 store the same bytes;
-/// only UNCALIBRATED-QP tells them apart (it fires for Fp8 alone).
-enum class CacheDtype { Auto, Fp8, Fp8E4M3, Fp8E5M2, Int8 };
-
-/// Which rule produced a final scale; mirrors mlir::kvq::ScaleRule in the
-/// same order.
-///
-/// When a single KV scale is duplicated (the third row of the KV block: k > 0
-/// and v absent, 0 or NaN, e.g. a legacy `kv_scale`), both K and V get
-/// Rule::Duplicated: both are the one value max(k, v).
-enum class Rule {
-  Checkpoint,
-  Duplicated,
-  Default,
-  NotQuantized,
-  Runtime,
-  KFallback
-};
+// The KV-cache dtype (mlir::kvq::KVCacheDtype, as serving engines spell
+// `--kv-cache-dtype`) and the rule that produced a final scale
+// (mlir::kvq::ScaleRule) are the dialect's enums (KVQEnums.h). Fp8 and
+// Fp8E4M3 store the same bytes; only UNCALIBRATED-QP tells them apart (it
+// fires for Fp8 alone). When a single KV scale is duplicated (the third row
+// of the KV block: k > 0 and v absent, 0 or NaN, e.g. a legacy `kv_scale`),
+// both K and V get ScaleRule::Duplicated: both are the one value max(k, v).
 
 /// The dtype vLLM keeps the raw scale parameters in; every raw value is
 /// rounded through it (round to nearest, ties to even) before the rules run.
@@ -85,6 +75,7 @@ struct Options {
 using RawScale = std::optional<std::vector<double>>;
 struct RawScales {
   RawScale q, k, v, prob;
+  RawScale &operator[](ScaleKind kind);
 };
 
 enum class Severity { Warning, Error };
@@ -117,10 +108,10 @@ struct Finding {
   /// Full text: lowercase start, no trailing period, states the values
   /// involved; does not begin with the key (the pass prefixes "[KEY] ").
   std::string message;
-  /// The raw scale this is about: "q", "k", "v", "prob" or "" (so the pass
-  /// can name the checkpoint tensor). Findings about k and v together
-  /// (INT8-NEEDS-CALIBRATION, KV-MISSING, FP8-UNIT-SCALE) name "k".
-  std::string field;
+  /// The raw scale this is about, if one (so the pass can name the
+  /// checkpoint tensor). Findings about k and v together
+  /// (INT8-NEEDS-CALIBRATION, KV-MISSING, FP8-UNIT-SCALE) name K.
+  std::optional<ScaleKind> field;
   /// Optional extra explanation, e.g. for the FNUZ false alarm of
   /// FP8-UNIT-SCALE, or the q quirk. Empty when there is none.
   std::string note;
@@ -128,7 +119,7 @@ struct Finding {
 
 struct FinalScale {
   double value = 1.0;
-  Rule rule = Rule::Default;
+  ScaleRule rule = ScaleRule::Default;
   /// The FNUZ x2 was applied. For Rule::KFallback: Q copies K's flag.
   bool doubled = false;
 };
@@ -137,6 +128,8 @@ struct Result {
   /// Final scales. Where an error was found for a field, its scale is left
   /// at 1.0 / Rule::Default and means nothing.
   FinalScale k, v, q, prob;
+  FinalScale &operator[](ScaleKind kind);
+  const FinalScale &operator[](ScaleKind kind) const;
   bool calculateKvScales = false; // the flag after the rules ran
   /// In the order the seed would log/raise them. Unlike the seed, the rules
   /// go on after an error and report the other fields too; a check whose
@@ -148,27 +141,13 @@ struct Result {
 };
 
 /// Folds one layer's raw scales into its final scales.
-Result foldScales(const RawScales &raw, CacheDtype dtype,
+Result foldScales(const RawScales &raw, KVCacheDtype dtype,
                   bool calculateKvScales, const Options &options);
-
-/// Parse/print helpers for option strings: "auto", "fp8", "fp8_e4m3",
-/// "fp8_e5m2", "int8".
-std::optional<CacheDtype> parseCacheDtype(llvm::StringRef);
-llvm::StringRef toString(CacheDtype);
 
 //===----------------------------------------------------------------------===//
 // Helpers (also used by the rules themselves)
 //===----------------------------------------------------------------------===//
 
-/// Whether the cache stores quantized values (every dtype but Auto).
-bool isQuantized(CacheDtype dtype);
-/// Whether the cache dtype is one of the fp8 ones (the seed's
-/// `kv_cache_dtype.startswith("fp8")`).
-bool isFp8(CacheDtype dtype);
-
-/// The spelling of mlir::kvq::ScaleRule: "checkpoint", "duplicated",
-/// "default", "not_quantized", "runtime", "k_fallback".
-llvm::StringRef toString(Rule rule);
 /// "warning" or "error".
 llvm::StringRef toString(Severity severity);
 /// "none", "bf16", "f16"; parseModelDtype also accepts "fp16" and "bfloat16",

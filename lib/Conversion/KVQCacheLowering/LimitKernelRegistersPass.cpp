@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
 #include "kvq/Conversion/Passes.h"
+#include "kvq/Target/ModuleTarget.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -47,9 +47,9 @@ struct KVQLimitKernelRegistersPass final
           continue;
         // A true division keeps its slow path's registers live: capped at
         // 48, the divf store ran 13% slower at T = 32768 on an H100.
-        bool divides = func.walk([](arith::DivFOp) {
-                             return WalkResult::interrupt();
-                           }).wasInterrupted();
+        bool divides =
+            func.walk([](arith::DivFOp) { return WalkResult::interrupt(); })
+                .wasInterrupted();
         if (!divides)
           func->setAttr(name, limit);
       }

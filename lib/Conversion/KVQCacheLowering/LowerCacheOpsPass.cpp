@@ -6,7 +6,7 @@
 
 #include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
 #include "kvq/Conversion/Passes.h"
-#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+#include "kvq/Target/ModuleTarget.h"
 
 #include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -14,11 +14,10 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/LLVMIR/ROCDLDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/Threading.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 
 namespace mlir::kvq {
@@ -28,46 +27,6 @@ namespace mlir::kvq {
 
 using namespace mlir;
 using namespace mlir::kvq;
-
-/// Whether `root` holds a kvq cache op.
-[[maybe_unused]] static bool hasCacheOps(Operation *root) {
-  return root
-      ->walk([](Operation *op) {
-        return isa<CacheStoreOp, CacheLoadOp>(op) ? WalkResult::interrupt()
-                                                  : WalkResult::advance();
-      })
-      .wasInterrupted();
-}
-
-/// Replaces each op of `calls` with its call (KVQCacheFunctions) on MLIR's
-/// thread pool, one task per top-level op (function) of `module`, as a
-/// function-anchored pass would: a rewrite stays inside its function and
-/// creates no symbol. `calls` is in walk order, so the ops of a function
-/// are contiguous, and the ops of a block in order: the ops of a block
-/// share the constants of equal scales.
-static void rewriteInParallel(
-    ModuleOp module,
-    ArrayRef<std::pair<Operation *, KVQCacheCall>> calls) {
-  auto topLevel = [&](Operation *op) {
-    while (op->getParentOp() != module)
-      op = op->getParentOp();
-    return op;
-  };
-  SmallVector<ArrayRef<std::pair<Operation *, KVQCacheCall>>> groups;
-  for (size_t begin = 0, end; begin < calls.size(); begin = end) {
-    Operation *root = topLevel(calls[begin].first);
-    for (end = begin + 1;
-         end < calls.size() && topLevel(calls[end].first) == root; ++end)
-      ;
-    groups.push_back(calls.slice(begin, end - begin));
-  }
-  parallelForEach(module.getContext(), groups, [](auto group) {
-    IRRewriter rewriter(group.front().first->getContext());
-    KVQCacheFunctions::ScaleConstants constants;
-    for (const auto &[op, call] : group)
-      KVQCacheFunctions::replaceWithCall(rewriter, op, call, &constants);
-  });
-}
 
 namespace {
 struct KVQLowerCacheOpsPass final
@@ -93,11 +52,13 @@ struct KVQLowerCacheOpsPass final
                          << "', expected auto, fma or divf";
     loweringOptions.threadsPerBlock = threadsPerBlock;
     loweringOptions.quantizeDivision = *division;
-    FailureOr<std::unique_ptr<KVQTarget>> created =
-        createKVQTarget(target, chip, emitError);
-    if (failed(created))
+    if (target.empty() && chip.empty())
+      return success();
+    FailureOr<ModuleTarget> parsed =
+        ModuleTarget::parse(target, chip, emitError);
+    if (failed(parsed))
       return failure();
-    kvqTarget = std::move(*created);
+    requested = *parsed;
     return success();
   }
 
@@ -112,21 +73,20 @@ struct KVQLowerCacheOpsPass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (failed(checkCacheOpsLowerable(module)))
+    FailureOr<ModuleTarget> resolved =
+        resolveModuleTarget(module, requested, "kvq-lower-cache-ops");
+    if (failed(resolved))
       return signalPassFailure();
-
-    // The functions first: creating one adds to the module's body, which
-    // the parallel rewrite below must not do.
-    KVQCacheFunctions functions(*kvqTarget, loweringOptions);
-    SmallVector<std::pair<Operation *, KVQCacheCall>> calls =
-        functions.createAll(module);
-    rewriteInParallel(module, calls);
-    assert(!hasCacheOps(module) &&
-           "checkCacheOpsLowerable accepted an op createAll could not lower");
-    eraseUnusedLayers(module);
+    // A GPU target is stated in the module, so that the kernels' gpu.module
+    // carries it through outlining and serialization.
+    if (resolved->isGPU() && failed(setModuleTarget(module, *resolved)))
+      return signalPassFailure();
+    if (failed(lowerKVQCacheOps(module, *createKVQTarget(*resolved),
+                                loweringOptions)))
+      signalPassFailure();
   }
 
-  std::shared_ptr<KVQTarget> kvqTarget;
+  std::optional<ModuleTarget> requested;
   KVQCacheLoweringOptions loweringOptions;
 };
 } // namespace

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvq/Conversion/Passes.h"
+#include "kvq/Dialect/KVQ/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -19,6 +20,8 @@ using namespace mlir::kvq;
 
 void mlir::kvq::buildKVQToLLVMPipeline(
     OpPassManager &pm, const KVQToLLVMPipelineOptions &options) {
+  // The CPU is the target of a module that states none; a module that
+  // states a GPU target is an error here.
   KVQLowerCacheOpsOptions lower;
   lower.target = "cpu";
   lower.quantizeDivision = options.quantizeDivision;
@@ -33,16 +36,20 @@ void mlir::kvq::buildKVQToLLVMPipeline(
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
-/// The part the NVVM and ROCDL pipelines share, around `deviceLowering`.
-static void buildGPUPipeline(OpPassManager &pm, StringRef target,
-                             StringRef chip,
+/// The part the NVVM and ROCDL pipelines share, around `device` (the
+/// lowering of the gpu.module's ops). The chip is the module's (stated by
+/// the frontend or kvq-set-target), else `options.chip`, else the kind's
+/// default; an option that contradicts the module is an error.
+static void buildGPUPipeline(OpPassManager &pm, StringRef kind,
                              const KVQToGPUPipelineOptions &options,
-                             function_ref<void(OpPassManager &)> attach,
                              function_ref<void(OpPassManager &)> device,
                              int64_t maxRegisters = 0) {
+  KVQSetTargetOptions target;
+  target.target = kind.str();
+  target.chip = options.chip;
+  target.optLevel = options.optLevel;
+  pm.addPass(createKVQSetTarget(target));
   KVQLowerCacheOpsOptions lower;
-  lower.target = target.str();
-  lower.chip = chip.str();
   lower.threadsPerBlock = options.threadsPerBlock;
   lower.quantizeDivision = options.quantizeDivision;
   pm.addPass(createKVQLowerCacheOps(lower));
@@ -50,14 +57,13 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
   if (maxRegisters)
     pm.addPass(createKVQLimitKernelRegisters({maxRegisters}));
   pm.addPass(createSCFToControlFlowPass());
-  attach(pm);
   OpPassManager &gpuModule = pm.nest<gpu::GPUModuleOp>();
   device(gpuModule);
   gpuModule.addPass(createCanonicalizerPass());
   gpuModule.addPass(createCSEPass());
   gpuModule.addPass(createReconcileUnrealizedCastsPass());
-  // Kernels take their memrefs (rank-0 base buffers, see
-  // kvq-lower-cache-ops) as bare pointers, on both sides of the launch.
+  // Kernels take their memrefs (rank-0 base buffers, docs/KernelABI.md) as
+  // bare pointers, on both sides of the launch.
   GpuToLLVMConversionPassOptions toLLVM;
   toLLVM.kernelBarePtrCallConv = true;
   pm.addPass(createGpuToLLVMConversionPass(toLLVM));
@@ -69,15 +75,8 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef target,
 
 void mlir::kvq::buildKVQToPTXPipeline(OpPassManager &pm,
                                       const KVQToGPUPipelineOptions &options) {
-  std::string chip = options.chip.empty() ? "sm_90" : options.chip.getValue();
   buildGPUPipeline(
-      pm, "nvvm", chip, options,
-      [&](OpPassManager &pm) {
-        GpuNVVMAttachTargetOptions attach;
-        attach.chip = chip;
-        attach.optLevel = options.optLevel;
-        pm.addPass(createGpuNVVMAttachTarget(attach));
-      },
+      pm, "nvvm", options,
       [](OpPassManager &pm) {
         ConvertGpuOpsToNVVMOpsOptions nvvm;
         nvvm.useBarePtrCallConv = true;
@@ -88,21 +87,9 @@ void mlir::kvq::buildKVQToPTXPipeline(OpPassManager &pm,
 
 void mlir::kvq::buildKVQToAMDGCNPipeline(
     OpPassManager &pm, const KVQToGPUPipelineOptions &options) {
-  std::string chip = options.chip.empty() ? "gfx942" : options.chip.getValue();
-  buildGPUPipeline(
-      pm, "rocdl", chip, options,
-      [&](OpPassManager &pm) {
-        GpuROCDLAttachTargetOptions attach;
-        attach.chip = chip;
-        attach.optLevel = options.optLevel;
-        pm.addPass(createGpuROCDLAttachTarget(attach));
-      },
-      [&](OpPassManager &pm) {
-        ConvertGpuOpsToROCDLOpsOptions rocdl;
-        rocdl.chipset = chip;
-        rocdl.useBarePtrCallConv = true;
-        pm.addPass(createConvertGpuOpsToROCDLOps(rocdl));
-      });
+  buildGPUPipeline(pm, "rocdl", options, [](OpPassManager &pm) {
+    pm.addPass(createKVQConvertGPUToROCDL());
+  });
 }
 
 void mlir::kvq::registerKVQConversionPasses() {
@@ -115,11 +102,13 @@ void mlir::kvq::registerKVQConversionPasses() {
   PassPipelineRegistration<KVQToGPUPipelineOptions>(
       "kvq-to-ptx",
       "lower folded kvq IR to NVIDIA kernels: gpu.binary ops holding PTX "
-      "(chip=sm_90 by default), host code in the LLVM dialect",
+      "(the module's chip, else chip=, else sm_90), host code in the LLVM "
+      "dialect",
       buildKVQToPTXPipeline);
   PassPipelineRegistration<KVQToGPUPipelineOptions>(
       "kvq-to-amdgcn",
       "lower folded kvq IR to AMD kernels: gpu.binary ops holding AMDGCN "
-      "assembly (chip=gfx942 by default), host code in the LLVM dialect",
+      "assembly (the module's chip, else chip=, else gfx942), host code in "
+      "the LLVM dialect",
       buildKVQToAMDGCNPipeline);
 }

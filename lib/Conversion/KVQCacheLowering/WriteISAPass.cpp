@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvq/Conversion/Passes.h"
+#include "kvq/Target/ModuleTarget.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Support/FileUtilities.h"
@@ -23,6 +24,9 @@ struct KVQWriteISAPass final : kvq::impl::KVQWriteISABase<KVQWriteISAPass> {
   using Base::Base;
 
   void runOnOperation() override {
+    // The binaries hold code for the module's one target.
+    if (failed(lookupModuleTarget(getOperation())))
+      return signalPassFailure();
     SmallVector<std::pair<std::string, StringRef>> texts;
     getOperation().walk([&](gpu::BinaryOp binary) {
       for (Attribute attr : binary.getObjects()) {

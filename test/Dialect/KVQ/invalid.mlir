@@ -64,6 +64,13 @@ kvq.layer @scales_field_without_name cache(fp8)
 // Note: "resolved scale '...' must be an f32" cannot be reached from text (the
 // parser reads every value as f32); it guards the C++ builders.
 
+// expected-error @+2 {{resolved scale 'v' is marked doubled, but the scales were not folded for an FNUZ target (no 'fnuz')}}
+kvq.layer @resolved_doubled_without_fnuz cache(fp8)
+    resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = 1.0 checkpoint doubled,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
 // expected-error @+2 {{resolved scale 'k' must be finite and positive, got NaN}}
 kvq.layer @resolved_k_is_nan cache(fp8)
     resolved(#kvq.resolved_scales<k = 0x7FC00000 checkpoint, v = 1.0 checkpoint,
@@ -192,7 +199,7 @@ kvq.layer @layer_empty_prefix prefix("") cache(fp8)
 
 // -----
 
-// expected-error @+1 {{'kvq.layer' op checkpoint_tensors: unknown scale 'kv', expected q, k, v or prob}}
+// expected-error @+1 {{'kvq.layer' op checkpoint_tensors: unknown scale 'kv', expected k, v, q or prob}}
 kvq.layer @layer_checkpoint_tensors_unknown_scale cache(fp8)
     {checkpoint_tensors = {kv = "model.layers.0.self_attn.kv_scale"}}
 

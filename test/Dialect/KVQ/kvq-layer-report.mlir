@@ -128,6 +128,7 @@ module {
       resolved(#kvq.resolved_scales<k = 1.0 not_quantized, v = 1.0 not_quantized,
                                     q = 1.0 default, prob = 0.25 checkpoint>)
   kvq.layer @model.layers.4 cache(fp8)
-      resolved(#kvq.resolved_scales<k = 0.1 checkpoint, v = 0.1 duplicated,
+      resolved(#kvq.resolved_scales<k = 0.1 checkpoint doubled,
+                                    v = 0.1 duplicated doubled,
                                     q = 1.0 default, prob = 1.0 default, fnuz>)
 }

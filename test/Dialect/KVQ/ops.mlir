@@ -75,7 +75,7 @@ kvq.layer @layer.all_clauses prefix("model.layers.0") cache(fp8_e5m2)
 // Fields print in declaration order (q, k, v, prob) whatever the input order;
 // the float type records the checkpoint dtype.
 // CHECK-LABEL: func.func @scales_each_field_and_float_type()
-// CHECK-SAME:    a_all_fields = #kvq.scales<q = 1.000980e-01 : bf16, k = 5.000000e-02 : f32, v = 7.000730e-02 : f16, prob = 2.000000e-01 : f64>
+// CHECK-SAME:    a_all_fields = #kvq.scales<k = 5.000000e-02 : f32, v = 7.000730e-02 : f16, q = 1.000980e-01 : bf16, prob = 2.000000e-01 : f64>
 // CHECK-SAME:    b_only_q = #kvq.scales<q = 1.250000e-01 : f32>
 // CHECK-SAME:    c_only_k = #kvq.scales<k = 1.250000e-01 : f16>
 // CHECK-SAME:    d_only_v = #kvq.scales<v = 1.250000e-01 : bf16>
@@ -83,8 +83,7 @@ kvq.layer @layer.all_clauses prefix("model.layers.0") cache(fp8_e5m2)
 // CHECK-SAME:    f_f64_full_precision = #kvq.scales<k = 0.123456789012345 : f64>
 // CHECK-SAME:    g_empty = #kvq.scales<>
 func.func @scales_each_field_and_float_type() attributes {
-  a_all_fields = #kvq.scales<k = 0.05 : f32, v = 0.07 : f16, q = 0.1 : bf16,
-                             prob = 0.2 : f64>,
+  a_all_fields = #kvq.scales<k = 0.05 : f32, v = 0.07 : f16, q = 0.1 : bf16, prob = 0.2 : f64>,
   b_only_q = #kvq.scales<q = 0.125 : f32>,
   c_only_k = #kvq.scales<k = 0.125 : f16>,
   d_only_v = #kvq.scales<v = 0.125 : bf16>,
@@ -98,10 +97,9 @@ func.func @scales_each_field_and_float_type() attributes {
 // The attribute mirrors the checkpoint: zero, negative, NaN and infinite
 // values are kept for kvq-fold-scales to diagnose.
 // CHECK-LABEL: func.func @scales_suspicious_values_are_kept()
-// CHECK-SAME:    scales = #kvq.scales<q = 0x7F800000 : f32, k = 0.000000e+00 : f32, v = -1.000000e+00 : f32, prob = 0x7FC00000 : f32>
+// CHECK-SAME:    scales = #kvq.scales<k = 0.000000e+00 : f32, v = -1.000000e+00 : f32, q = 0x7F800000 : f32, prob = 0x7FC00000 : f32>
 func.func @scales_suspicious_values_are_kept() attributes {
-  scales = #kvq.scales<k = 0.0 : f32, v = -1.0 : f32, q = 0x7F800000 : f32,
-                       prob = 0x7FC00000 : f32>
+  scales = #kvq.scales<k = 0.0 : f32, v = -1.0 : f32, q = 0x7F800000 : f32, prob = 0x7FC00000 : f32>
 } {
   return
 }
@@ -110,17 +108,13 @@ func.func @scales_suspicious_values_are_kept() attributes {
 // each float element type.
 // CHECK-LABEL: func.func @scales_dense_tensors()
 // CHECK-SAME:    a_per_head = #kvq.scales<k = dense<[5.000000e-01, 2.500000e-01, 1.250000e-01, 6.250000e-02, 1.000000e+00, 2.000000e+00, 4.000000e+00, 8.000000e+00]> : tensor<8xf32>, v = dense<5.000000e-01> : tensor<1xbf16>>
-// CHECK-SAME:    b_ranks = #kvq.scales<q = dense<2.500000e-01> : tensor<f64>, k = dense<{{\[\[}}1.000000e+00, 2.000000e+00]]> : tensor<1x2xf16>, v = dense<1.000000e+00> : tensor<2x2x2xf32>>
-// CHECK-SAME:    c_mixed = #kvq.scales<q = 1.000000e+00 : f32, k = dense<[1.000000e-01, 2.000000e-01]> : tensor<2xf32>, prob = dense<1.000000e+00> : tensor<1xf64>>
+// CHECK-SAME:    b_ranks = #kvq.scales<k = dense<{{\[\[}}1.000000e+00, 2.000000e+00]]> : tensor<1x2xf16>, v = dense<1.000000e+00> : tensor<2x2x2xf32>, q = dense<2.500000e-01> : tensor<f64>>
+// CHECK-SAME:    c_mixed = #kvq.scales<k = dense<[1.000000e-01, 2.000000e-01]> : tensor<2xf32>, q = 1.000000e+00 : f32, prob = dense<1.000000e+00> : tensor<1xf64>>
 func.func @scales_dense_tensors() attributes {
   a_per_head = #kvq.scales<k = dense<[0.5, 0.25, 0.125, 0.0625, 1.0, 2.0, 4.0, 8.0]>
-                                   : tensor<8xf32>,
-                           v = dense<0.5> : tensor<1xbf16>>,
-  b_ranks = #kvq.scales<q = dense<0.25> : tensor<f64>,
-                        k = dense<[[1.0, 2.0]]> : tensor<1x2xf16>,
-                        v = dense<1.0> : tensor<2x2x2xf32>>,
-  c_mixed = #kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>,
-                        q = 1.0 : f32, prob = dense<1.0> : tensor<1xf64>>
+                                   : tensor<8xf32>, v = dense<0.5> : tensor<1xbf16>>,
+  b_ranks = #kvq.scales<k = dense<[[1.0, 2.0]]> : tensor<1x2xf16>, v = dense<1.0> : tensor<2x2x2xf32>, q = dense<0.25> : tensor<f64>>,
+  c_mixed = #kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, q = 1.0 : f32, prob = dense<1.0> : tensor<1xf64>>
 } {
   return
 }

@@ -5,120 +5,43 @@
 //===----------------------------------------------------------------------===//
 //
 // The lowering of `kvq.cache_store` and `kvq.cache_load`, for model compilers
-// that run it inside their own pipelines:
+// that run it inside their own pipelines. All of it, as kvq-lower-cache-ops
+// runs it:
 //
-//   auto target = kvq::createKVQTarget("nvvm", "sm_90", emitError);
+//   FailureOr<ModuleTarget> target =
+//       kvq::resolveModuleTarget(module, std::nullopt, "my-compiler");
+//   if (failed(target) ||
+//       failed(kvq::lowerKVQCacheOps(module, *kvq::createKVQTarget(*target))))
+//     ...;
+//
+// or, inside a compiler's own conversion, the patterns:
+//
 //   if (failed(kvq::checkCacheOpsLowerable(module))) ...;
-//   kvq::KVQCacheFunctions functions(**target);
+//   kvq::KVQCacheFunctions functions(*kvqTarget);
 //   RewritePatternSet patterns(ctx);
 //   kvq::populateKVQCacheLoweringPatterns(patterns, functions);
-//   ConversionTarget legal(*ctx); legal.addIllegalOp<...>(); ...
 //
-// One lowering serves every target; a `KVQTarget` only says how a pair of
-// f32 values becomes two fp8 bytes (and back), and whether the cache op
-// becomes host loops (CPU) or a `gpu.launch`.
+// The functions and kernels the ops become are described in
+// docs/KernelABI.md.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
 #define KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
 
+#include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/IR/Builders.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/DenseMap.h"
 
 #include <memory>
 #include <optional>
-#include <string>
 #include <utility>
 
 namespace mlir::kvq {
-
-/// How the cache ops of one compilation target convert between f32 and the
-/// fp8 cache formats, and which form the lowered code takes.
-///
-/// Conversion contract (every implementation, native or not):
-/// - trunc: round to nearest even, saturate to +-max finite (+-inf too),
-///   NaN to the format's NaN (see SmallFloatFormat::nanBits);
-/// - ext: exact.
-/// The base class implements both in software (SoftwareConversion.h), which
-/// is what every target uses for a format it `!supports()`.
-class KVQTarget {
-public:
-  enum class Kind { CPU, NVVM, ROCDL };
-
-  virtual ~KVQTarget();
-
-  Kind getKind() const { return kind; }
-  /// "cpu", "nvvm" or "rocdl".
-  StringRef getName() const;
-  /// The chip ("sm_90", "gfx942"), empty for the CPU.
-  StringRef getChip() const { return chip; }
-  /// Whether the cache ops become a `gpu.launch` (else host `scf` loops).
-  bool isGPU() const { return kind != Kind::CPU; }
-
-  /// Whether the chip converts f32 to and from `f8Type` natively; formats it
-  /// lacks use the software conversion.
-  virtual bool supports(FloatType f8Type) const { return false; }
-
-  /// Converts `a` and `b` (f32) to `f8Type`, returning `vector<2xi8>` holding
-  /// the two bytes in order (`a` first, at the lower address once stored).
-  /// Only called for formats `supports()` accepts.
-  virtual Value truncPair(OpBuilder &b, Location loc, Value a, Value bb,
-                          FloatType f8Type) const;
-  /// Converts `vector<2xi8>` holding two `f8Type` values to two f32.
-  virtual std::pair<Value, Value> extPair(OpBuilder &b, Location loc,
-                                          Value packed, FloatType f8Type) const;
-
-  /// Stores `value` (a 1-D vector) to `memref[indices]` when `predicate`
-  /// (i1) holds. The base class emits `scf.if` around a `vector.store`. A
-  /// target may instead store without a branch: LLVM sinks loads whose only
-  /// use is inside a conditional block into that block, so with a branch
-  /// the loads that compute `value` wait for the predicate's own load
-  /// (two memory round trips in a row instead of one).
-  virtual void storeIf(OpBuilder &b, Location loc, Value predicate, Value value,
-                       Value memref, ValueRange indices) const;
-
-  /// Adds the dialects the hooks create (for a pass's dependentDialects).
-  virtual void getDependentDialects(DialectRegistry &registry) const {}
-
-  /// f32 (scalar or 1-D vector) to fp8 bits (i8 or vector of i8): through
-  /// truncPair where supported, else in software.
-  Value truncToBits(OpBuilder &b, Location loc, Value f32s,
-                    FloatType f8Type) const;
-  /// fp8 bits (i8 or 1-D vector of i8) to f32 (same shape).
-  Value extFromBits(OpBuilder &b, Location loc, Value bits,
-                    FloatType f8Type) const;
-
-protected:
-  KVQTarget(Kind kind, std::string chip) : kind(kind), chip(std::move(chip)) {}
-
-private:
-  Kind kind;
-  std::string chip;
-};
-
-/// Creates the target named `name` ("cpu", "nvvm" or "rocdl") for `chip`
-/// ("" for cpu; "sm_<N>[a|f]" for nvvm; "gfx<...>" for rocdl). Reports a
-/// bad name or chip through `emitError` and returns failure.
-///
-/// - cpu: software conversion everywhere; the cache ops become scf loops.
-/// - nvvm: sm_89 and newer convert f8E4M3FN and f8E5M2 natively
-///   (`nvvm.convert.f32x2.to.f8x2` rn satfinite, `nvvm.convert.f8x2.to.f16x2`);
-///   older chips, and the FNUZ formats on any chip, use software.
-/// - rocdl: gfx94x converts the FNUZ formats natively, gfx950 and gfx12 the
-///   OCP ones (`amdgpu.packed_trunc_2xfp8` after a NaN-preserving clamp to
-///   +-max, `amdgpu.ext_packed_fp8`); the other formats, and chips without
-///   fp8, use software. (A format that is not the chip's own is not an
-///   error: store and load both come from kvq, so the bytes stay
-///   consistent; the conversion is just slower.)
-FailureOr<std::unique_ptr<KVQTarget>>
-createKVQTarget(StringRef name, StringRef chip,
-                function_ref<InFlightDiagnostic()> emitError);
 
 /// Emits an error at every kvq cache op under `root` that cannot be lowered
 /// (its layer has no `#kvq.resolved_scales`, or its activation type is not
@@ -171,13 +94,10 @@ struct KVQCacheCall {
 /// signature, with the layer's scales as f32 operands. A 10,000-layer
 /// model thus gets a few functions (GPU: a few kernels), not one per op.
 ///
-/// Each is a private `func.func` at the end of the cache op's module:
-///   kvq_cache_<store|load>_<src elem>_<dst elem>_<H>x<D>_b<block size>
-///   [_fma | _divf | _k<q>_v<q>]  (q: mul, fma, divf; no suffix: mul for
-///   both, e.g. kvq_cache_store_bf16_f8E4M3FN_8x128_b16)
-/// (uniqued if taken), taking the op's five memrefs and its two scales.
-/// Its body is the host loops (CPU) or, on GPUs, RN(1/s) of both scales
-/// and one `gpu.launch` (see kvq-lower-cache-ops for the kernel ABI).
+/// Each is a private `func.func` at the end of the cache op's module,
+/// taking the op's five memrefs and its two scales; its body is the host
+/// loops (CPU) or, on GPUs, RN(1/s) of both scales and one `gpu.launch`.
+/// Names, parameters and launch geometry: docs/KernelABI.md.
 ///
 /// Thread-safe. Creating a function changes the module's body: a pass that
 /// converts functions on several threads calls createAll() first, so that
@@ -233,15 +153,13 @@ void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 /// more (after lowering every cache op).
 void eraseUnusedLayers(Operation *root);
 
-/// The gpu.module the cache kernels are outlined into (`gpu.launch ...
-/// module(@kvq_cache_kernels)`): one per module, so that a pipeline produces
-/// one binary.
-inline constexpr llvm::StringLiteral kKernelModuleName = "kvq_cache_kernels";
-
-/// Bytes of the wider element type (source or destination) a GPU work item
-/// moves per stream (K, V): one 16-byte access (8 bf16 activations into 8
-/// fp8 cache bytes, 8 cache bytes into 8 bf16 outputs, 4 f32, ...).
-inline constexpr int64_t kAccessBytes = 16;
+/// The whole lowering of kvq-lower-cache-ops: checks every cache op of
+/// `module` (checkCacheOpsLowerable), creates the functions (createAll),
+/// replaces the ops by calls on the context's thread pool, one task per
+/// top-level op, and erases the layers no longer referenced. Fails, with
+/// diagnostics, changing nothing, if an op cannot be lowered.
+LogicalResult lowerKVQCacheOps(ModuleOp module, const KVQTarget &target,
+                               const KVQCacheLoweringOptions &options = {});
 
 } // namespace mlir::kvq
 

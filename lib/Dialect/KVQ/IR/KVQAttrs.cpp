@@ -1,4 +1,4 @@
-//===- KVQAttrs.cpp - kvq attributes ----------------------------------------===//
+//===- KVQAttrs.cpp - kvq attributes --------------------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -13,8 +13,6 @@
 
 using namespace mlir;
 using namespace mlir::kvq;
-
-#include "kvq/Dialect/KVQ/IR/KVQEnums.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "kvq/Dialect/KVQ/IR/KVQAttrs.cpp.inc"
@@ -52,8 +50,7 @@ mlir::kvq::checkCacheElementType(KVCacheDtype dtype, Type cacheType,
       return std::nullopt;
     return "expects cache element type f8E4M3FN or f8E4M3FNUZ for kv cache "
            "dtype '" +
-           stringifyKVCacheDtype(dtype).str() + "', got " +
-           describe(cacheType);
+           stringifyKVCacheDtype(dtype).str() + "', got " + describe(cacheType);
   case KVCacheDtype::Fp8E5M2:
     if (isa<Float8E5M2Type, Float8E5M2FNUZType>(cacheType))
       return std::nullopt;
@@ -87,13 +84,13 @@ SmallVector<double> mlir::kvq::getScaleValues(Attribute scale) {
 // ScalesAttr
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError, Attribute q,
-                   Attribute k, Attribute v, Attribute prob) {
-  for (auto [name, scale] : {std::pair<StringRef, Attribute>{"q", q},
-                             {"k", k},
-                             {"v", v},
-                             {"prob", prob}}) {
+LogicalResult ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 Attribute k, Attribute v, Attribute q,
+                                 Attribute prob) {
+  Attribute fields[] = {k, v, q, prob};
+  for (ScaleKind kind : kScaleKinds) {
+    Attribute scale = fields[static_cast<unsigned>(kind)];
+    StringRef name = stringifyScaleKind(kind);
     if (!scale)
       continue;
     if (isa<FloatAttr>(scale))
@@ -120,6 +117,20 @@ ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError, Attribute q,
   return success();
 }
 
+Attribute ScalesAttr::getScale(ScaleKind kind) const {
+  switch (kind) {
+  case ScaleKind::K:
+    return getK();
+  case ScaleKind::V:
+    return getV();
+  case ScaleKind::Q:
+    return getQ();
+  case ScaleKind::Prob:
+    return getProb();
+  }
+  llvm_unreachable("unknown ScaleKind");
+}
+
 //===----------------------------------------------------------------------===//
 // ResolvedScalesAttr
 //===----------------------------------------------------------------------===//
@@ -127,11 +138,11 @@ ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError, Attribute q,
 LogicalResult ResolvedScalesAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, APFloat k, ScaleRule kRule,
     APFloat v, ScaleRule vRule, APFloat q, ScaleRule qRule, APFloat prob,
-    ScaleRule probRule, bool fnuz) {
-  for (auto [name, value] : {std::pair<StringRef, APFloat *>{"k", &k},
-                             {"v", &v},
-                             {"q", &q},
-                             {"prob", &prob}}) {
+    ScaleRule probRule, bool fnuz, unsigned doubled) {
+  const APFloat *values[] = {&k, &v, &q, &prob};
+  for (ScaleKind kind : kScaleKinds) {
+    const APFloat *value = values[static_cast<unsigned>(kind)];
+    StringRef name = stringifyScaleKind(kind);
     if (&value->getSemantics() != &APFloat::IEEEsingle())
       return emitError() << "resolved scale '" << name << "' must be an f32";
     if (!value->isFiniteNonZero() || value->isNegative()) {
@@ -140,19 +151,63 @@ LogicalResult ResolvedScalesAttr::verify(
       return emitError() << "resolved scale '" << name
                          << "' must be finite and positive, got " << str;
     }
+    if (!fnuz && (doubled >> static_cast<unsigned>(kind) & 1))
+      return emitError() << "resolved scale '" << name
+                         << "' is marked doubled, but the scales were not "
+                            "folded for an FNUZ target (no 'fnuz')";
   }
+  if (doubled >> std::size(kScaleKinds))
+    return emitError() << "doubled mask " << doubled
+                       << " names no scale (expected bits 0 to 3)";
   return success();
 }
 
+APFloat ResolvedScalesAttr::getValue(ScaleKind kind) const {
+  switch (kind) {
+  case ScaleKind::K:
+    return getK();
+  case ScaleKind::V:
+    return getV();
+  case ScaleKind::Q:
+    return getQ();
+  case ScaleKind::Prob:
+    return getProb();
+  }
+  llvm_unreachable("unknown ScaleKind");
+}
+
+ScaleRule ResolvedScalesAttr::getRule(ScaleKind kind) const {
+  switch (kind) {
+  case ScaleKind::K:
+    return getKRule();
+  case ScaleKind::V:
+    return getVRule();
+  case ScaleKind::Q:
+    return getQRule();
+  case ScaleKind::Prob:
+    return getProbRule();
+  }
+  llvm_unreachable("unknown ScaleKind");
+}
+
+unsigned ResolvedScalesAttr::doubledMask(ArrayRef<ScaleKind> kinds) {
+  unsigned mask = 0;
+  for (ScaleKind kind : kinds)
+    mask |= 1u << static_cast<unsigned>(kind);
+  return mask;
+}
+
 Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
-  // `<` `k` `=` float rule `,` `v` ... `,` `prob` `=` float rule `>`
+  // `<` `k` `=` float rule [`doubled`] `,` `v` ... `prob` ... [`,` `fnuz`] `>`
   SmallVector<APFloat, 4> values;
   SmallVector<ScaleRule, 4> rules;
+  unsigned doubled = 0;
   SMLoc loc = parser.getCurrentLocation();
   if (parser.parseLess())
     return {};
-  for (StringRef name : {"k", "v", "q", "prob"}) {
-    if (name != "k" && parser.parseComma())
+  for (ScaleKind kind : kScaleKinds) {
+    StringRef name = stringifyScaleKind(kind);
+    if (kind != kScaleKinds[0] && parser.parseComma())
       return {};
     APFloat value(APFloat::IEEEsingle());
     StringRef ruleName;
@@ -166,6 +221,8 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
           << ruleName << "'";
       return {};
     }
+    if (succeeded(parser.parseOptionalKeyword("doubled")))
+      doubled |= 1u << static_cast<unsigned>(kind);
     values.push_back(value);
     rules.push_back(*rule);
   }
@@ -179,23 +236,20 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
     return {};
   return parser.getChecked<ResolvedScalesAttr>(
       loc, parser.getContext(), values[0], rules[0], values[1], rules[1],
-      values[2], rules[2], values[3], rules[3], fnuz);
+      values[2], rules[2], values[3], rules[3], fnuz, doubled);
 }
 
 void ResolvedScalesAttr::print(AsmPrinter &printer) const {
-  auto field = [&](StringRef name, const APFloat &value, ScaleRule rule) {
-    printer << name << " = ";
-    printer.printFloat(value);
-    printer << " " << stringifyScaleRule(rule);
-  };
   printer << "<";
-  field("k", getK(), getKRule());
-  printer << ", ";
-  field("v", getV(), getVRule());
-  printer << ", ";
-  field("q", getQ(), getQRule());
-  printer << ", ";
-  field("prob", getProb(), getProbRule());
+  for (ScaleKind kind : kScaleKinds) {
+    if (kind != kScaleKinds[0])
+      printer << ", ";
+    printer << stringifyScaleKind(kind) << " = ";
+    printer.printFloat(getValue(kind));
+    printer << " " << stringifyScaleRule(getRule(kind));
+    if (isDoubled(kind))
+      printer << " doubled";
+  }
   if (getFnuz())
     printer << ", fnuz";
   printer << ">";

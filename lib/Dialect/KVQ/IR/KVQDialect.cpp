@@ -1,4 +1,4 @@
-//===- KVQDialect.cpp - kvq dialect -----------------------------------------===//
+//===- KVQDialect.cpp - kvq dialect ---------------------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

@@ -1,4 +1,4 @@
-//===- KVQOps.cpp - kvq operations ------------------------------------------===//
+//===- KVQOps.cpp - kvq operations ----------------------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -32,14 +32,14 @@ static void printKVCacheDtype(OpAsmPrinter &printer, Operation *,
   printer << stringifyKVCacheDtype(attr.getValue());
 }
 
+#include "kvq/Dialect/KVQ/IR/KVQOpInterfaces.cpp.inc"
+
 #define GET_OP_CLASSES
 #include "kvq/Dialect/KVQ/IR/KVQOps.cpp.inc"
 
 //===----------------------------------------------------------------------===//
 // LayerOp
 //===----------------------------------------------------------------------===//
-
-static constexpr StringLiteral kScaleFields[] = {"q", "k", "v", "prob"};
 
 LogicalResult LayerOp::verify() {
   if (getCheckpointScales() && getResolvedScales())
@@ -49,9 +49,9 @@ LogicalResult LayerOp::verify() {
     return emitOpError("expects a non-empty checkpoint prefix");
   if (DictionaryAttr tensors = getCheckpointTensorsAttr()) {
     for (NamedAttribute entry : tensors) {
-      if (!llvm::is_contained(kScaleFields, entry.getName().strref()))
+      if (!symbolizeScaleKind(entry.getName().strref()))
         return emitOpError("checkpoint_tensors: unknown scale '")
-               << entry.getName().strref() << "', expected q, k, v or prob";
+               << entry.getName().strref() << "', expected k, v, q or prob";
       if (!isa<StringAttr>(entry.getValue()))
         return emitOpError("checkpoint_tensors: expects a tensor name string "
                            "for scale '")
@@ -61,9 +61,9 @@ LogicalResult LayerOp::verify() {
   return success();
 }
 
-StringRef LayerOp::getCheckpointTensor(StringRef field) {
+StringRef LayerOp::getCheckpointTensor(ScaleKind kind) {
   if (DictionaryAttr tensors = getCheckpointTensorsAttr())
-    if (auto name = tensors.getAs<StringAttr>(field))
+    if (auto name = tensors.getAs<StringAttr>(stringifyScaleKind(kind)))
       return name.getValue();
   return {};
 }
@@ -123,19 +123,16 @@ static LogicalResult verifyLayerUse(Operation *op, FlatSymbolRefAttr layerRef,
     return op->emitOpError("references ")
            << layerRef << ", which is a '" << symbol->getName()
            << "', not a kvq.layer";
-  if (std::optional<std::string> error = checkCacheElementType(
-          layer.getKvCacheDtype(), cache.getElementType(),
-          act.getElementType()))
+  if (std::optional<std::string> error =
+          checkCacheElementType(layer.getKvCacheDtype(), cache.getElementType(),
+                                act.getElementType()))
     return op->emitOpError() << *error << " (layer " << layerRef << ")";
   return success();
 }
 
-LayerOp CacheStoreOp::lookupLayer() {
-  return SymbolTable::lookupNearestSymbolFrom<LayerOp>(*this, getLayerAttr());
-}
-
-LayerOp CacheLoadOp::lookupLayer() {
-  return SymbolTable::lookupNearestSymbolFrom<LayerOp>(*this, getLayerAttr());
+LayerOp mlir::kvq::lookupLayer(CacheOpInterface op,
+                               SymbolTableCollection &symbols) {
+  return symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
 }
 
 LogicalResult CacheStoreOp::verify() {
@@ -154,7 +151,8 @@ LogicalResult CacheLoadOp::verify() {
                            getKeyCache().getType(), getSlotMapping().getType());
 }
 
-LogicalResult CacheLoadOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+LogicalResult
+CacheLoadOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return verifyLayerUse(*this, getLayerAttr(), symbolTable,
                         getKeyCache().getType(), getKeyOut().getType());
 }

@@ -1,4 +1,4 @@
-//===- FoldScales.cpp - kvq-fold-scales pass --------------------------------===//
+//===- FoldScales.cpp - kvq-fold-scales pass ------------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -12,10 +12,8 @@
 
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
 #include "kvq/ScaleRules/ScaleRules.h"
+#include "kvq/Target/ModuleTarget.h"
 
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/LLVMIR/ROCDLDialect.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -33,45 +31,6 @@ namespace rules = mlir::kvq::scales;
 // Target: FNUZ or OCP
 //===----------------------------------------------------------------------===//
 
-/// AMD chips whose fp8 is FNUZ (MI300 class). gfx950 and gfx12 are OCP.
-static bool isFnuzChip(StringRef chip) {
-  return chip == "gfx940" || chip == "gfx941" || chip == "gfx942";
-}
-
-FailureOr<bool> mlir::kvq::detectFnuzTarget(ModuleOp module) {
-  // The first target seen decides; a later one that disagrees is an error.
-  std::optional<std::pair<bool, Attribute>> decision;
-  WalkResult result = module.walk([&](gpu::GPUModuleOp gpuModule) {
-    ArrayAttr targets = gpuModule.getTargetsAttr();
-    if (!targets)
-      return WalkResult::advance();
-    for (Attribute target : targets) {
-      bool fnuz = false;
-      if (auto rocdl = dyn_cast<ROCDL::ROCDLTargetAttr>(target))
-        fnuz = isFnuzChip(rocdl.getChip());
-      else if (!isa<NVVM::NVVMTargetAttr>(target))
-        continue;
-      if (!decision) {
-        decision = {fnuz, target};
-        continue;
-      }
-      if (decision->first != fnuz) {
-        gpuModule.emitError()
-            << "[TARGET-CONFLICT] targets disagree on the fp8 format: "
-            << decision->second << " is " << (decision->first ? "FNUZ" : "OCP")
-            << " but " << target << " is " << (fnuz ? "FNUZ" : "OCP")
-            << "; compile them separately or set "
-               "kvq-fold-scales{fp8-format=...}";
-        return WalkResult::interrupt();
-      }
-    }
-    return WalkResult::advance();
-  });
-  if (result.wasInterrupted())
-    return failure();
-  return decision ? decision->first : false;
-}
-
 static bool isFnuzType(Type type) {
   return isa<Float8E4M3FNUZType, Float8E5M2FNUZType>(type);
 }
@@ -83,26 +42,16 @@ static bool isOcpFp8Type(Type type) {
 /// byte is worth 2x more read as FN than as FNUZ.
 static LogicalResult checkCacheFormats(ModuleOp module, bool fnuz) {
   bool ok = true;
-  module.walk([&](Operation *op) {
-    Value cache;
-    FlatSymbolRefAttr layer;
-    if (auto store = dyn_cast<CacheStoreOp>(op)) {
-      cache = store.getKeyCache();
-      layer = store.getLayerAttr();
-    } else if (auto load = dyn_cast<CacheLoadOp>(op)) {
-      cache = load.getKeyCache();
-      layer = load.getLayerAttr();
-    } else {
-      return;
-    }
-    Type element = cast<MemRefType>(cache.getType()).getElementType();
+  module.walk([&](CacheOpInterface op) {
+    Type element = op.getCacheType().getElementType();
     if (fnuz ? !isOcpFp8Type(element) : !isFnuzType(element))
       return;
     ok = false;
     op->emitError() << "[FP8-FORMAT-MISMATCH] cache element type " << element
                     << " is " << (fnuz ? "OCP" : "FNUZ")
                     << " but the target's fp8 format is "
-                    << (fnuz ? "FNUZ" : "OCP") << " (layer " << layer
+                    << (fnuz ? "FNUZ" : "OCP") << " (layer "
+                    << op.getLayerAttr()
                     << "); the same bytes would be read as values 2x apart";
   });
   return success(ok);
@@ -111,40 +60,6 @@ static LogicalResult checkCacheFormats(ModuleOp module, bool fnuz) {
 //===----------------------------------------------------------------------===//
 // Conversions between the IR and the rules library
 //===----------------------------------------------------------------------===//
-
-static rules::CacheDtype toRules(KVCacheDtype dtype) {
-  switch (dtype) {
-  case KVCacheDtype::Auto:
-    return rules::CacheDtype::Auto;
-  case KVCacheDtype::Fp8:
-    return rules::CacheDtype::Fp8;
-  case KVCacheDtype::Fp8E4M3:
-    return rules::CacheDtype::Fp8E4M3;
-  case KVCacheDtype::Fp8E5M2:
-    return rules::CacheDtype::Fp8E5M2;
-  case KVCacheDtype::Int8:
-    return rules::CacheDtype::Int8;
-  }
-  llvm_unreachable("unknown KVCacheDtype");
-}
-
-static ScaleRule fromRules(rules::Rule rule) {
-  switch (rule) {
-  case rules::Rule::Checkpoint:
-    return ScaleRule::Checkpoint;
-  case rules::Rule::Duplicated:
-    return ScaleRule::Duplicated;
-  case rules::Rule::Default:
-    return ScaleRule::Default;
-  case rules::Rule::NotQuantized:
-    return ScaleRule::NotQuantized;
-  case rules::Rule::Runtime:
-    return ScaleRule::Runtime;
-  case rules::Rule::KFallback:
-    return ScaleRule::KFallback;
-  }
-  llvm_unreachable("unknown rule");
-}
 
 static rules::RawScale toRaw(Attribute scale) {
   if (!scale)
@@ -156,8 +71,8 @@ static rules::RawScale toRaw(Attribute scale) {
 namespace {
 /// Per-module tallies for the summary remark.
 struct Tally {
-  unsigned folded = 0, defaulted = 0, duplicated = 0, doubled = 0,
-           warned = 0, failed = 0;
+  unsigned folded = 0, defaulted = 0, duplicated = 0, doubled = 0, warned = 0,
+           failed = 0;
 };
 
 struct KVQFoldScalesPass final
@@ -200,52 +115,53 @@ LogicalResult KVQFoldScalesPass::parseOptions(rules::Options &options,
   if (!dtype)
     return bad("model-dtype", modelDtype, "'none', 'bf16' or 'f16'");
   options.modelDtype = *dtype;
-  if (fp8Format == "fnuz") {
-    options.fnuz = true;
-  } else if (fp8Format == "auto") {
-    FailureOr<bool> fnuz = detectFnuzTarget(module);
-    if (failed(fnuz))
-      return failure();
-    options.fnuz = *fnuz;
-  } else if (fp8Format != "ocp") {
+  if (fp8Format != "auto" && fp8Format != "ocp" && fp8Format != "fnuz")
     return bad("fp8-format", fp8Format, "'auto', 'ocp' or 'fnuz'");
+  FailureOr<std::optional<StatedTarget>> stated = lookupModuleTarget(module);
+  if (failed(stated))
+    return failure();
+  std::optional<bool> targetFnuz =
+      *stated ? (*stated)->target.getFp8Format() : std::nullopt;
+  if (fp8Format == "auto") {
+    options.fnuz = targetFnuz.value_or(false);
+    return success();
   }
+  options.fnuz = fp8Format == "fnuz";
+  if (targetFnuz && *targetFnuz != options.fnuz)
+    return (*stated)->op->emitError()
+           << "kvq-fold-scales: fp8-format=" << fp8Format
+           << " contradicts the module's target " << (*stated)->attr
+           << ", whose fp8 format is " << (*targetFnuz ? "FNUZ" : "OCP");
   return success();
 }
 
 void KVQFoldScalesPass::emitFinding(LayerOp layer,
                                     const rules::Finding &finding,
                                     unsigned repeats) {
-  std::string text = ("[" + rules::getFindingKey(finding.kind) + "] " +
-                      finding.message)
-                         .str();
+  std::string text =
+      ("[" + rules::getFindingKey(finding.kind) + "] " + finding.message).str();
   if (repeats > 1)
     text += " (reported once; " + std::to_string(repeats - 1) +
             " more layer(s) have it)";
   InFlightDiagnostic diag = finding.severity == rules::Severity::Error
                                 ? emitError(layer.getLoc(), text)
                                 : emitWarning(layer.getLoc(), text);
-  if (!finding.field.empty())
-    if (StringRef tensor = layer.getCheckpointTensor(finding.field);
+  if (finding.field)
+    if (StringRef tensor = layer.getCheckpointTensor(*finding.field);
         !tensor.empty())
       diag.attachNote() << "checkpoint tensor '" << tensor << "'";
   if (!finding.note.empty())
     diag.attachNote() << finding.note;
 }
 
-bool KVQFoldScalesPass::foldLayer(LayerOp layer,
-                                  const rules::Options &options,
+bool KVQFoldScalesPass::foldLayer(LayerOp layer, const rules::Options &options,
                                   Tally &tally) {
   rules::RawScales raw;
-  if (ScalesAttr scales = layer.getCheckpointScalesAttr()) {
-    raw.q = toRaw(scales.getQ());
-    raw.k = toRaw(scales.getK());
-    raw.v = toRaw(scales.getV());
-    raw.prob = toRaw(scales.getProb());
-  }
-  rules::Result result =
-      rules::foldScales(raw, toRules(layer.getKvCacheDtype()),
-                        layer.getCalculateKvScales(), options);
+  if (ScalesAttr scales = layer.getCheckpointScalesAttr())
+    for (ScaleKind kind : kScaleKinds)
+      raw[kind] = toRaw(scales.getScale(kind));
+  rules::Result result = rules::foldScales(
+      raw, layer.getKvCacheDtype(), layer.getCalculateKvScales(), options);
 
   bool warned = false;
   for (const rules::Finding &finding : result.findings) {
@@ -267,42 +183,42 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer,
   // The kernels use f32 scales; every final value must be a finite,
   // positive f32 (an f64 checkpoint value may round, or overflow to inf).
   SmallVector<APFloat, 4> values;
+  SmallVector<ScaleKind> doubled;
   bool ok = true;
-  for (auto [name, scale] :
-       {std::pair<StringRef, rules::FinalScale *>{"k", &result.k},
-        {"v", &result.v},
-        {"q", &result.q},
-        {"prob", &result.prob}}) {
-    APFloat value(scale->value);
+  for (ScaleKind kind : kScaleKinds) {
+    const rules::FinalScale &scale = result[kind];
+    APFloat value(scale.value);
     bool lost;
     value.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
     if (!value.isFiniteNonZero() || value.isNegative()) {
       InFlightDiagnostic diag =
           emitError(layer.getLoc())
-          << "[SCALE-NOT-FINITE] final " << name << " scale "
-          << rules::formatScale(scale->value)
+          << "[SCALE-NOT-FINITE] final " << stringifyScaleKind(kind)
+          << " scale " << rules::formatScale(scale.value)
           << " is not a finite positive f32; kernels cannot use it";
-      if (StringRef tensor = layer.getCheckpointTensor(name); !tensor.empty())
+      if (StringRef tensor = layer.getCheckpointTensor(kind); !tensor.empty())
         diag.attachNote() << "checkpoint tensor '" << tensor << "'";
       ok = false;
     }
     values.push_back(value);
-    tally.doubled += scale->doubled;
+    if (scale.doubled)
+      doubled.push_back(kind);
   }
   if (!ok)
     return false;
+  tally.doubled += doubled.size();
 
   layer.setResolvedScalesAttr(ResolvedScalesAttr::get(
-      layer.getContext(), values[0], fromRules(result.k.rule), values[1],
-      fromRules(result.v.rule), values[2], fromRules(result.q.rule),
-      values[3], fromRules(result.prob.rule), options.fnuz));
+      layer.getContext(), values[0], result.k.rule, values[1], result.v.rule,
+      values[2], result.q.rule, values[3], result.prob.rule, options.fnuz,
+      ResolvedScalesAttr::doubledMask(doubled)));
   layer.setCalculateKvScales(result.calculateKvScales);
   layer.removeCheckpointScalesAttr();
   layer.removeCheckpointTensorsAttr();
 
   ++tally.folded;
-  tally.defaulted += result.k.rule == rules::Rule::Default;
-  tally.duplicated += result.v.rule == rules::Rule::Duplicated;
+  tally.defaulted += result.k.rule == ScaleRule::Default;
+  tally.duplicated += result.v.rule == ScaleRule::Duplicated;
   return true;
 }
 

@@ -123,9 +123,7 @@ void KVQImportCheckpointPass::runOnOperation() {
     Attribute fields[4];
     SmallVector<NamedAttribute> tensors;
     bool layerFailed = false;
-    for (ckpt::ScaleField field :
-         {ckpt::ScaleField::Q, ckpt::ScaleField::K, ckpt::ScaleField::V,
-          ckpt::ScaleField::Prob}) {
+    for (ScaleKind field : kScaleKinds) {
       const std::optional<ckpt::MatchedScale> &scale = match.get(field);
       if (!scale)
         continue;
@@ -149,7 +147,7 @@ void KVQImportCheckpointPass::runOnOperation() {
         continue;
       }
       fields[static_cast<int>(field)] = value;
-      tensors.push_back(b.getNamedAttr(ckpt::getScaleFieldName(field),
+      tensors.push_back(b.getNamedAttr(stringifyScaleKind(field),
                                        b.getStringAttr(scale->tensorName)));
     }
     if (layerFailed) {

@@ -1,4 +1,4 @@
-//===- LayerReport.cpp - per-layer table of scales --------------------------===//
+//===- LayerReport.cpp - per-layer table of scales ------------------------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -6,10 +6,10 @@
 
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
 
+#include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "mlir/Support/FileUtilities.h"
 
 namespace mlir::kvq {
 #define GEN_PASS_DEF_KVQLAYERREPORT
@@ -52,34 +52,24 @@ static Cell resolvedCell(const APFloat &value, ScaleRule rule, bool doubled) {
   return {formatDouble(d), stringifyScaleRule(rule).str(), d, doubled};
 }
 
+/// The cells of `layer`, in kScaleKinds order.
 static SmallVector<Cell, 4> cellsOf(LayerOp layer) {
-  if (ResolvedScalesAttr r = layer.getResolvedScalesAttr()) {
-    // On FNUZ targets checkpoint values were doubled: K and V for fp8
-    // caches only, Q and prob always.
-    auto fromCheckpoint = [](ScaleRule rule) {
-      return rule == ScaleRule::Checkpoint || rule == ScaleRule::Duplicated;
-    };
-    bool kvDoubled = r.getFnuz() && isFp8(layer.getKvCacheDtype());
-    return {
-        resolvedCell(r.getK(), r.getKRule(),
-                     kvDoubled && fromCheckpoint(r.getKRule())),
-        resolvedCell(r.getV(), r.getVRule(),
-                     kvDoubled && fromCheckpoint(r.getVRule())),
-        resolvedCell(r.getQ(), r.getQRule(),
-                     r.getFnuz() && fromCheckpoint(r.getQRule())),
-        resolvedCell(r.getProb(), r.getProbRule(),
-                     r.getFnuz() && fromCheckpoint(r.getProbRule()))};
+  SmallVector<Cell, 4> cells;
+  ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
+  ScalesAttr raw = layer.getCheckpointScalesAttr();
+  for (ScaleKind kind : kScaleKinds) {
+    if (resolved)
+      cells.push_back(resolvedCell(resolved.getValue(kind),
+                                   resolved.getRule(kind),
+                                   resolved.isDoubled(kind)));
+    else
+      cells.push_back(rawCell(raw ? raw.getScale(kind) : Attribute()));
   }
-  ScalesAttr s = layer.getCheckpointScalesAttr();
-  if (!s)
-    return {rawCell({}), rawCell({}), rawCell({}), rawCell({})};
-  return {rawCell(s.getK()), rawCell(s.getV()), rawCell(s.getQ()),
-          rawCell(s.getProb())};
+  return cells;
 }
 
 void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
                                  bool json) {
-  static constexpr StringLiteral names[] = {"k", "v", "q", "prob"};
   SmallVector<LayerOp> layers(module.getOps<LayerOp>());
   if (json) {
     llvm::json::Array rows;
@@ -90,14 +80,13 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
           {"kv_cache_dtype", stringifyKVCacheDtype(layer.getKvCacheDtype())},
           {"calculate_kv_scales", layer.getCalculateKvScales()},
           {"resolved", bool(layer.getResolvedScalesAttr())}};
-      for (auto [name, cell] : llvm::zip(names, cellsOf(layer))) {
-        llvm::json::Object scale{{"rule", cell.how},
-                                 {"doubled", cell.doubled}};
+      for (auto [kind, cell] : llvm::zip(kScaleKinds, cellsOf(layer))) {
+        llvm::json::Object scale{{"rule", cell.how}, {"doubled", cell.doubled}};
         if (cell.number)
           scale["value"] = *cell.number;
         else
           scale["value"] = cell.value;
-        row[name.str()] = std::move(scale);
+        row[stringifyScaleKind(kind).str()] = std::move(scale);
       }
       rows.push_back(std::move(row));
     }
@@ -107,15 +96,18 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
 
   // Aligned text table.
   SmallVector<SmallVector<std::string>> table;
-  table.push_back({"layer", "prefix", "cache", "K", "V", "Q", "P"});
+  SmallVector<std::string> header = {"layer", "prefix", "cache"};
+  for (ScaleKind kind : kScaleKinds) // K, V, Q, P
+    header.push_back(stringifyScaleKind(kind).take_front().upper());
+  table.push_back(std::move(header));
   for (LayerOp layer : layers) {
     SmallVector<std::string> row = {
         layer.getSymName().str(), layer.getCheckpointPrefix().str(),
         stringifyKVCacheDtype(layer.getKvCacheDtype()).str() +
             (layer.getCalculateKvScales() ? "+calc" : "")};
     for (const Cell &cell : cellsOf(layer))
-      row.push_back(cell.value + " (" + cell.how +
-                    (cell.doubled ? " x2" : "") + ")");
+      row.push_back(cell.value + " (" + cell.how + (cell.doubled ? " x2" : "") +
+                    ")");
     table.push_back(std::move(row));
   }
   SmallVector<size_t> widths(table.front().size(), 0);
@@ -145,8 +137,7 @@ struct KVQLayerReportPass final
       return signalPassFailure();
     }
     std::string error;
-    std::unique_ptr<llvm::ToolOutputFile> file =
-        openOutputFile(output, &error);
+    std::unique_ptr<llvm::ToolOutputFile> file = openOutputFile(output, &error);
     if (!file) {
       emitError(getOperation().getLoc())
           << "kvq-layer-report: cannot open '" << output << "': " << error;

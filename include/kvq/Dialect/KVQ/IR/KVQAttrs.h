@@ -1,4 +1,4 @@
-//===- KVQAttrs.h - kvq attributes --------------------------------*- C++ -*-===//
+//===- KVQAttrs.h - kvq attributes ------------------------------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -12,30 +12,18 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/DialectImplementation.h"
 
-#include "kvq/Dialect/KVQ/IR/KVQEnums.h.inc"
+#include "kvq/Dialect/KVQ/IR/KVQEnums.h"
 
 #define GET_ATTRDEF_CLASSES
 #include "kvq/Dialect/KVQ/IR/KVQAttrs.h.inc"
 
 namespace mlir::kvq {
 
-/// Whether `dtype` stores quantized values (fp8* or int8).
-inline bool isQuantized(KVCacheDtype dtype) {
-  return dtype != KVCacheDtype::Auto;
-}
-
-/// Whether `dtype` is one of the fp8 dtypes.
-inline bool isFp8(KVCacheDtype dtype) {
-  return dtype == KVCacheDtype::Fp8 || dtype == KVCacheDtype::Fp8E4M3 ||
-         dtype == KVCacheDtype::Fp8E5M2;
-}
-
 /// Checks that `cacheType` may hold a KV cache of `dtype` with activations
 /// of type `activationType`; on failure returns a message describing what
 /// was expected, in the style of verifier messages.
-std::optional<std::string> checkCacheElementType(KVCacheDtype dtype,
-                                                 Type cacheType,
-                                                 Type activationType);
+std::optional<std::string>
+checkCacheElementType(KVCacheDtype dtype, Type cacheType, Type activationType);
 
 /// Returns the values of one raw scale field (a FloatAttr or a dense float
 /// tensor) as doubles, in element order.

@@ -1,4 +1,4 @@
-//===- KVQAttrs.td - kvq attributes -----------------------*- tablegen -*-===//
+//===- KVQAttrs.td - kvq attributes ------------------------*- tablegen -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -42,17 +42,21 @@ def KVQ_ScalesAttr : KVQ_Attr<"Scales", "scales"> {
     ```mlir
     #kvq.scales<k = 0.05 : f32, v = 0.07 : f32>
     #kvq.scales<k = 0.05 : f32>                       // a legacy kv_scale
-    #kvq.scales<q = 0.1 : bf16, k = dense<[0.1, 0.2]> : tensor<2xf32>>
+    #kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, q = 0.1 : bf16>
     #kvq.scales<>                                     // nothing found
     ```
   }];
   let parameters = (ins
-    OptionalParameter<"::mlir::Attribute", "q (query) scale">:$q,
     OptionalParameter<"::mlir::Attribute", "k (key) scale">:$k,
     OptionalParameter<"::mlir::Attribute", "v (value) scale">:$v,
+    OptionalParameter<"::mlir::Attribute", "q (query) scale">:$q,
     OptionalParameter<"::mlir::Attribute", "softmax probability scale">:$prob);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The field of `kind`, or null when absent.
+    ::mlir::Attribute getScale(::mlir::kvq::ScaleKind kind) const;
+  }];
 }
 
 def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
@@ -60,20 +64,21 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
   let description = [{
     What `kvq-fold-scales` leaves on a layer: all four scales, each a
     finite, positive `f32` (the value the kernels multiply or divide by),
-    and the rule of the folding table that produced it (see
-    `#kvq.scale_rule`). Lowering takes the K and V scales from here; Q and
-    prob are for the attention kernels that follow.
-
-    Example:
+    the rule of the folding table that produced it (see `#kvq.scale_rule`),
+    and `doubled` where the FNUZ x2 correction was applied to it. Lowering
+    takes the K and V scales from here; Q and prob are for the attention
+    kernels that follow.
 
     A trailing `fnuz` records that the scales were folded for an FNUZ fp8
-    target (AMD gfx942), where checkpoint values are doubled.
+    target (AMD gfx942); only then may a field be `doubled`.
+
+    Example:
 
     ```mlir
     #kvq.resolved_scales<k = 0.05 checkpoint, v = 0.05 duplicated,
                          q = 1.0 default, prob = 1.0 default>
-    #kvq.resolved_scales<k = 0.1 checkpoint, v = 0.1 checkpoint,
-                         q = 1.0 default, prob = 1.0 default, fnuz>
+    #kvq.resolved_scales<k = 0.1 checkpoint doubled, v = 0.1 checkpoint
+                         doubled, q = 1.0 default, prob = 1.0 default, fnuz>
     ```
   }];
   let parameters = (ins
@@ -86,23 +91,51 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     APFloatParameter<"final prob scale">:$prob,
     "::mlir::kvq::ScaleRule":$prob_rule,
     DefaultValuedParameter<"bool", "false",
-                           "the FNUZ x2 correction was in effect">:$fnuz);
+                           "the FNUZ x2 correction was in effect">:$fnuz,
+    DefaultValuedParameter<"unsigned", "0",
+        "the fields the x2 was applied to (bit i: ScaleKind i)">:$doubled);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let builders = [
     AttrBuilder<(ins "float":$k, "ScaleRule":$kRule, "float":$v,
                      "ScaleRule":$vRule, "float":$q, "ScaleRule":$qRule,
                      "float":$prob, "ScaleRule":$probRule,
-                     CArg<"bool", "false">:$fnuz), [{
+                     CArg<"bool", "false">:$fnuz,
+                     CArg<"unsigned", "0">:$doubled), [{
       return $_get($_ctxt, ::llvm::APFloat(k), kRule, ::llvm::APFloat(v),
                    vRule, ::llvm::APFloat(q), qRule, ::llvm::APFloat(prob),
-                   probRule, fnuz);
+                   probRule, fnuz, doubled);
     }]>];
   let extraClassDeclaration = [{
     float getKFloat() const { return getK().convertToFloat(); }
     float getVFloat() const { return getV().convertToFloat(); }
     float getQFloat() const { return getQ().convertToFloat(); }
     float getProbFloat() const { return getProb().convertToFloat(); }
+    /// The value and the rule of `kind`.
+    ::llvm::APFloat getValue(::mlir::kvq::ScaleKind kind) const;
+    ::mlir::kvq::ScaleRule getRule(::mlir::kvq::ScaleKind kind) const;
+    /// Whether the FNUZ x2 was applied to `kind`.
+    bool isDoubled(::mlir::kvq::ScaleKind kind) const {
+      return getDoubled() & (1u << static_cast<unsigned>(kind));
+    }
+    /// The `doubled` mask of the given kinds.
+    static unsigned doubledMask(::llvm::ArrayRef<::mlir::kvq::ScaleKind> kinds);
+  }];
+}
+
+def KVQ_CPUTargetAttr : KVQ_Attr<"CPUTarget", "cpu_target"> {
+  let summary = "the host CPU as the target a module is compiled for";
+  let description = [{
+    The CPU counterpart of `#nvvm.target` and `#rocdl.target`: a module
+    whose `kvq.target` attribute is `#kvq.cpu_target` is compiled for the
+    host (cache ops become loops, every fp8 conversion is in software). A
+    module that states no target at all is compiled for the CPU too; this
+    attribute says so explicitly, so that a GPU option contradicts it.
+    `kvq-set-target{target=cpu}` writes it.
+
+    ```mlir
+    module attributes {kvq.target = #kvq.cpu_target} {}
+    ```
   }];
 }
 

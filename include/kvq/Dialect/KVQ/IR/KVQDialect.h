@@ -1,4 +1,4 @@
-//===- KVQDialect.h - kvq dialect ---------------------------------*- C++ -*-===//
+//===- KVQDialect.h - kvq dialect -------------------------------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

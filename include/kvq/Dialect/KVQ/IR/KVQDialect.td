@@ -1,4 +1,4 @@
-//===- KVQDialect.td - kvq dialect definition -------------*- tablegen -*-===//
+//===- KVQDialect.td - kvq dialect definition --------------*- tablegen -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //

@@ -1,4 +1,4 @@
-//===- KVQEnums.td - kvq enum attributes ------------------*- tablegen -*-===//
+//===- KVQEnums.td - kvq enum attributes -------------------*- tablegen -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -68,6 +68,18 @@ def KVQ_ScaleRuleAttr : EnumAttr<KVQ_Dialect, KVQ_ScaleRule, "scale_rule"> {
       (or for good, when a checkpoint q scale switched calculation off).
     - `k_fallback`: Q taken from K (the `q-fallback=k` option).
   }];
+}
+
+def KVQ_ScaleKind : I32EnumAttr<"ScaleKind",
+    "one of the four attention scales of a layer", [
+    I32EnumAttrCase<"K", 0, "k">,
+    I32EnumAttrCase<"V", 1, "v">,
+    I32EnumAttrCase<"Q", 2, "q">,
+    I32EnumAttrCase<"Prob", 3, "prob">]> {
+  let cppNamespace = "::mlir::kvq";
+  // Names and order of the scales everywhere: attribute fields, checkpoint
+  // tensor keys, diagnostics and the layer report's columns.
+  let genSpecializedAttr = 0;
 }
 
 #endif // KVQ_DIALECT_KVQ_IR_KVQENUMS_TD

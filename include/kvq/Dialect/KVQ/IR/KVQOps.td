@@ -1,4 +1,4 @@
-//===- KVQOps.td - kvq operations -------------------------*- tablegen -*-===//
+//===- KVQOps.td - kvq operations --------------------------*- tablegen -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -25,7 +25,8 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     store and load of the layer uses the same scales.
 
     - `prefix`: the layer's name prefix in the checkpoint (for example
-      `model.layers.12`, the decoder layer whose `self_attn.k_scale` (and so on) hold the scales); checkpoint import matches tensor names
+      `model.layers.12`, the decoder layer whose `self_attn.k_scale` and
+      so on hold the scales); checkpoint import matches tensor names
       against it. Defaults to the symbol name when absent.
     - `cache`: the KV-cache dtype (`#kvq.kv_cache_dtype`).
     - `calculate_kv_scales`: K/V scales are computed at run time from the
@@ -60,7 +61,8 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     OptionalAttr<KVQ_ResolvedScalesAttr>:$resolved_scales,
     OptionalAttr<DictionaryAttr>:$checkpoint_tensors);
   let assemblyFormat = [{
-    $sym_name (`prefix` `(` $prefix^ `)`)? `cache` `(` custom<KVCacheDtype>($kv_cache_dtype) `)`
+    $sym_name (`prefix` `(` $prefix^ `)`)?
+    `cache` `(` custom<KVCacheDtype>($kv_cache_dtype) `)`
     (`calculate_kv_scales` $calculate_kv_scales^)?
     (`checkpoint` `(` $checkpoint_scales^ `)`)?
     (`resolved` `(` $resolved_scales^ `)`)? attr-dict
@@ -77,9 +79,9 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     bool isQuantized() {
       return getKvCacheDtype() != ::mlir::kvq::KVCacheDtype::Auto;
     }
-    /// The checkpoint tensor a raw scale came from ("q", "k", "v", "prob"),
-    /// or an empty string.
-    ::llvm::StringRef getCheckpointTensor(::llvm::StringRef field);
+    /// The checkpoint tensor the raw scale `kind` came from, or an empty
+    /// string.
+    ::llvm::StringRef getCheckpointTensor(::mlir::kvq::ScaleKind kind);
   }];
 }
 
@@ -87,14 +89,34 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
 // Cache ops
 //===----------------------------------------------------------------------===//
 
-class KVQ_CacheOp<string mnemonic, list<Trait> traits = []>
-    : KVQ_Op<mnemonic, traits # [
-        DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
-  code extraCacheClassDeclaration = [{
-    /// The layer this op stores to or loads from, or null.
-    LayerOp lookupLayer();
+def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
+  let cppNamespace = "::mlir::kvq";
+  let description = [{
+    A cache op: `kvq.cache_store` or `kvq.cache_load`. Both move the K and V
+    rows of tokens between activations and the paged caches of a layer, so
+    the fold, the lowering and the checks see them through one view:
+    two streams (K, V), each from a source memref to a destination memref,
+    with the slots of the tokens.
   }];
+  let methods = [
+    InterfaceMethod<"The layer whose caches and scales the op uses.",
+                    "::mlir::FlatSymbolRefAttr", "getLayerAttr">,
+    InterfaceMethod<"Whether the op writes the caches (a store).",
+                    "bool", "isStore">,
+    InterfaceMethod<"The type of the caches (both are equal).",
+                    "::mlir::MemRefType", "getCacheType">,
+    InterfaceMethod<"The type of the activations: the store's sources, the "
+                    "load's outputs (both streams are equal).",
+                    "::mlir::MemRefType", "getActivationType">,
+    InterfaceMethod<"The memrefs in stream order: slot_mapping, K source, "
+                    "V source, K destination, V destination.",
+                    "::std::array<::mlir::Value, 5>", "getStreamOperands">,
+  ];
 }
+
+class KVQ_CacheOp<string mnemonic, list<Trait> traits = []>
+    : KVQ_Op<mnemonic, traits # [KVQ_CacheOpInterface,
+        DeclareOpInterfaceMethods<SymbolUserOpInterface>]>;
 
 def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     AllTypesMatch<["key", "value"]>,
@@ -114,11 +136,25 @@ def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
       `slot / block_size`, row `slot % block_size`. A negative slot marks
       padding: that token is skipped and the cache is left untouched.
 
-    For each stored element, with `s` the K (or V) scale:
-    `cache = convert(float(x) / s)` rounding to nearest even and saturating
-    to the format's largest finite value (NaN stays NaN); for `int8`,
-    `clamp(round_half_even(float(x) / s), -128, 127)`; for `auto`, a plain
-    copy. The division is a true f32 division, as the reference kernels do.
+    Semantics, identical on every target, bit for bit, with `s` the K (or
+    V) scale:
+    - fp8 (`f8E4M3FN`, `f8E4M3FNUZ`, `f8E5M2`, `f8E5M2FNUZ`):
+      `cache = convert(f32(x) / s)` with the quotient of a true f32
+      division, rounded to nearest even (subnormal results included) and
+      saturating: finite values beyond the largest finite one (448, 240,
+      57344, 57344) and +-inf become +-max. Every NaN input (any sign, any
+      payload) becomes `0x7F` for `f8E4M3FN` and `f8E5M2` (what NVIDIA's
+      `cvt.rn.satfinite` produces; GPU arithmetic does not keep the sign of
+      a NaN, so no target could promise it) and `0x80` for the FNUZ
+      formats, whose zero is always `0x00` (they have no -0).
+    - `int8`: `clamp(round_half_even(f32(x) / s), -128, 127)`, NaN -> 0.
+    - `auto`: a plain copy.
+    - Padding: a token whose slot is negative is skipped; its cache rows
+      keep their bytes. Slots must be below `num_blocks * block_size`.
+
+    How the quotient is computed (a division, or a product by `RN(1/s)`
+    proven to give the same bytes for the layer's scale) is the lowering's
+    choice (`kvq-lower-cache-ops{quantize-division}`); the bytes are not.
 
     Example:
 
@@ -140,7 +176,15 @@ def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     type($slot_mapping)
   }];
   let hasVerifier = 1;
-  let extraClassDeclaration = extraCacheClassDeclaration;
+  let extraClassDeclaration = [{
+    bool isStore() { return true; }
+    ::mlir::MemRefType getCacheType() { return getKeyCache().getType(); }
+    ::mlir::MemRefType getActivationType() { return getKey().getType(); }
+    ::std::array<::mlir::Value, 5> getStreamOperands() {
+      return {getSlotMapping(), getKey(), getValue(), getKeyCache(),
+              getValueCache()};
+    }
+  }];
 }
 
 def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
@@ -149,9 +193,18 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
   let summary = "gather K and V from paged caches and dequantize them";
   let description = [{
     Reads back the keys and values of `num_tokens` tokens from the paged KV
-    caches of layer `@layer`, dequantized with the layer's resolved scales:
-    `out = round_to_out_type(float(cache) * s)`, `s` the K (or V) scale;
-    for `auto`, a plain copy.
+    caches of layer `@layer`, dequantized with the layer's resolved scales.
+
+    Semantics, identical on every target, bit for bit, with `s` the K (or
+    V) scale:
+    - fp8 and `int8`: `out = round_to_out_type(f32(cache) * s)`, rounded to
+      nearest even (f32 outputs: the f32 product). Every NaN output is the
+      positive quiet NaN with only the quiet bit set (`0x7FC0` bf16,
+      `0x7E00` f16, `0x7FC00000` f32); products beyond the output type's
+      range are +-inf.
+    - `auto`: a plain copy.
+    - Padding: a token whose slot is negative leaves its output rows
+      untouched.
 
     - `key_cache`, `value_cache`:
       `memref<num_blocks x block_size x num_kv_heads x head_size x C>`.
@@ -182,7 +235,15 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
     type($slot_mapping) `,` type($key_out)
   }];
   let hasVerifier = 1;
-  let extraClassDeclaration = extraCacheClassDeclaration;
+  let extraClassDeclaration = [{
+    bool isStore() { return false; }
+    ::mlir::MemRefType getCacheType() { return getKeyCache().getType(); }
+    ::mlir::MemRefType getActivationType() { return getKeyOut().getType(); }
+    ::std::array<::mlir::Value, 5> getStreamOperands() {
+      return {getSlotMapping(), getKeyCache(), getValueCache(), getKeyOut(),
+              getValueOut()};
+    }
+  }];
 }
 
 #endif // KVQ_DIALECT_KVQ_IR_KVQOPS_TD

@@ -1,4 +1,4 @@
-//===- Passes.h - kvq passes --------------------------------------*- C++ -*-===//
+//===- Passes.h - kvq passes ------------------------------------*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -21,12 +21,6 @@ namespace mlir::kvq {
 /// values before folding) as an aligned table (`json` false) or as a JSON
 /// array of objects (`json` true).
 void printLayerReport(ModuleOp module, llvm::raw_ostream &os, bool json);
-
-/// Whether the module is compiled for an FNUZ fp8 target, from the targets
-/// of its gpu.module ops: `#rocdl.target` with chip gfx940/941/942 is FNUZ;
-/// other ROCDL chips and `#nvvm.target` are OCP; no target means OCP.
-/// Fails, with an error, when two targets disagree.
-FailureOr<bool> detectFnuzTarget(ModuleOp module);
 
 #define GEN_PASS_REGISTRATION
 #include "kvq/Dialect/KVQ/Transforms/Passes.h.inc"

@@ -1,4 +1,4 @@
-//===- Passes.td - kvq passes -----------------------------*- tablegen -*-===//
+//===- Passes.td - kvq passes ------------------------------*- tablegen -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -8,6 +8,37 @@
 #define KVQ_DIALECT_KVQ_TRANSFORMS_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+
+def KVQSetTarget : Pass<"kvq-set-target", "::mlir::ModuleOp"> {
+  let summary = "state the target the module is compiled for";
+  let description = [{
+    Writes the module's target where every later kvq pass reads it: an
+    `#nvvm.target` or `#rocdl.target` on `gpu.module @kvq_cache_kernels`
+    (created if missing) and on every other `gpu.module` without targets,
+    or `kvq.target = #kvq.cpu_target` on the module. A module that already
+    states the same target is left as is; one that states another is an
+    error. `chip` alone is enough (`sm_<N>` is NVIDIA, `gfx<...>` AMD).
+
+    ```
+    kvq-opt model.mlir --kvq-set-target=chip=gfx942 --kvq-fold-scales
+    // adds
+    gpu.module @kvq_cache_kernels [#rocdl.target<O = 3, chip = "gfx942">] {}
+    ```
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"\"",
+           "'cpu', 'nvvm' or 'rocdl' (default: from the chip)">,
+    Option<"chip", "chip", "std::string", /*default=*/"\"\"",
+           "sm_<N> or gfx<...> (default: sm_90 for nvvm, gfx942 for "
+           "rocdl)">,
+    Option<"optLevel", "opt-level", "unsigned", /*default=*/"3",
+           "optimization level of the GPU target attribute (0-3)">,
+  ];
+  let dependentDialects = ["::mlir::kvq::KVQDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::ROCDL::ROCDLDialect"];
+}
 
 def KVQLayerReport : Pass<"kvq-layer-report", "::mlir::ModuleOp"> {
   let summary = "print a table of the module's kvq layers and their scales";
@@ -96,12 +127,12 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
     remark counts the layers folded, defaulted, duplicated, doubled, warned
     and failed.
 
-    FNUZ or not is decided from what the IR is compiled for: the targets of
-    the module's `gpu.module` ops (`#rocdl.target` with chip gfx940/941/942
-    is FNUZ; other ROCDL chips, `#nvvm.target` and no target are OCP), or
-    forced with `fp8-format`. A cache op whose fp8 element type contradicts
-    that decision (an FNUZ cache on an OCP target, or the reverse) is an
-    error: the same bytes mean values 2x apart.
+    FNUZ or not is decided from the module's target (see `kvq-set-target`:
+    `#rocdl.target` with a gfx94x chip is FNUZ; other chips are OCP; the CPU
+    and no target are OCP unless `fp8-format=fnuz`). `fp8-format` that
+    contradicts a GPU target is an error. A cache op whose fp8 element type
+    contradicts the decision (an FNUZ cache on an OCP target, or the
+    reverse) is an error: the same bytes mean values 2x apart.
 
     Example:
 
@@ -117,7 +148,7 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"fp8Format", "fp8-format", "std::string", /*default=*/"\"auto\"",
-           "'auto' (from the module's GPU targets), 'ocp' or 'fnuz'">,
+           "'auto' (from the module's target), 'ocp' or 'fnuz'">,
     Option<"missingScales", "missing-scales", "std::string",
            /*default=*/"\"warning\"",
            "missing checkpoint scales are a 'warning' (like vLLM) or an "

@@ -1,0 +1,156 @@
+//===- CacheCodegen.h - building blocks of kvq's cache code -----*- C++ -*-===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The code both forms of a cache function share: the per-element numerics
+// (quantize, dequantize; the semantics are on the ops in KVQOps.td) and the
+// reads and writes of one work item. The CPU form (buildCacheLoops) and the
+// GPU form (buildCacheLaunch, whose kernel ABI is docs/KernelABI.md) differ
+// only in how they walk the tokens.
+//
+// For kvq's own lowerings; a model compiler uses KVQCacheLowering.h.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVQ_CONVERSION_KVQCACHELOWERING_CACHECODEGEN_H
+#define KVQ_CONVERSION_KVQCACHELOWERING_CACHECODEGEN_H
+
+#include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/APFloat.h"
+
+#include <array>
+#include <cstdint>
+#include <utility>
+
+namespace mlir::kvq {
+
+/// Bytes of the wider element type (source or destination) a GPU work item
+/// moves per stream (K, V): one 16-byte access (8 bf16 activations into 8
+/// fp8 cache bytes, 8 cache bytes into 8 bf16 outputs, 4 f32, ...).
+inline constexpr int64_t kAccessBytes = 16;
+
+/// How a quantizing store computes x / s (ScaledDivision.h), per stream.
+enum class Quotient : uint8_t {
+  /// arith.divf.
+  Division,
+  /// A clamp, RN(x * RN(1/s)) and one FMA correction: proven by
+  /// proveReciprocalDivision() for the scale and activation type.
+  CorrectedProduct,
+  /// RN(x * RN(1/s)) alone: proven by proveReciprocalProduct() for the
+  /// scale, activation type and cache format.
+  Product,
+};
+
+/// The code of a cache function: two streams (K, V) that each move elements
+/// from a `src` memref to a `dst` memref through an element conversion,
+/// with the function's arguments as operands.
+struct CacheOpPlan {
+  bool isStore = false;
+  bool quantized = false;
+  Value slots;
+  struct Stream {
+    Value src, dst;
+    /// The scale (f32); the store's RN(1/s) unless it divides.
+    Value scale, reciprocal;
+    Quotient quotient = Quotient::Division;
+  } streams[2];
+  MemRefType actType, cacheType;
+
+  Value act(int s) const { return isStore ? streams[s].src : streams[s].dst; }
+  Value cache(int s) const { return isStore ? streams[s].dst : streams[s].src; }
+};
+
+/// The scale values of one stream, shaped like the elements a work item
+/// converts (f32 or vector<N x f32>), computed once before the loop.
+struct StreamScales {
+  /// s.
+  Value scale;
+  /// Quotient::Product and CorrectedProduct: RN(1/s).
+  Value reciprocal;
+  /// Quotient::CorrectedProduct: -s and the clamp bounds +-s * 2^17 (exact:
+  /// a power-of-two multiple).
+  Value negScale, bound, negBound;
+};
+
+//===----------------------------------------------------------------------===//
+// Element numerics
+//===----------------------------------------------------------------------===//
+
+/// `elem`, or a vector of it shaped like `like`.
+Type shapedLike(Type like, Type elem);
+/// A float constant of `type` (scalar or vector, splat).
+Value floatConst(OpBuilder &b, Location loc, Type type,
+                 const llvm::APFloat &value);
+Value f32Const(OpBuilder &b, Location loc, Type type, float value);
+
+/// Store numerics: activations `x` (scalar or vector of f16 / bf16 / f32)
+/// to cache elements of type `cacheElem` (`kvq.cache_store`); `x` itself
+/// when not `quantized`.
+Value quantize(OpBuilder &b, Location loc, const KVQTarget &target, Value x,
+               Type cacheElem, bool quantized, const StreamScales &scales);
+
+/// Load numerics: cache elements `c` to outputs of type `outElem`
+/// (`kvq.cache_load`); `c` itself when not `quantized`.
+Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target, Value c,
+                 Type outElem, bool quantized, const StreamScales &scales);
+
+/// The scales of both streams of `plan` for work items of `width` elements.
+std::array<StreamScales, 2> prepareScales(OpBuilder &b, Location loc,
+                                          const CacheOpPlan &plan,
+                                          int64_t width);
+
+//===----------------------------------------------------------------------===//
+// Reads and writes of a work item
+//===----------------------------------------------------------------------===//
+
+/// Size `dim` of `memref` as an index value (a constant when static).
+Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim);
+
+/// Loads `width` consecutive elements (1: scalar, else a vector) of the
+/// source of both streams (K and V) of `plan` at `srcIdx`.
+std::array<Value, 2> loadSources(OpBuilder &b, Location loc,
+                                 const CacheOpPlan &plan, int64_t width,
+                                 ValueRange srcIdx);
+
+/// Converts the loaded elements `in` of both streams and stores them to
+/// their destinations at `dstIdx`, only where `predicate` holds if given
+/// (through KVQTarget::storeIf).
+void storeConverted(OpBuilder &b, Location loc, const KVQTarget &target,
+                    const CacheOpPlan &plan,
+                    const std::array<StreamScales, 2> &scales, int64_t width,
+                    std::array<Value, 2> in, ValueRange dstIdx,
+                    Value predicate = nullptr);
+
+/// slot_mapping[t] (on GPUs an explicitly 8-byte-aligned load).
+Value readSlot(OpBuilder &b, Location loc, const CacheOpPlan &plan, Value t,
+               bool gpu);
+/// slot >= 0.
+Value isValidSlot(OpBuilder &b, Location loc, Value slot);
+/// The cache row of a valid `slot`: (slot / block_size, slot % block_size).
+std::pair<Value, Value> cacheRow(OpBuilder &b, Location loc,
+                                 const CacheOpPlan &plan, Value slot);
+
+//===----------------------------------------------------------------------===//
+// The two forms
+//===----------------------------------------------------------------------===//
+
+/// CPU: for t in [0, T): if slot[t] >= 0: for h, d: K and V element by
+/// element (CacheLoops.cpp).
+void buildCacheLoops(OpBuilder &b, Location loc, const KVQTarget &target,
+                     const CacheOpPlan &plan);
+
+/// GPU: one `gpu.launch` into `gpu.module @kvq_cache_kernels`, whose
+/// kernel takes the memrefs of `plan` and `scalars` (k_scale, RN(1/k_scale),
+/// v_scale, RN(1/v_scale)) as docs/KernelABI.md describes (CacheKernel.cpp).
+void buildCacheLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
+                      const CacheOpPlan &plan, int64_t threadsPerBlock,
+                      ValueRange scalars);
+
+} // namespace mlir::kvq
+
+#endif // KVQ_CONVERSION_KVQCACHELOWERING_CACHECODEGEN_H
