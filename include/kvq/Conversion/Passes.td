@@ -63,6 +63,35 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
+  let summary = "lower kvq.paged_attention (CPU loops; GPU targets not yet)";
+  let description = [{
+    Rewrites every `kvq.paged_attention` (semantics on the op) into a call
+    of a function shared by the ops of the same signature (query and cache
+    types, precision), with the layer's scales as f32 constants: the score
+    scale `RN(s_k * scale)` (`RN(s_q * s_k * scale)` in the fp8 modes, one
+    rounding of the exact product), `s_v`, `s_q` and `s_p`. For the CPU
+    (the module's target, or none) the function holds host loops: per
+    sequence and query head, the maximum score, then the exponentials and
+    the weighted sum of the V rows, in f32. For a GPU target the pass fails
+    with an error at each op: that lowering does not exist yet. Runs before
+    `kvq-lower-cache-ops` in the kvq-to-* pipelines.
+
+    ```mlir
+    kvq.paged_attention @l0 (%q) cache(%kc, %vc) blocks(%bt, %cl) into(%o)
+        : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, ...
+    // becomes
+    call @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16(%q, %kc, %vc, %bt,
+        %cl, %o, %c, %sv, %sq, %sp) : (...) -> ()
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
+  ];
+}
+
 def KVQLimitKernelRegisters
     : Pass<"kvq-limit-kernel-registers", "::mlir::ModuleOp"> {
   let summary = "cap the registers of the outlined kvq cache kernels (NVVM)";

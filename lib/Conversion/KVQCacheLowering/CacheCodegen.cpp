@@ -135,23 +135,30 @@ static llvm::APFloat canonicalNaN(FloatType type) {
 
 /// Load numerics for cache elements `c` (scalar or vector) to outputs of
 /// type `outElem`: out = round_to_out(f32(c) * s), NaN -> canonicalNaN.
+Value mlir::kvq::decodeToF32(OpBuilder &b, Location loc,
+                             const KVQTarget &target, Value c) {
+  Type elem = getElementTypeOrSelf(c.getType());
+  Type f32 = shapedLike(c.getType(), b.getF32Type());
+  if (elem.isF32())
+    return c;
+  if (elem.isSignlessInteger(8))
+    return arith::SIToFPOp::create(b, loc, f32, c);
+  auto floatType = cast<FloatType>(elem);
+  if (floatType.getWidth() != 8) // bf16, f16: exact
+    return arith::ExtFOp::create(b, loc, f32, c);
+  Value bits = arith::BitcastOp::create(
+      b, loc, shapedLike(c.getType(), b.getI8Type()), c);
+  return target.extFromBits(b, loc, bits, floatType);
+}
+
 Value mlir::kvq::dequantize(OpBuilder &b, Location loc, const KVQTarget &target,
                             Value c, Type outElem, bool quantized,
                             const StreamScales &scales) {
   if (!quantized)
     return c;
   Type cacheElem = getElementTypeOrSelf(c.getType());
-  Type f32 = shapedLike(c.getType(), b.getF32Type());
-  Value f;
-  if (cacheElem.isSignlessInteger(8)) {
-    f = arith::SIToFPOp::create(b, loc, f32, c);
-  } else {
-    auto f8Type = cast<FloatType>(cacheElem);
-    Value bits = arith::BitcastOp::create(
-        b, loc, shapedLike(c.getType(), b.getI8Type()), c);
-    f = target.extFromBits(b, loc, bits, f8Type);
-  }
-  Value y = arith::MulFOp::create(b, loc, f, scales.scale);
+  Value y = arith::MulFOp::create(b, loc, decodeToF32(b, loc, target, c),
+                                  scales.scale);
   Type outType = shapedLike(c.getType(), outElem);
   Value out = outElem.isF32()
                   ? y
@@ -198,6 +205,13 @@ std::array<StreamScales, 2> mlir::kvq::prepareScales(OpBuilder &b, Location loc,
     like = VectorType::get({width}, like);
   return {prepareStreamScales(b, loc, plan.streams[0], plan.isStore, like),
           prepareStreamScales(b, loc, plan.streams[1], plan.isStore, like)};
+}
+
+std::string mlir::kvq::getTypeSpelling(Type type) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  type.print(os);
+  return name;
 }
 
 //===----------------------------------------------------------------------===//

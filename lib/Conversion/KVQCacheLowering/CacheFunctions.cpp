@@ -87,13 +87,6 @@ static FailureOr<CacheOpInfo> describeCacheOp(CacheOpInterface op,
 }
 
 /// `type`'s spelling for a symbol name ("bf16", "f8E4M3FN", "i8").
-static std::string typeName(Type type) {
-  std::string name;
-  llvm::raw_string_ostream os(name);
-  type.print(os);
-  return name;
-}
-
 /// The name of the function of `sig` (before uniquing), as
 /// docs/KernelABI.md describes it.
 static std::string functionName(const CacheSignature &sig) {
@@ -103,9 +96,9 @@ static std::string functionName(const CacheSignature &sig) {
   };
   MemRefType act = sig.actType(), cache = sig.cacheType();
   std::string name = sig.isStore ? "kvq_cache_store_" : "kvq_cache_load_";
-  name += typeName(sig.types[1].getElementType()) + "_" +
-          typeName(sig.types[3].getElementType()) + "_" + size(act, 1) + "x" +
-          size(act, 2) + "_b" + size(cache, 1);
+  name += getTypeSpelling(sig.types[1].getElementType()) + "_" +
+          getTypeSpelling(sig.types[3].getElementType()) + "_" + size(act, 1) +
+          "x" + size(act, 2) + "_b" + size(cache, 1);
   auto spelling = [](Quotient quotient) {
     switch (quotient) {
     case Quotient::Division:

@@ -22,6 +22,7 @@ void mlir::kvq::buildKVQToLLVMPipeline(
     OpPassManager &pm, const KVQToLLVMPipelineOptions &options) {
   // The CPU is the target of a module that states none; a module that
   // states a GPU target is an error here.
+  pm.addPass(createKVQLowerAttention());
   KVQLowerCacheOpsOptions lower;
   lower.target = "cpu";
   lower.quantizeDivision = options.quantizeDivision;
@@ -49,6 +50,7 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef kind,
   target.chip = options.chip;
   target.optLevel = options.optLevel;
   pm.addPass(createKVQSetTarget(target));
+  pm.addPass(createKVQLowerAttention());
   KVQLowerCacheOpsOptions lower;
   lower.threadsPerBlock = options.threadsPerBlock;
   lower.quantizeDivision = options.quantizeDivision;

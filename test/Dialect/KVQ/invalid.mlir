@@ -539,3 +539,126 @@ func.func @store_nested_layer_reference(%k: memref<?x8x128xbf16>,
          memref<?x16x8x128xf8E4M3FN>, memref<?xi64>) -> ()
   return
 }
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_query_rank_2(%q: memref<?x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects queries of rank 3 [num_seqs, num_heads, head_size], got 'memref<?x128xbf16>'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_query_f64(%q: memref<?x32x128xf64>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects queries of element type bf16, f16 or f32, got 'f64'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xf64>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_cache_rank_3(%q: memref<?x32x128xbf16>, %c: memref<?x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects caches of rank 4 [num_blocks, block_size, num_kv_heads, head_size], got 'memref<?x8x128xf8E4M3FN>'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_batch_mismatch(%q: memref<4x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<3x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects one block table row and one context length per sequence: queries have 4 sequences, block_tables 3, context_lens ?}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<4x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<3x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_head_size_mismatch(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x64xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects the same head_size in queries (128) and caches (64)}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x16x8x64xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_zero_block_size(%q: memref<?x32x128xbf16>, %c: memref<?x0x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects non-zero num_kv_heads, block_size and head_size, got caches 'memref<?x0x8x128xf8E4M3FN>' and queries 'memref<?x32x128xbf16>'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x0x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_heads_not_multiple(%q: memref<?x12x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects num_heads (12) to be a multiple of num_kv_heads (8)}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x12x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_negative_scale(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects a finite positive softmax scale, got -5.000000e-01}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) scale(-0.5) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(int8)
+func.func @attention_fp8_mode_on_int8(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xi8>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op precision 'fp8_qk' computes on fp8 values and needs an fp8 cache, got 'i8'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) precision(fp8_qk) : memref<?x32x128xbf16>, memref<?x16x8x128xi8>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(auto)
+func.func @attention_fp8_mode_on_auto(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xbf16>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op precision 'fp8_qk_pv' computes on fp8 values and needs an fp8 cache, got 'bf16'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) precision(fp8_qk_pv) : memref<?x32x128xbf16>, memref<?x16x8x128xbf16>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_cache_type_vs_layer(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E5M2>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects cache element type f8E4M3FN or f8E4M3FNUZ for kv cache dtype 'fp8', got f8E5M2 (layer @l)}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E5M2>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+// -----
+
+func.func @attention_unknown_layer(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op references unknown layer @l}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_out_type_differs(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>, %o: memref<?x32x128xf32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op failed to verify that all of {query, out} have same type}}
+  "kvq.paged_attention"(%q, %c, %c, %bt, %cl, %o) <{layer = @l}> : (memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>, memref<?x32x128xf32>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_block_tables_i64(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi64>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op operand #3 must be 2D memref of 32-bit signless integer values, but got 'memref<?x?xi64>'}}
+  "kvq.paged_attention"(%q, %c, %c, %bt, %cl, %q) <{layer = @l}> : (memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi64>, memref<?xi32>, memref<?x32x128xbf16>) -> ()
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_unknown_precision(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{unknown attention precision 'bf16', expected dequantized, fp8_qk or fp8_qk_pv}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) precision(bf16) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}

@@ -276,3 +276,49 @@ func.func @cache_layer_declared_later(%k: memref<?x8x128xbf16>,
 }
 // CHECK-LABEL: kvq.layer @layer.declared_later cache(fp8){{$}}
 kvq.layer @layer.declared_later cache(fp8)
+
+//===----------------------------------------------------------------------===//
+// kvq.paged_attention
+//===----------------------------------------------------------------------===//
+
+kvq.layer @attn cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e-01 checkpoint, prob = 1.000000e+00 default>)
+kvq.layer @attn.int8 cache(int8)
+kvq.layer @attn.auto cache(auto)
+
+// CHECK-LABEL: func.func @paged_attention
+// CHECK-SAME:    (%[[Q:.*]]: memref<?x32x128xbf16>, %[[KC:.*]]: memref<?x16x8x128xf8E4M3FN>, %[[BT:.*]]: memref<?x?xi32>, %[[CL:.*]]: memref<?xi32>, %[[O:.*]]: memref<?x32x128xbf16>
+// CHECK:         kvq.paged_attention @attn(%[[Q]]) cache(%[[KC]], %[[KC]]) blocks(%[[BT]], %[[CL]]) into(%[[O]]) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+// CHECK:         kvq.paged_attention @attn(%[[Q]]) cache(%[[KC]], %[[KC]]) blocks(%[[BT]], %[[CL]]) into(%[[O]]) scale(1.250000e-01) precision(fp8_qk)
+// CHECK:         kvq.paged_attention @attn(%[[Q]]) cache(%[[KC]], %[[KC]]) blocks(%[[BT]], %[[CL]]) into(%[[O]]) precision(fp8_qk_pv)
+func.func @paged_attention(%q: memref<?x32x128xbf16>,
+                           %kc: memref<?x16x8x128xf8E4M3FN>,
+                           %bt: memref<?x?xi32>, %cl: memref<?xi32>,
+                           %o: memref<?x32x128xbf16>) {
+  kvq.paged_attention @attn (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%o)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>,
+        memref<?xi32>
+  kvq.paged_attention @attn (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%o)
+      scale(0.125) precision(fp8_qk)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>,
+        memref<?xi32>
+  kvq.paged_attention @attn (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%o)
+      precision(fp8_qk_pv)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>,
+        memref<?xi32>
+  return
+}
+
+// Grouped-query ratios 1 and 8, static shapes, int8 and auto caches.
+// CHECK-LABEL: func.func @paged_attention_gqa_and_dtypes
+// CHECK:         kvq.paged_attention @attn.int8({{.*}}) : memref<2x8x64xf16>, memref<4x16x8x64xi8>, memref<2x4xi32>, memref<2xi32>
+// CHECK:         kvq.paged_attention @attn.auto({{.*}}) : memref<2x64x256xf32>, memref<4x32x8x256xf32>, memref<2x4xi32>, memref<2xi32>
+func.func @paged_attention_gqa_and_dtypes(
+    %q1: memref<2x8x64xf16>, %c1: memref<4x16x8x64xi8>,
+    %q8: memref<2x64x256xf32>, %c8: memref<4x32x8x256xf32>,
+    %bt: memref<2x4xi32>, %cl: memref<2xi32>) {
+  kvq.paged_attention @attn.int8 (%q1) cache(%c1, %c1) blocks(%bt, %cl) into(%q1)
+      : memref<2x8x64xf16>, memref<4x16x8x64xi8>, memref<2x4xi32>, memref<2xi32>
+  kvq.paged_attention @attn.auto (%q8) cache(%c8, %c8) blocks(%bt, %cl) into(%q8)
+      : memref<2x64x256xf32>, memref<4x32x8x256xf32>, memref<2x4xi32>, memref<2xi32>
+  return
+}

@@ -25,6 +25,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 namespace mlir::kvq {
@@ -94,6 +95,10 @@ Value f32Const(OpBuilder &b, Location loc, Type type, float value);
 Value quantize(OpBuilder &b, Location loc, const KVQTarget &target, Value x,
                Type cacheElem, bool quantized, const StreamScales &scales);
 
+/// The exact f32 value of cache elements `c` (scalar or vector): an fp8 or
+/// int8 code, or the bf16 / f16 / f32 of an `auto` cache. No scale.
+Value decodeToF32(OpBuilder &b, Location loc, const KVQTarget &target, Value c);
+
 /// Load numerics: cache elements `c` to outputs of type `outElem`
 /// (`kvq.cache_load`); `c` itself when not `quantized`.
 Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target, Value c,
@@ -103,6 +108,9 @@ Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target, Value c,
 std::array<StreamScales, 2> prepareScales(OpBuilder &b, Location loc,
                                           const CacheOpPlan &plan,
                                           int64_t width);
+
+/// `type`'s spelling for a symbol name ("bf16", "f8E4M3FN", "i8").
+std::string getTypeSpelling(Type type);
 
 //===----------------------------------------------------------------------===//
 // Reads and writes of a work item

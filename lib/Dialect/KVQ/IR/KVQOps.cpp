@@ -9,6 +9,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kvq;
 
@@ -30,6 +32,35 @@ static ParseResult parseKVCacheDtype(OpAsmParser &parser,
 static void printKVCacheDtype(OpAsmPrinter &printer, Operation *,
                               KVCacheDtypeAttr attr) {
   printer << stringifyKVCacheDtype(attr.getValue());
+}
+
+/// `precision(fp8_qk)`, absent for the default `dequantized`.
+static ParseResult parseAttentionPrecision(OpAsmParser &parser,
+                                           AttentionPrecisionAttr &attr) {
+  AttentionPrecision precision = AttentionPrecision::Dequantized;
+  if (succeeded(parser.parseOptionalKeyword("precision"))) {
+    SMLoc loc = parser.getCurrentLocation();
+    StringRef keyword;
+    if (parser.parseLParen() || parser.parseKeyword(&keyword))
+      return failure();
+    std::optional<AttentionPrecision> parsed =
+        symbolizeAttentionPrecision(keyword);
+    if (!parsed)
+      return parser.emitError(loc, "unknown attention precision '")
+             << keyword << "', expected dequantized, fp8_qk or fp8_qk_pv";
+    if (parser.parseRParen())
+      return failure();
+    precision = *parsed;
+  }
+  attr = AttentionPrecisionAttr::get(parser.getContext(), precision);
+  return success();
+}
+
+static void printAttentionPrecision(OpAsmPrinter &printer, Operation *,
+                                    AttentionPrecisionAttr attr) {
+  if (attr.getValue() != AttentionPrecision::Dequantized)
+    printer << "precision(" << stringifyAttentionPrecision(attr.getValue())
+            << ")";
 }
 
 #include "kvq/Dialect/KVQ/IR/KVQOpInterfaces.cpp.inc"
@@ -155,4 +186,80 @@ LogicalResult
 CacheLoadOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return verifyLayerUse(*this, getLayerAttr(), symbolTable,
                         getKeyCache().getType(), getKeyOut().getType());
+}
+
+//===----------------------------------------------------------------------===//
+// PagedAttentionOp
+//===----------------------------------------------------------------------===//
+
+/// Size `dim` of `type`, "?" when dynamic.
+static std::string dimText(MemRefType type, unsigned dim) {
+  return type.isDynamicDim(dim) ? "?" : std::to_string(type.getDimSize(dim));
+}
+
+LogicalResult PagedAttentionOp::verify() {
+  MemRefType q = getQuery().getType();
+  MemRefType cache = getKeyCache().getType();
+  MemRefType tables = getBlockTables().getType();
+  MemRefType lens = getContextLens().getType();
+  auto agree = [](int64_t a, int64_t b) {
+    return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+  };
+  if (q.getRank() != 3)
+    return emitOpError("expects queries of rank 3 [num_seqs, num_heads, "
+                       "head_size], got ")
+           << q;
+  if (!isa<Float16Type, BFloat16Type, Float32Type>(q.getElementType()))
+    return emitOpError("expects queries of element type bf16, f16 or f32, "
+                       "got ")
+           << q.getElementType();
+  if (cache.getRank() != 4)
+    return emitOpError("expects caches of rank 4 [num_blocks, block_size, "
+                       "num_kv_heads, head_size], got ")
+           << cache;
+  if (!agree(q.getDimSize(0), tables.getDimSize(0)) ||
+      !agree(q.getDimSize(0), lens.getDimSize(0)))
+    return emitOpError("expects one block table row and one context length "
+                       "per sequence: queries have ")
+           << dimText(q, 0) << " sequences, block_tables " << dimText(tables, 0)
+           << ", context_lens " << dimText(lens, 0);
+  if (!agree(q.getDimSize(2), cache.getDimSize(3)))
+    return emitOpError("expects the same head_size in queries (")
+           << q.getDimSize(2) << ") and caches (" << cache.getDimSize(3) << ")";
+  int64_t heads = q.getDimSize(1), kvHeads = cache.getDimSize(2);
+  if (kvHeads == 0 || cache.getDimSize(1) == 0 || q.getDimSize(2) == 0)
+    return emitOpError("expects non-zero num_kv_heads, block_size and "
+                       "head_size, got caches ")
+           << cache << " and queries " << q;
+  if (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(kvHeads) &&
+      heads % kvHeads != 0)
+    return emitOpError("expects num_heads (")
+           << heads << ") to be a multiple of num_kv_heads (" << kvHeads << ")";
+  if (FloatAttr scale = getScaleAttr();
+      scale &&
+      (!scale.getValue().isFiniteNonZero() || scale.getValue().isNegative()))
+    return emitOpError("expects a finite positive softmax scale, got ")
+           << scale.getValue().convertToFloat();
+  Type elem = cache.getElementType();
+  if (getPrecision() != AttentionPrecision::Dequantized &&
+      !(isa<FloatType>(elem) && elem.getIntOrFloatBitWidth() == 8))
+    return emitOpError("precision '")
+           << stringifyAttentionPrecision(getPrecision())
+           << "' computes on fp8 values and needs an fp8 cache, got " << elem;
+  return success();
+}
+
+LogicalResult
+PagedAttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable,
+                        getKeyCache().getType(), getQuery().getType());
+}
+
+std::optional<float> PagedAttentionOp::getSoftmaxScale() {
+  if (FloatAttr scale = getScaleAttr())
+    return scale.getValue().convertToFloat();
+  int64_t headSize = getQuery().getType().getDimSize(2);
+  if (ShapedType::isDynamic(headSize))
+    return std::nullopt;
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(headSize)));
 }

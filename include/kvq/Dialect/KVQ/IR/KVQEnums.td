@@ -70,6 +70,35 @@ def KVQ_ScaleRuleAttr : EnumAttr<KVQ_Dialect, KVQ_ScaleRule, "scale_rule"> {
   }];
 }
 
+def KVQ_AttentionPrecision : I32EnumAttr<"AttentionPrecision",
+    "the arithmetic of decode attention over a quantized cache", [
+    I32EnumAttrCase<"Dequantized", 0, "dequantized">,
+    I32EnumAttrCase<"Fp8QK", 1, "fp8_qk">,
+    I32EnumAttrCase<"Fp8QKPV", 2, "fp8_qk_pv">]> {
+  let cppNamespace = "::mlir::kvq";
+  let genSpecializedAttr = 0;
+}
+
+def KVQ_AttentionPrecisionAttr : EnumAttr<KVQ_Dialect, KVQ_AttentionPrecision,
+                                          "attention_precision"> {
+  let assemblyFormat = "`<` $value `>`";
+  let summary = "the arithmetic of kvq.paged_attention";
+  let description = [{
+    - `dequantized`: K and V are dequantized on the fly (exactly: every
+      cache value is an f32), Q stays in its own type, everything is
+      accumulated in f32.
+    - `fp8_qk`: FP8 attention for QK^T: Q is quantized with the layer's Q
+      scale to the cache's fp8 format (the store's saturating
+      round-to-nearest-even), the scores are sums of products of fp8
+      values (each product exact in f32), and the product of the Q and K
+      scales is undone on the f32 scores. P.V as in `dequantized`.
+    - `fp8_qk_pv`: also P: each probability is quantized with the layer's
+      prob scale to the cache's fp8 format before P.V, and the output is
+      normalized by the sum of the quantized probabilities (see
+      `kvq.paged_attention`).
+  }];
+}
+
 def KVQ_ScaleKind : I32EnumAttr<"ScaleKind",
     "one of the four attention scales of a layer", [
     I32EnumAttrCase<"K", 0, "k">,

@@ -121,7 +121,7 @@ class KVQ_CacheOp<string mnemonic, list<Trait> traits = []>
 def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     AllTypesMatch<["key", "value"]>,
     AllTypesMatch<["key_cache", "value_cache"]>]> {
-  let summary = "quantize new tokens' K and V and scatter them into paged caches";
+  let summary = "quantize new tokens' K and V into a layer's paged caches";
   let description = [{
     Writes the keys and values of `num_tokens` new tokens into the paged KV
     caches of layer `@layer`, quantized with the layer's resolved K and V
@@ -243,6 +243,101 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
       return {getSlotMapping(), getKeyCache(), getValueCache(), getKeyOut(),
               getValueOut()};
     }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    AllTypesMatch<["query", "out"]>,
+    AllTypesMatch<["key_cache", "value_cache"]>]> {
+  let summary = "decode attention over a layer's paged, quantized KV cache";
+  let description = [{
+    One decode step of attention: each sequence's single query token
+    attends to the keys and values of its context, read from the paged
+    caches of layer `@layer` exactly as `kvq.cache_store` writes them, with
+    the layer's resolved scales.
+
+    - `query`, `out`: `memref<num_seqs x num_heads x head_size x T>`, `T`
+      bf16, f16 or f32 (the same type).
+    - `key_cache`, `value_cache`:
+      `memref<num_blocks x block_size x num_kv_heads x head_size x C>`, `C`
+      the cache element type of the layer's dtype.
+    - `block_tables`: `memref<num_seqs x max_blocks x i32>`: the physical
+      blocks of each sequence in order. Only the first
+      `ceil(context_lens[s] / block_size)` entries of a row are read;
+      the rest (padding) never is.
+    - `context_lens`: `memref<num_seqs x i32>`, each in
+      `[0, max_blocks * block_size]`.
+    - `scale`: the softmax scale, default `1 / sqrt(head_size)` (f32).
+    - `precision`: `#kvq.attention_precision`, default `dequantized`.
+
+    Grouped-query attention: `num_heads` is a multiple of `num_kv_heads`,
+    and query head `h` attends with KV head `h / (num_heads /
+    num_kv_heads)`. Token `j < L = context_lens[s]` of sequence `s` is row
+    `j % block_size` of block `block_tables[s][j / block_size]`.
+
+    Semantics (`dequantized`), with `k`, `v` the cache values decoded
+    exactly (fp8 and int8 codes, or the bf16 / f16 of an `auto` cache) and
+    `s_k`, `s_v` the layer's resolved K and V scales:
+    `score_j = (q . k_j) * (s_k * scale)`, `p = softmax(score)`,
+    `out = s_v * sum_j p_j v_j`. The K scale folds into the softmax scale
+    and the V scale is applied once to the result: no cache element is
+    multiplied by a scale. `L = 0` writes zeros.
+
+    `fp8_qk`: `q` is first quantized to the cache's fp8 format with the
+    layer's Q scale `s_q` (as `kvq.cache_store` quantizes), and
+    `score_j = (q_q . k_j) * (s_q * s_k * scale)`. `fp8_qk_pv`: also
+    `p_q,j = quantize(p_j / s_p)` with the prob scale `s_p`, and
+    `out = s_v * sum_j p_q,j v_j / sum_j p_q,j`: the output is normalized
+    by the quantized probabilities themselves, so each output row stays a
+    convex combination of the V rows (quantizing P alone loses mass;
+    this keeps it). A layer without a checkpoint q (or prob) scale gets
+    1.0 from kvq-fold-scales (vLLM's rule) unless `q-fallback=k`, which
+    gives Q = K: in the fp8 modes this changes the results, as it does in
+    vLLM's fp8 attention backends.
+
+    The result is a rounding of this exact value, not bit-exact across
+    targets: the kernels accumulate in f32 in their own order and split
+    long contexts. The error bound every lowering is tested against is in
+    `unittests/Attention/DecodeAttentionReference.h`.
+
+    Example:
+
+    ```mlir
+    kvq.paged_attention @model.layers.0 (%q) cache(%kc, %vc)
+        blocks(%block_tables, %context_lens) into(%out)
+        : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>,
+          memref<?x?xi32>, memref<?xi32>
+    ```
+  }];
+  let arguments = (ins
+    FlatSymbolRefAttr:$layer,
+    Arg<AnyMemRef, "queries", [MemRead]>:$query,
+    Arg<AnyMemRef, "paged key cache", [MemRead]>:$key_cache,
+    Arg<AnyMemRef, "paged value cache", [MemRead]>:$value_cache,
+    Arg<MemRefRankOf<[I32], [2]>, "block tables", [MemRead]>:$block_tables,
+    Arg<MemRefRankOf<[I32], [1]>, "context lengths", [MemRead]>:$context_lens,
+    Arg<AnyMemRef, "outputs", [MemWrite]>:$out,
+    OptionalAttr<F32Attr>:$scale,
+    DefaultValuedAttr<KVQ_AttentionPrecisionAttr,
+                      "::mlir::kvq::AttentionPrecision::Dequantized">:$precision);
+  let assemblyFormat = [{
+    $layer `(` $query `)` `cache` `(` $key_cache `,` $value_cache `)`
+    `blocks` `(` $block_tables `,` $context_lens `)` `into` `(` $out `)`
+    (`scale` `(` $scale^ `)`)?
+    custom<AttentionPrecision>($precision)
+    attr-dict `:` type($query) `,` type($key_cache) `,` type($block_tables)
+    `,` type($context_lens)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The softmax scale: `scale`, else 1 / sqrt(head_size) rounded to f32
+    /// (std::nullopt for a dynamic head size without `scale`).
+    std::optional<float> getSoftmaxScale();
   }];
 }
 

@@ -1,0 +1,321 @@
+//===- AttentionLowering.cpp - kvq.paged_attention to loops ---------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The CPU form of `kvq.paged_attention`: for each sequence and query head,
+// two passes over the context (the running maximum of the scores, then the
+// exponentials, their sum and the weighted sum of the V rows), f32
+// throughout, the K scale folded into the score scale and the V scale
+// applied once to the result. The error bound this arithmetic meets is
+// derived in unittests/Attention/DecodeAttentionReference.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/KVQCacheLowering/KVQAttentionLowering.h"
+
+#include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
+#include "kvq/Conversion/KVQCacheLowering/KVQCacheLowering.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include <map>
+#include <tuple>
+
+using namespace mlir;
+using namespace mlir::kvq;
+
+namespace {
+/// What the code of an attention function depends on.
+struct AttentionSignature {
+  MemRefType query, cache, tables, lens;
+  AttentionPrecision precision;
+
+  auto key() const {
+    return std::make_tuple(query.getAsOpaquePointer(),
+                           cache.getAsOpaquePointer(),
+                           tables.getAsOpaquePointer(),
+                           lens.getAsOpaquePointer(), unsigned(precision));
+  }
+};
+
+/// The f32 operands of an attention function, from the layer.
+struct AttentionScales {
+  /// RN(s_k * softmax_scale), or RN(s_q * s_k * softmax_scale) in the fp8
+  /// modes: one rounding of the exact product.
+  float score;
+  float v, q, prob;
+};
+} // namespace
+
+/// RN32 of the exact product of `factors` (IEEE quad holds the product of
+/// three f32 exactly).
+static float roundedProduct(ArrayRef<float> factors) {
+  llvm::APFloat product(llvm::APFloat::IEEEquad(), 1);
+  bool lost;
+  for (float factor : factors) {
+    llvm::APFloat f(factor);
+    f.convert(llvm::APFloat::IEEEquad(), llvm::APFloat::rmNearestTiesToEven,
+              &lost);
+    product.multiply(f, llvm::APFloat::rmNearestTiesToEven);
+  }
+  product.convert(llvm::APFloat::IEEEsingle(),
+                  llvm::APFloat::rmNearestTiesToEven, &lost);
+  return product.convertToFloat();
+}
+
+static std::string functionName(const AttentionSignature &sig) {
+  auto size = [](MemRefType type, int64_t dim) -> std::string {
+    return type.isDynamicDim(dim) ? "dyn"
+                                  : std::to_string(type.getDimSize(dim));
+  };
+  std::string name = "kvq_paged_attention_" +
+                     getTypeSpelling(sig.query.getElementType()) + "_" +
+                     getTypeSpelling(sig.cache.getElementType()) + "_" +
+                     size(sig.query, 1) + "x" + size(sig.cache, 2) + "x" +
+                     size(sig.query, 2) + "_b" + size(sig.cache, 1);
+  if (sig.precision != AttentionPrecision::Dequantized)
+    name += "_" + stringifyAttentionPrecision(sig.precision).str();
+  return name;
+}
+
+/// for i in [lb, ub) with loop-carried `init`; `body` yields the next values.
+static ValueRange
+forLoop(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange init,
+        function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)> body) {
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  auto loop = scf::ForOp::create(
+      b, loc, lb, ub, c1, init,
+      [&](OpBuilder &nb, Location nloc, Value i, ValueRange args) {
+        scf::YieldOp::create(nb, nloc, body(nb, i, args));
+      });
+  return loop.getResults();
+}
+
+/// The body of the function of `sig`: arguments (query, key_cache,
+/// value_cache, block_tables, context_lens, out, score scale, v scale,
+/// q scale, prob scale).
+static void buildAttentionLoops(OpBuilder &b, Location loc,
+                                const KVQTarget &target,
+                                const AttentionSignature &sig, Block *entry) {
+  Value query = entry->getArgument(0), keys = entry->getArgument(1),
+        values = entry->getArgument(2), tables = entry->getArgument(3),
+        lens = entry->getArgument(4), out = entry->getArgument(5);
+  Value scoreScale = entry->getArgument(6), vScale = entry->getArgument(7);
+  StreamScales qScales{entry->getArgument(8), {}, {}, {}, {}};
+  StreamScales pScales{entry->getArgument(9), {}, {}, {}, {}};
+  Type f32 = b.getF32Type();
+  Type cacheElem = sig.cache.getElementType();
+  Type outElem = sig.query.getElementType();
+  bool fp8Q = sig.precision != AttentionPrecision::Dequantized;
+  bool fp8P = sig.precision == AttentionPrecision::Fp8QKPV;
+
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value numSeqs = dimOf(b, loc, query, 0);
+  Value numHeads = dimOf(b, loc, query, 1);
+  Value headSize = dimOf(b, loc, query, 2);
+  Value blockSize = dimOf(b, loc, keys, 1);
+  Value group =
+      arith::DivUIOp::create(b, loc, numHeads, dimOf(b, loc, keys, 2));
+  auto rowType = MemRefType::get({ShapedType::kDynamic}, f32);
+  Value qRow = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
+  Value acc = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
+  Value zero = f32Const(b, loc, f32, 0.0f);
+  Value negInf = f32Const(b, loc, f32, -std::numeric_limits<float>::infinity());
+
+  forLoop(b, loc, c0, numSeqs, {}, [&](OpBuilder &b, Value s, ValueRange) {
+    // A negative length reads nothing.
+    Value len32 = memref::LoadOp::create(b, loc, lens, ValueRange{s});
+    Value len = arith::IndexCastOp::create(
+        b, loc, b.getIndexType(),
+        arith::MaxSIOp::create(b, loc, len32,
+                               arith::ConstantIntOp::create(b, loc, 0, 32)));
+    forLoop(b, loc, c0, numHeads, {}, [&](OpBuilder &b, Value h, ValueRange) {
+      Value g = arith::DivUIOp::create(b, loc, h, group);
+      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+        Value x = memref::LoadOp::create(b, loc, query, ValueRange{s, h, d});
+        Value xf = fp8Q ? decodeToF32(b, loc, target,
+                                      quantize(b, loc, target, x, cacheElem,
+                                               /*quantized=*/true, qScales))
+                        : decodeToF32(b, loc, target, x);
+        memref::StoreOp::create(b, loc, xf, qRow, ValueRange{d});
+        return SmallVector<Value>{};
+      });
+      // Token j's cache row.
+      auto rowOf = [&](OpBuilder &b, Value j) -> std::pair<Value, Value> {
+        Value entry = memref::LoadOp::create(
+            b, loc, tables,
+            ValueRange{s, arith::DivUIOp::create(b, loc, j, blockSize)});
+        return {arith::IndexCastOp::create(b, loc, b.getIndexType(), entry),
+                arith::RemUIOp::create(b, loc, j, blockSize)};
+      };
+      auto score = [&](OpBuilder &b, Value blk, Value row) -> Value {
+        Value dot = forLoop(
+            b, loc, c0, headSize, {zero},
+            [&](OpBuilder &b, Value d, ValueRange sum) {
+              Value k = memref::LoadOp::create(b, loc, keys,
+                                               ValueRange{blk, row, g, d});
+              Value qd = memref::LoadOp::create(b, loc, qRow, ValueRange{d});
+              Value p = arith::MulFOp::create(b, loc, qd,
+                                              decodeToF32(b, loc, target, k));
+              return SmallVector<Value>{
+                  arith::AddFOp::create(b, loc, sum[0], p)};
+            })[0];
+        return arith::MulFOp::create(b, loc, dot, scoreScale);
+      };
+      Value max = forLoop(
+          b, loc, c0, len, {negInf}, [&](OpBuilder &b, Value j, ValueRange m) {
+            auto [blk, row] = rowOf(b, j);
+            return SmallVector<Value>{
+                arith::MaximumFOp::create(b, loc, m[0], score(b, blk, row))};
+          })[0];
+      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+        memref::StoreOp::create(b, loc, zero, acc, ValueRange{d});
+        return SmallVector<Value>{};
+      });
+      Value sum = forLoop(
+          b, loc, c0, len, {zero}, [&](OpBuilder &b, Value j, ValueRange l) {
+            auto [blk, row] = rowOf(b, j);
+            Value e = math::ExpOp::create(
+                b, loc, arith::SubFOp::create(b, loc, score(b, blk, row), max));
+            // fp8_qk_pv: the weight is the quantized probability's code;
+            // its scale cancels between the sum and the normalizer.
+            Value w = fp8P ? decodeToF32(b, loc, target,
+                                         quantize(b, loc, target, e, cacheElem,
+                                                  /*quantized=*/true, pScales))
+                           : e;
+            forLoop(
+                b, loc, c0, headSize, {},
+                [&](OpBuilder &b, Value d, ValueRange) {
+                  Value v = memref::LoadOp::create(b, loc, values,
+                                                   ValueRange{blk, row, g, d});
+                  Value a = memref::LoadOp::create(b, loc, acc, ValueRange{d});
+                  Value p = arith::MulFOp::create(
+                      b, loc, w, decodeToF32(b, loc, target, v));
+                  memref::StoreOp::create(b, loc,
+                                          arith::AddFOp::create(b, loc, a, p),
+                                          acc, ValueRange{d});
+                  return SmallVector<Value>{};
+                });
+            return SmallVector<Value>{arith::AddFOp::create(b, loc, l[0], w)};
+          })[0];
+      // out = acc * (s_v / l); an empty context (l = 0) writes zeros.
+      Value positive =
+          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, sum, zero);
+      Value factor = arith::SelectOp::create(
+          b, loc, positive, arith::DivFOp::create(b, loc, vScale, sum), zero);
+      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+        Value y = arith::MulFOp::create(
+            b, loc, memref::LoadOp::create(b, loc, acc, ValueRange{d}), factor);
+        Value o = outElem.isF32()
+                      ? y
+                      : arith::TruncFOp::create(b, loc, outElem, y).getResult();
+        memref::StoreOp::create(b, loc, o, out, ValueRange{s, h, d});
+        return SmallVector<Value>{};
+      });
+      return SmallVector<Value>{};
+    });
+    return SmallVector<Value>{};
+  });
+}
+
+static func::FuncOp buildAttentionFunction(ModuleOp module,
+                                           const AttentionSignature &sig,
+                                           Location loc,
+                                           const KVQTarget &target) {
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  Type f32 = b.getF32Type();
+  SmallVector<Type> args = {sig.query, sig.cache, sig.cache, sig.tables,
+                            sig.lens,  sig.query, f32,       f32,
+                            f32,       f32};
+  auto fn = func::FuncOp::create(b, loc, functionName(sig),
+                                 b.getFunctionType(args, {}));
+  fn.setPrivate();
+  SymbolTable(module).insert(fn);
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  buildAttentionLoops(b, loc, target, sig, entry);
+  func::ReturnOp::create(b, loc);
+  return fn;
+}
+
+LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
+                                           const KVQTarget &target) {
+  SmallVector<PagedAttentionOp> ops;
+  module.walk([&](PagedAttentionOp op) { ops.push_back(op); });
+  if (ops.empty())
+    return success();
+  SymbolTableCollection symbols;
+  bool ok = true;
+  for (PagedAttentionOp op : ops) {
+    auto layer =
+        symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
+    if (!layer)
+      continue; // the verifier reports it
+    if (target.isGPU()) {
+      op.emitError() << "kvq-lower-attention: kvq.paged_attention has no "
+                     << stringifyTargetKind(target.getKind())
+                     << " lowering yet (target "
+                     << target.getModuleTarget().describe()
+                     << "); lower it for the CPU";
+      ok = false;
+    } else if (!layer.getResolvedScalesAttr()) {
+      InFlightDiagnostic diag = op.emitError()
+                                << "cannot lower: layer @" << layer.getSymName()
+                                << " has no resolved scales; run "
+                                   "kvq-fold-scales first";
+      diag.attachNote(layer.getLoc())
+          << "layer @" << layer.getSymName() << " declared here";
+      ok = false;
+    } else if (!op.getSoftmaxScale()) {
+      op.emitError() << "cannot lower: the head size is dynamic; give the "
+                        "softmax scale (scale(...))";
+      ok = false;
+    }
+  }
+  if (!ok)
+    return failure();
+
+  std::map<std::tuple<const void *, const void *, const void *, const void *,
+                      unsigned>,
+           func::FuncOp>
+      functions;
+  IRRewriter rewriter(module.getContext());
+  for (PagedAttentionOp op : ops) {
+    auto layer =
+        symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
+    ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
+    AttentionSignature sig{op.getQuery().getType(), op.getKeyCache().getType(),
+                           op.getBlockTables().getType(),
+                           op.getContextLens().getType(), op.getPrecision()};
+    func::FuncOp &fn = functions[sig.key()];
+    if (!fn)
+      fn = buildAttentionFunction(module, sig, op.getLoc(), target);
+    float sm = *op.getSoftmaxScale();
+    bool fp8 = sig.precision != AttentionPrecision::Dequantized;
+    AttentionScales scales{
+        fp8 ? roundedProduct({resolved.getQFloat(), resolved.getKFloat(), sm})
+            : roundedProduct({resolved.getKFloat(), sm}),
+        resolved.getVFloat(), resolved.getQFloat(), resolved.getProbFloat()};
+    rewriter.setInsertionPoint(op);
+    Location loc = op.getLoc();
+    SmallVector<Value> operands = {op.getQuery(),       op.getKeyCache(),
+                                   op.getValueCache(),  op.getBlockTables(),
+                                   op.getContextLens(), op.getOut()};
+    for (float value : {scales.score, scales.v, scales.q, scales.prob})
+      operands.push_back(arith::ConstantOp::create(
+          rewriter, loc, rewriter.getF32FloatAttr(value)));
+    func::CallOp::create(rewriter, loc, fn, operands);
+    rewriter.eraseOp(op);
+  }
+  eraseUnusedLayers(module);
+  return success();
+}
