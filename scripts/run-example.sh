@@ -8,7 +8,8 @@
 #      diagnostic;
 #   2. lowers the folded model to PTX for sm_90 and to AMDGCN for gfx950
 #      (OCP fp8) and gfx942 (FNUZ fp8, scales doubled), and counts the fp8
-#      conversion instructions in each.
+#      conversion instructions in each;
+#   3. folds and lowers a decode step (store, then attend) for the CPU.
 # Outputs land in build/example/.
 #
 #   bash scripts/run-example.sh
@@ -48,6 +49,13 @@ run "$kvq" "$ex/model-fnuz.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-fold-scales="report=-" --kvq-to-amdgcn \
   --kvq-write-isa="output=$out/llama-tiny.gfx942.s" -o /dev/null
 
+# A decode step (store the new token's K/V, then attend) of every layer,
+# folded from the same checkpoint and lowered for the CPU.
+run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
+  --kvq-import-checkpoint="checkpoint=$ex/quark" \
+  --kvq-fold-scales="summary=false" --kvq-to-llvm \
+  -o "$out/decode-step.llvm.mlir"
+
 count() { grep -c -- "$2" "$1" || true; }
 echo
 echo "== generated code ($out) =="
@@ -61,3 +69,5 @@ for chip in gfx950 gfx942; do
     "$(count "$out/llama-tiny.$chip.s" 'v_cvt_.*pk_fp8_f32')" \
     "$(count "$out/llama-tiny.$chip.s" 'v_cvt_.*pk_f32_fp8')"
 done
+printf '%-26s %5s attention function(s) for 8 layers (CPU)\n' \
+  decode-step.llvm.mlir "$(count "$out/decode-step.llvm.mlir" 'llvm.func @kvq_paged_attention')"
