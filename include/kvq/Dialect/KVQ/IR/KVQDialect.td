@@ -15,7 +15,7 @@ def KVQ_Dialect : Dialect {
   let summary = "KV-cache quantization of LLM attention layers";
   let description = [{
     The `kvq` dialect makes KV-cache quantization of LLM attention correct by
-    construction. It has three parts:
+    construction. It has four parts:
 
     1. `kvq.layer`: one symbol per attention layer. It records the layer's
        name in the checkpoint, its KV-cache dtype, whether K/V scales are
@@ -26,10 +26,15 @@ def KVQ_Dialect : Dialect {
        (quantize, then scatter into a paged cache) and read (gather, then
        dequantize). Both name their layer instead of carrying a scale, so the
        store and the load of one layer can never disagree on the scale.
-    3. Passes that fold the checkpoint scales with the rules serving engines
+    3. `kvq.paged_attention`: decode attention over a layer's paged cache,
+       reading it exactly as the store wrote it, with the same layer's
+       scales (the K scale folded into the softmax scale, the V scale
+       applied once to the result).
+    4. Passes that fold the checkpoint scales with the rules serving engines
        use (vLLM's `BaseKVCacheMethod.process_weights_after_loading`), report
        every condition as a diagnostic located at the layer, and lower the
-       cache ops to GPU (NVVM, ROCDL) and CPU code.
+       cache ops to GPU (NVVM, ROCDL) and CPU code for the target the module
+       states once (`kvq-set-target`).
 
     A typical module before folding:
 
