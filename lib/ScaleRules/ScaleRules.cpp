@@ -64,35 +64,15 @@ llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
 }
 
 RawScale &RawScales::operator[](ScaleKind kind) {
-  switch (kind) {
-  case ScaleKind::K:
-    return k;
-  case ScaleKind::V:
-    return v;
-  case ScaleKind::Q:
-    return q;
-  case ScaleKind::Prob:
-    return prob;
-  }
-  llvm_unreachable("unknown ScaleKind");
-}
-
-const FinalScale &Result::operator[](ScaleKind kind) const {
-  switch (kind) {
-  case ScaleKind::K:
-    return k;
-  case ScaleKind::V:
-    return v;
-  case ScaleKind::Q:
-    return q;
-  case ScaleKind::Prob:
-    return prob;
-  }
-  llvm_unreachable("unknown ScaleKind");
+  return selectScale(kind, k, v, q, prob);
 }
 
 FinalScale &Result::operator[](ScaleKind kind) {
-  return const_cast<FinalScale &>(std::as_const(*this)[kind]);
+  return selectScale(kind, k, v, q, prob);
+}
+
+const FinalScale &Result::operator[](ScaleKind kind) const {
+  return selectScale(kind, k, v, q, prob);
 }
 
 llvm::StringRef mlir::kvq::scales::toString(Severity severity) {

@@ -268,12 +268,7 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
                      << "); lower it for the CPU";
       ok = false;
     } else if (!layer.getResolvedScalesAttr()) {
-      InFlightDiagnostic diag = op.emitError()
-                                << "cannot lower: layer @" << layer.getSymName()
-                                << " has no resolved scales; run "
-                                   "kvq-fold-scales first";
-      diag.attachNote(layer.getLoc())
-          << "layer @" << layer.getSymName() << " declared here";
+      (void)emitUnresolvedLayerError(op, layer);
       ok = false;
     } else if (!op.getSoftmaxScale()) {
       op.emitError() << "cannot lower: the head size is dynamic; give the "

@@ -47,6 +47,17 @@ void mlir::kvq::populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 // Checks and cleanup
 //===----------------------------------------------------------------------===//
 
+LogicalResult mlir::kvq::emitUnresolvedLayerError(Operation *op,
+                                                  LayerOp layer) {
+  InFlightDiagnostic diag = op->emitError()
+                            << "cannot lower: layer @" << layer.getSymName()
+                            << " has no resolved scales; run kvq-fold-scales "
+                               "first";
+  diag.attachNote(layer.getLoc())
+      << "layer @" << layer.getSymName() << " declared here";
+  return diag;
+}
+
 LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
   bool ok = true;
   SymbolTableCollection symbols;
@@ -56,12 +67,7 @@ LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
     if (!layer)
       return; // the verifier reports unknown layers
     if (!layer.getResolvedScalesAttr()) {
-      InFlightDiagnostic diag = op->emitError()
-                                << "cannot lower: layer @" << layer.getSymName()
-                                << " has no resolved scales; run "
-                                   "kvq-fold-scales first";
-      diag.attachNote(layer.getLoc())
-          << "layer @" << layer.getSymName() << " declared here";
+      (void)emitUnresolvedLayerError(op, layer);
       ok = false;
       return;
     }

@@ -30,6 +30,7 @@
 #define KVQ_CONVERSION_KVQCACHELOWERING_KVQCACHELOWERING_H
 
 #include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -148,6 +149,10 @@ private:
 /// `functions`, which must outlive the pattern set.
 void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
                                       KVQCacheFunctions &functions);
+
+/// Emits at `op` (a cache or attention op) that `layer` has no resolved
+/// scales yet, with a note at the layer; returns failure.
+LogicalResult emitUnresolvedLayerError(Operation *op, LayerOp layer);
 
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any
 /// more (after lowering every cache op).

@@ -118,17 +118,8 @@ LogicalResult ScalesAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 Attribute ScalesAttr::getScale(ScaleKind kind) const {
-  switch (kind) {
-  case ScaleKind::K:
-    return getK();
-  case ScaleKind::V:
-    return getV();
-  case ScaleKind::Q:
-    return getQ();
-  case ScaleKind::Prob:
-    return getProb();
-  }
-  llvm_unreachable("unknown ScaleKind");
+  Attribute k = getK(), v = getV(), q = getQ(), prob = getProb();
+  return selectScale(kind, k, v, q, prob);
 }
 
 //===----------------------------------------------------------------------===//
@@ -163,31 +154,14 @@ LogicalResult ResolvedScalesAttr::verify(
 }
 
 APFloat ResolvedScalesAttr::getValue(ScaleKind kind) const {
-  switch (kind) {
-  case ScaleKind::K:
-    return getK();
-  case ScaleKind::V:
-    return getV();
-  case ScaleKind::Q:
-    return getQ();
-  case ScaleKind::Prob:
-    return getProb();
-  }
-  llvm_unreachable("unknown ScaleKind");
+  APFloat k = getK(), v = getV(), q = getQ(), prob = getProb();
+  return selectScale(kind, k, v, q, prob);
 }
 
 ScaleRule ResolvedScalesAttr::getRule(ScaleKind kind) const {
-  switch (kind) {
-  case ScaleKind::K:
-    return getKRule();
-  case ScaleKind::V:
-    return getVRule();
-  case ScaleKind::Q:
-    return getQRule();
-  case ScaleKind::Prob:
-    return getProbRule();
-  }
-  llvm_unreachable("unknown ScaleKind");
+  ScaleRule k = getKRule(), v = getVRule(), q = getQRule(),
+            prob = getProbRule();
+  return selectScale(kind, k, v, q, prob);
 }
 
 unsigned ResolvedScalesAttr::doubledMask(ArrayRef<ScaleKind> kinds) {

@@ -16,6 +16,7 @@
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/DenseMapInfo.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
@@ -45,6 +46,23 @@ inline constexpr ScaleKind kScaleKinds[] = {ScaleKind::K, ScaleKind::V,
                                             ScaleKind::Q, ScaleKind::Prob};
 static_assert(std::size(kScaleKinds) == getMaxEnumValForScaleKind() + 1,
               "kScaleKinds lists every ScaleKind");
+
+/// The one of `k`, `v`, `q`, `prob` that `kind` names (for structs that
+/// hold one field per scale).
+template <typename T>
+T &selectScale(ScaleKind kind, T &k, T &v, T &q, T &prob) {
+  switch (kind) {
+  case ScaleKind::K:
+    return k;
+  case ScaleKind::V:
+    return v;
+  case ScaleKind::Q:
+    return q;
+  case ScaleKind::Prob:
+    return prob;
+  }
+  llvm_unreachable("unknown ScaleKind");
+}
 
 } // namespace mlir::kvq
 
