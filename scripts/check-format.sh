@@ -36,7 +36,8 @@ for file in "${files[@]}"; do
   # The banner of every file; every line of a .td file (clang-format
   # checks the C++ lines, but leaves raw strings and comments alone).
   if long=$(awk -v td="${file%.td}" -v f="$file" \
-    'length > 80 && (FNR == 1 || td != f) { print FILENAME ":" FNR; exit 1 }' \
+    'length > 80 && (FNR == 1 || td != f) { print FILENAME ":" FNR; bad = 1 }
+     END { exit bad }' \
     "$file"); then
     :
   else

@@ -1,4 +1,4 @@
-//===- DecodeAttentionReference.cpp - exact decode attention, error bound -===//
+//===- DecodeAttentionReference.cpp - exact attention, error bound --------===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -140,6 +141,15 @@ TypeParams getTypeParams(AttentionType type) {
   return {24, -126, 0x1p-24, 0x1p-150, 0x1.ffffffp127};
 }
 
+/// The distance between consecutive values of `type` around `x` (the
+/// subnormal spacing below the normal range).
+double getSpacing(double x, AttentionType type) {
+  TypeParams p = getTypeParams(type);
+  int exponent =
+      std::max(x == 0 ? p.minExponent : std::ilogb(x), p.minExponent);
+  return std::ldexp(1.0, exponent - (p.precision - 1));
+}
+
 double gammaOf(double n, double u) { return n * u / (1 - n * u); }
 
 float roundToBF16(float x) {
@@ -170,9 +180,7 @@ struct RowData {
   const uint16_t *values = nullptr;
   const double *table = nullptr;
 
-  double v(int64_t j, int64_t d) const {
-    return table[values[rowBase[j] + d]];
-  }
+  double v(int64_t j, int64_t d) const { return table[values[rowBase[j] + d]]; }
 };
 
 /// Per-d sums over the context that do not depend on the model.
@@ -197,7 +205,8 @@ RowSums getRowSums(const RowData &row) {
 /// ratio and `slack` bounds its distance from the exact one. +infinity where
 /// the conditions of the derivation fail.
 std::vector<double> boundRatio(const ArithmeticModel &m, const RowData &row,
-                               const RowSums &sums, const std::vector<double> &o,
+                               const RowSums &sums,
+                               const std::vector<double> &o,
                                const std::vector<double> &slack) {
   const int64_t L = row.length, D = row.headSize;
   const double inf = std::numeric_limits<double>::infinity();
@@ -213,18 +222,22 @@ std::vector<double> boundRatio(const ArithmeticModel &m, const RowData &row,
   double deltaMax = 0, top = -inf;
   for (int64_t j = 0; j < L; ++j) {
     delta[j] = gs * row.sigmaAbs * row.absDot[j] +
-               2 * D * row.sigmaAbs * m.eta + m.eta;
+               (8 * D * row.sigmaAbs + 2 * row.absDot[j] + 2) * m.eta;
     deltaMax = std::max(deltaMax, delta[j]);
     top = std::max(top, row.logP[j] + delta[j]);
   }
+  // Scores known to worse than 1 leave the weights unknown to a factor e:
+  // nothing useful (and the dropped weights' allowance fails).
+  if (deltaMax > 1)
+    return q;
   // Step 2, in log space: a weight far below the maximum has a large
   // relative perturbation (the u (M^ - s^_j) term) on a negligible value.
   const double expTerm = -R1 * std::log1p(-m.expRel);
   std::vector<double> pRho(L), pUp(L);
   double sumUp = 0, sumDown = 0;
   for (int64_t j = 0; j < L; ++j) {
-    double a = delta[j] + m.u * (top - row.logP[j] + delta[j]) + R1 * m.eta +
-               expTerm;
+    double a =
+        delta[j] + m.u * (top - row.logP[j] + delta[j]) + R1 * m.eta + expTerm;
     double logRho = a > 30 ? a : std::log(std::expm1(a));
     pRho[j] = std::exp(row.logP[j] + logRho);
     pUp[j] = std::exp(row.logP[j] + a);
@@ -307,7 +320,9 @@ double mlir::kvq::test::decodeCacheCode(CacheFormat format, uint16_t code) {
 }
 
 double mlir::kvq::test::roundToType(double x, AttentionType type) {
-  if (type == AttentionType::F32)
+  // A cast of a double beyond the float range is undefined behavior.
+  if (type == AttentionType::F32 &&
+      std::fabs(x) <= std::numeric_limits<float>::max())
     return double(float(x));
   APFloat value(x);
   bool lost;
@@ -316,13 +331,9 @@ double mlir::kvq::test::roundToType(double x, AttentionType type) {
 }
 
 double mlir::kvq::test::ulpsOf(double got, double ref, AttentionType type) {
-  TypeParams p = getTypeParams(type);
-  int exponent = std::max(ref == 0 ? p.minExponent : std::ilogb(ref),
-                          p.minExponent);
-  double spacing = std::ldexp(1.0, exponent - (p.precision - 1));
   double err = std::fabs(got - ref);
   return std::isnan(err) ? std::numeric_limits<double>::infinity()
-                         : err / spacing;
+                         : err / getSpacing(ref, type);
 }
 
 std::vector<uint8_t>
@@ -341,12 +352,10 @@ mlir::kvq::test::getCacheBytes(const DecodeAttentionProblem &problem,
   return bytes;
 }
 
-std::string
-mlir::kvq::test::validateProblem(const DecodeAttentionProblem &p) {
+std::string mlir::kvq::test::validateProblem(const DecodeAttentionProblem &p) {
   std::ostringstream os;
-  if (p.numSeqs < 1 || p.numHeads < 1 || p.numKVHeads < 1 ||
-      p.headSize < 1 || p.numBlocks < 1 || p.blockSize < 1 ||
-      p.maxBlocks < 1) {
+  if (p.numSeqs < 1 || p.numHeads < 1 || p.numKVHeads < 1 || p.headSize < 1 ||
+      p.numBlocks < 1 || p.blockSize < 1 || p.maxBlocks < 1) {
     os << "every dimension must be positive";
     return os.str();
   }
@@ -368,11 +377,18 @@ mlir::kvq::test::validateProblem(const DecodeAttentionProblem &p) {
   for (size_t i = 0; i < p.query.size(); ++i)
     if (!std::isfinite(p.query[i]) ||
         roundToType(p.query[i], p.type) != double(p.query[i])) {
-      os << "query element " << i << " (" << p.query[i]
-         << ") is not a finite " << getAttentionTypeName(p.type);
+      os << "query element " << i << " (" << p.query[i] << ") is not a finite "
+         << getAttentionTypeName(p.type);
       return os.str();
     }
   const std::vector<double> &table = getCodeTable(p.cacheFormat);
+  for (const std::vector<uint16_t> *cache : {&p.keyCache, &p.valueCache})
+    for (uint16_t code : *cache)
+      if (code >= table.size()) {
+        os << "cache code " << code << " is wider than "
+           << getCacheFormatName(p.cacheFormat);
+        return os.str();
+      }
   const size_t rowSize = size_t(p.numKVHeads * p.headSize);
   for (int64_t b = 0; b < p.numSeqs; ++b) {
     int64_t len = p.contextLens[b];
@@ -447,8 +463,7 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
       for (int64_t j = 0; j < L; ++j) {
         int32_t blk = p.blockTables[b * p.maxBlocks + j / p.blockSize];
         row.rowBase[j] =
-            ((size_t(blk) * p.blockSize + j % p.blockSize) * p.numKVHeads +
-             g) *
+            ((size_t(blk) * p.blockSize + j % p.blockSize) * p.numKVHeads + g) *
             D;
         // Each product (at most 24 x 11 significant bits) is exact.
         long double dot = 0, absDot = 0;
@@ -483,8 +498,8 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
       for (int64_t d = 0; d < D; ++d) {
         double absO = std::fabs(o[d]);
         slack[d] = qRef[d] + (refModel.u + 0x1p-53) * (absO + qRef[d]);
-        double y = boundScaled(refModel, vScaleAbs, absO, qRef[d],
-                               sums.sumAbsV[d]);
+        double y =
+            boundScaled(refModel, vScaleAbs, absO, qRef[d], sums.sumAbsV[d]);
         refErr[d] = y + 0x1p-53 * (vScaleAbs * absO + y) + 0x1p-1074;
       }
       // Steps 1-6 for the kernel.
@@ -497,8 +512,8 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
         long double exact = (long double)p.vScale * num[d] / den;
         ref.out[i] = double(exact);
         double absO = std::fabs(o[d]) + slack[d];
-        double y = boundScaled(kernelModel, vScaleAbs, absO, qKer[d],
-                               sums.sumAbsV[d]);
+        double y =
+            boundScaled(kernelModel, vScaleAbs, absO, qKer[d], sums.sumAbsV[d]);
         double bound = y + out.unitRoundoff * (vScaleAbs * absO + y) +
                        out.halfMinSubnormal;
         bool fits = scoresFit && 4 * sums.sumAbsV[d] < 0x1p126 &&
@@ -516,6 +531,8 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
 std::vector<double>
 mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
                                   int64_t chunkSize, KernelFault fault) {
+  if (!validateProblem(p).empty())
+    return {};
   const int64_t D = p.headSize, group = p.numHeads / p.numKVHeads;
   std::vector<double> out(p.outputSize(), 0.0);
   std::vector<float> table;
@@ -540,8 +557,7 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
       for (int64_t j = 0; j < L; ++j) {
         int32_t blk = p.blockTables[b * p.maxBlocks + j / p.blockSize];
         rowBase[j] =
-            ((size_t(blk) * p.blockSize + j % p.blockSize) * p.numKVHeads +
-             g) *
+            ((size_t(blk) * p.blockSize + j % p.blockSize) * p.numKVHeads + g) *
             D;
         float dot = 0;
         for (int64_t d = 0; d < D; ++d)
@@ -559,6 +575,8 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
         std::fill(chunkAcc.begin(), chunkAcc.end(), 0.0f);
         for (int64_t j = c0; j < c1; ++j) {
           float e = std::exp(s[j] - mc);
+          if (fault == KernelFault::CoarseExp)
+            e *= j % 2 ? 1 + 0x1p-12f : 1 - 0x1p-12f;
           float w = fault == KernelFault::ProbsInBF16 ? roundToBF16(e) : e;
           lc += e;
           for (int64_t d = 0; d < D; ++d)
@@ -571,7 +589,8 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
       }
       const float factor = p.vScale / l;
       for (int64_t d = 0; d < D; ++d)
-        out[(b * p.numHeads + h) * D + d] = roundToType(acc[d] * factor, p.type);
+        out[(b * p.numHeads + h) * D + d] =
+            roundToType(acc[d] * factor, p.type);
     }
   }
   return out;
@@ -586,7 +605,7 @@ public:
   double uniform() { return ((gen() >> 8) + 0.5) * 0x1p-24; }
   double normal() {
     double r = std::sqrt(-2 * std::log(uniform()));
-    return r * std::cos(2 * M_PI * uniform());
+    return r * std::cos(2 * 3.14159265358979323846 * uniform());
   }
   uint32_t below(uint32_t n) { return uint32_t(gen() % n); }
 
@@ -662,39 +681,48 @@ mlir::kvq::test::makeRandomProblem(const RandomProblemOptions &opts) {
 }
 
 BoundCheck
-mlir::kvq::test::checkAgainstReference(const DecodeAttentionReference &ref,
-                                       const std::vector<double> &got,
-                                       AttentionType type) {
+mlir::kvq::test::checkAgainstReference(const DecodeAttentionProblem &p,
+                                       const DecodeAttentionReference &ref,
+                                       const std::vector<double> &got) {
+  const double inf = std::numeric_limits<double>::infinity();
   BoundCheck check;
-  if (got.size() != ref.out.size()) {
+  if (got.size() != ref.out.size() || ref.out.size() != p.outputSize()) {
     check.violations = std::max<size_t>(1, ref.out.size());
     check.firstViolation = 0;
-    check.maxErrorOverBound = std::numeric_limits<double>::infinity();
+    check.maxErrorOverBound = inf;
     return check;
   }
-  for (size_t i = 0; i < got.size(); ++i) {
-    double err = std::fabs(got[i] - ref.out[i]);
-    if (!(err <= ref.bound[i])) {
-      if (check.violations++ == 0)
+  const size_t D = size_t(p.headSize);
+  for (size_t row = 0; row < got.size(); row += D) {
+    double rowMax = 0;
+    for (size_t i = row; i < row + D; ++i)
+      rowMax = std::max(rowMax, std::fabs(ref.out[i]));
+    const double rowUlp = getSpacing(rowMax, p.type);
+    for (size_t i = row; i < row + D; ++i) {
+      double err = std::fabs(got[i] - ref.out[i]);
+      if (!(err <= ref.bound[i]) && check.violations++ == 0)
         check.firstViolation = i;
+      double ratio = ref.bound[i] > 0 ? err / ref.bound[i]
+                     : err == 0       ? 0.0
+                                      : inf;
+      check.maxErrorOverBound =
+          std::max(check.maxErrorOverBound, std::isnan(ratio) ? inf : ratio);
+      check.maxErrorUlps =
+          std::max(check.maxErrorUlps, ulpsOf(got[i], ref.out[i], p.type));
+      check.maxBoundUlps =
+          std::max(check.maxBoundUlps,
+                   ulpsOf(ref.out[i] + ref.bound[i], ref.out[i], p.type));
+      check.maxErrorRowUlps =
+          std::max(check.maxErrorRowUlps, std::isnan(err) ? inf : err / rowUlp);
+      check.maxBoundRowUlps =
+          std::max(check.maxBoundRowUlps, ref.bound[i] / rowUlp);
     }
-    double ratio = ref.bound[i] > 0 ? err / ref.bound[i]
-                   : err == 0       ? 0.0
-                                    : std::numeric_limits<double>::infinity();
-    if (std::isnan(ratio))
-      ratio = std::numeric_limits<double>::infinity();
-    check.maxErrorOverBound = std::max(check.maxErrorOverBound, ratio);
-    check.maxErrorUlps =
-        std::max(check.maxErrorUlps, ulpsOf(got[i], ref.out[i], type));
-    check.maxBoundUlps = std::max(
-        check.maxBoundUlps, ulpsOf(ref.out[i] + ref.bound[i], ref.out[i], type));
   }
   return check;
 }
 
-std::string
-mlir::kvq::test::describeElement(const DecodeAttentionProblem &p,
-                                 size_t index) {
+std::string mlir::kvq::test::describeElement(const DecodeAttentionProblem &p,
+                                             size_t index) {
   std::ostringstream os;
   size_t d = index % size_t(p.headSize);
   size_t h = (index / size_t(p.headSize)) % size_t(p.numHeads);

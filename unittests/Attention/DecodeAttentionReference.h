@@ -1,4 +1,4 @@
-//===- DecodeAttentionReference.h - exact decode attention, error bound -*- C++ -*-===//
+//===- DecodeAttentionReference.h - decode attention reference --*- C++ -*-===//
 //
 // Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
 //
@@ -45,8 +45,11 @@
 //    in the dot (any order, FMA or not), one in c and one in the product with
 //    c, so s^_j = sigma sum_d q_d k_jd (1 + th_d), |th_d| <= gamma_{D+2};
 //    gamma_{D+3} is used, one spare rounding for a kernel that folds log2(e)
-//    into c and calls exp2. With the underflow allowances:
-//      |s^_j - s_j| <= Delta_j = gamma_{D+3} |sigma| A_j + 2 D |sigma| eta + eta.
+//    into c and calls exp2. With the underflow allowances (at most 2 D
+//    operations in the dot, one in c, which then multiplies |dot| <= 2 A_j,
+//    one in the product):
+//      |s^_j - s_j| <= Delta_j = gamma_{D+3} |sigma| A_j
+//                                + (8 D |sigma| + 2 A_j + 2) eta.
 // 2. Weights. Token j's weight is exp32(RN(s^_j - m_c)) times R rescale
 //    factors exp32(RN(m_old - m_new)); the shifts form a nondecreasing chain
 //    of maxima from m_c to M^ = max_i s^_i, so the rounding errors of the
@@ -63,8 +66,9 @@
 // 3. Sums. A term reaches l through at most L - 1 additions and R rescale
 //    multiplications, in any order (chunk sums and the combine, or a tree),
 //    and acc_d through one more rounding (RN(e_j v_jd); none with FMA):
-//      l^ = sum_j w_j (1 + b_j) + abs_l,           |b_j|  <= gb = gamma_{L+R},
-//      acc^_d = sum_j w_j v_jd (1 + a_jd) + abs_d, |a_jd| <= ga = gamma_{L+R+1}.
+//      l^     = sum_j w_j (1 + b_j) + abs_l,       |b_j|  <= gb,
+//      acc^_d = sum_j w_j v_jd (1 + a_jd) + abs_d, |a_jd| <= ga,
+//    gb = gamma_{L+R}, ga = gamma_{L+R+1}.
 //    The underflow terms (eta for each exp, product, addition, rescale and
 //    rescale factor times a partial sum of at most 2 L, or 2 sum |v|) are
 //    bounded by abs_l <= 16 (R + 1) L eta, abs_d <= 16 (R + 1) eta (L +
@@ -100,11 +104,13 @@
 //    allowance of 2^-1000 L (max_j |v_jd| + |o_d|) in the numerator of Q_d.
 //
 // Conditions (else bound_d is +infinity, or `error` is set): (L + R + 1) u
-// <= 1/2 (any L up to 2^22, D up to 2^20), E <= 2^-4, R <= 8; no f32
-// overflow (|sigma| A_j, 4 sum_j |v_jd| and 4 |v_scale| below 2^126) and
-// |v_scale o_d| + Y_d below the output type's overflow threshold. Not
-// covered: kernels that flush subnormal inputs to zero, or whose f32 adds do
-// not round to nearest (tensor-core accumulation); they need a larger u.
+// <= 1/2 (any L up to 2^22, D up to 2^20), E <= 2^-4, R <= 8, Delta_max <= 1
+// (the weights known to within a factor e, which also makes the dropped
+// weights' allowance hold); no f32 overflow (|sigma| A_j, 4 sum_j |v_jd| and 4
+// |v_scale| below 2^126) and |v_scale o_d| + Y_d below the output type's
+// overflow threshold. Not covered: kernels that flush subnormal inputs to zero,
+// or whose f32 adds do not round to nearest (tensor-core accumulation); they
+// need a larger u.
 //
 // For typical inputs (L <= 1000, D <= 256, scores of order one) the bound is
 // about half an ulp of the output type for its rounding plus roughly
@@ -139,8 +145,8 @@ enum class CacheFormat {
 };
 
 inline constexpr CacheFormat kAllCacheFormats[] = {
-    CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ,
-    CacheFormat::F8E5M2FNUZ, CacheFormat::Int8,  CacheFormat::BF16,
+    CacheFormat::F8E4M3FN,   CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ,
+    CacheFormat::F8E5M2FNUZ, CacheFormat::Int8,   CacheFormat::BF16,
     CacheFormat::F16};
 
 /// The relative error of exp32 the bound assumes by default (see above).
@@ -218,12 +224,16 @@ enum class KernelFault {
   /// Query head h reads KV head h % numKVHeads instead of h / group.
   KVHeadModulo,
   /// Rounds the weights to bf16 for P.V but sums them unrounded.
-  ProbsInBF16
+  ProbsInBF16,
+  /// An exp32 with relative error 2^-12, of alternating sign over tokens (a
+  /// common factor would cancel).
+  CoarseExp
 };
 
 /// The kernel's arithmetic (above) in float, sums in sequence, exp32 =
 /// std::exp on floats, the context cut into chunks of `chunkSize` tokens
-/// (<= 0: one chunk) combined by rescaling. Outputs are values of `type`.
+/// (<= 0: one chunk) combined by rescaling. Outputs are values of `type`;
+/// empty for a problem validateProblem rejects.
 std::vector<double> emulateKernelF32(const DecodeAttentionProblem &problem,
                                      int64_t chunkSize,
                                      KernelFault fault = KernelFault::None);
@@ -255,7 +265,10 @@ struct RandomProblemOptions {
 /// RN(1 / sqrt(headSize)).
 DecodeAttentionProblem makeRandomProblem(const RandomProblemOptions &options);
 
-/// How a candidate output compares with the reference.
+/// How a candidate output compares with the reference. Ulps are those of
+/// the output type, at the reference value (elementwise) or at the largest
+/// |out| of the element's row (what the row can resolve: an element near
+/// zero makes any absolute error many ulps of itself).
 struct BoundCheck {
   size_t violations = 0;
   /// The first violating element (SIZE_MAX if none).
@@ -263,13 +276,16 @@ struct BoundCheck {
   /// Largest |got - out| / bound (elements with a zero bound and no error
   /// count 0).
   double maxErrorOverBound = 0;
-  /// Largest |got - out| and largest bound, in ulps of the type at out.
+  /// Largest |got - out| and largest bound, in ulps.
   double maxErrorUlps = 0, maxBoundUlps = 0;
+  double maxErrorRowUlps = 0, maxBoundRowUlps = 0;
 };
 
-BoundCheck checkAgainstReference(const DecodeAttentionReference &reference,
-                                 const std::vector<double> &got,
-                                 AttentionType type);
+/// Checks `got` (values of the output type, [numSeqs, numHeads, headSize])
+/// element by element.
+BoundCheck checkAgainstReference(const DecodeAttentionProblem &problem,
+                                 const DecodeAttentionReference &reference,
+                                 const std::vector<double> &got);
 
 /// "seq b, head h, dim d" of an output index, for messages.
 std::string describeElement(const DecodeAttentionProblem &problem,

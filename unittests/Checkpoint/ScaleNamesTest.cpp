@@ -64,59 +64,90 @@ struct ConventionRow {
   const char *tensor; // the full name, for a layer model.layers.3
   ScaleKind field;
   const char *convention;
-  bool legacy;
+  SharedKV shared;
 };
 
 const ConventionRow kConventions[] = {
-    {"model.layers.3.self_attn.k_scale", ScaleKind::K, "llm-compressor", false},
-    {"model.layers.3.self_attn.v_scale", ScaleKind::V, "llm-compressor", false},
-    {"model.layers.3.self_attn.q_scale", ScaleKind::Q, "llm-compressor", false},
+    {"model.layers.3.self_attn.k_scale", ScaleKind::K, "llm-compressor",
+     SharedKV::No},
+    {"model.layers.3.self_attn.v_scale", ScaleKind::V, "llm-compressor",
+     SharedKV::No},
+    {"model.layers.3.self_attn.q_scale", ScaleKind::Q, "llm-compressor",
+     SharedKV::No},
     {"model.layers.3.self_attn.k_proj.k_scale", ScaleKind::K, "modelopt",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.v_proj.v_scale", ScaleKind::V, "modelopt",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.qkv_proj.k_scale", ScaleKind::K, "fused-qkv",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.qkv_proj.v_scale", ScaleKind::V, "fused-qkv",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.k_proj.output_scale", ScaleKind::K, "quark",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.v_proj.output_scale", ScaleKind::V, "quark",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.q_proj.output_scale", ScaleKind::Q, "quark",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.prob_output_scale", ScaleKind::Prob, "quark",
-     false},
+     SharedKV::No},
     {"model.layers.3.self_attn.kv_scale", ScaleKind::K, "legacy-kv-scale",
-     true},
-    {"model.layers.3.self_attn.k_cache.scale", ScaleKind::K, "hunyuan", false},
-    {"model.layers.3.self_attn.v_cache.scale", ScaleKind::V, "hunyuan", false},
-    {"model.layers.3.self_attn.q.scale", ScaleKind::Q, "hunyuan", false},
-    {"model.layers.3.mixer.k_proj.k_scale", ScaleKind::K, "nemotron-h", false},
-    {"model.layers.3.mixer.v_proj.v_scale", ScaleKind::V, "nemotron-h", false},
+     SharedKV::Deprecated},
+    {"model.layers.3.self_attn.k_cache.scale", ScaleKind::K, "hunyuan",
+     SharedKV::No},
+    {"model.layers.3.self_attn.v_cache.scale", ScaleKind::V, "hunyuan",
+     SharedKV::No},
+    {"model.layers.3.self_attn.q.scale", ScaleKind::Q, "hunyuan", SharedKV::No},
+    {"model.layers.3.mixer.k_proj.k_scale", ScaleKind::K, "nemotron-h",
+     SharedKV::No},
+    {"model.layers.3.mixer.v_proj.v_scale", ScaleKind::V, "nemotron-h",
+     SharedKV::No},
     // Mistral: under `attention.` of the layer, or directly under the prefix,
     // or with the Hugging Face `model.` root stripped.
     {"model.layers.3.attention.k_fake_quantizer.qscale_act", ScaleKind::K,
-     "mistral", false},
+     "mistral", SharedKV::No},
     {"model.layers.3.attention.v_fake_quantizer.qscale_act", ScaleKind::V,
-     "mistral", false},
+     "mistral", SharedKV::No},
     {"model.layers.3.attention.q_fake_quantizer.qscale_act", ScaleKind::Q,
-     "mistral", false},
+     "mistral", SharedKV::No},
     {"model.layers.3.k_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
-     false},
+     SharedKV::No},
     {"layers.3.attention.k_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
-     false},
+     SharedKV::No},
     {"layers.3.attention.v_fake_quantizer.qscale_act", ScaleKind::V, "mistral",
-     false},
+     SharedKV::No},
     {"layers.3.attention.q_fake_quantizer.qscale_act", ScaleKind::Q, "mistral",
-     false},
+     SharedKV::No},
     {"layers.3.attention.kv_fake_quantizer.qscale_act", ScaleKind::K, "mistral",
-     true},
+     SharedKV::Deprecated},
     // TensorRT-LLM: one factor for K and V.
     {"model.layers.3.attention.kv_cache_scaling_factor", ScaleKind::K,
-     "tensorrt-llm", true},
+     "tensorrt-llm", SharedKV::Deprecated},
     {"transformer.layers.3.attention.kv_cache_scaling_factor", ScaleKind::K,
-     "tensorrt-llm", true},
+     "tensorrt-llm", SharedKV::Deprecated},
+    // vLLM's default rule on the other names of the attention module.
+    {"model.layers.3.mixer.k_scale", ScaleKind::K, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.mixer.v_scale", ScaleKind::V, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.mixer.q_scale", ScaleKind::Q, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.attention.k_scale", ScaleKind::K, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.attention.v_scale", ScaleKind::V, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.attn.k_scale", ScaleKind::K, "vllm-default", SharedKV::No},
+    {"model.layers.3.attn.q_scale", ScaleKind::Q, "vllm-default", SharedKV::No},
+    {"model.layers.3.self_attention.k_scale", ScaleKind::K, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.self_attention.v_scale", ScaleKind::V, "vllm-default",
+     SharedKV::No},
+    {"model.layers.3.mixer.kv_scale", ScaleKind::K, "legacy-kv-scale",
+     SharedKV::Deprecated},
+    {"model.layers.3.attn.kv_scale", ScaleKind::K, "legacy-kv-scale",
+     SharedKV::Deprecated},
+    // sharktank's reading of Quark: one scale for K and V, not deprecated.
+    {"model.layers.3.self_attn.kv_cache_scale", ScaleKind::K, "sharktank",
+     SharedKV::Current},
 };
 
 TEST_F(ScaleNamesTest, MatchesEveryConvention) {
@@ -142,20 +173,26 @@ TEST_F(ScaleNamesTest, MatchesEveryConvention) {
       EXPECT_EQ(scale->field, row.field);
       EXPECT_EQ(scale->tensorName, row.tensor);
       EXPECT_EQ(scale->convention, row.convention);
-      EXPECT_EQ(scale->legacyKvScale, row.legacy);
+      EXPECT_EQ(scale->legacyKvScale, row.shared != SharedKV::No);
       EXPECT_EQ(scale->file, path);
       EXPECT_EQ(scale->values, (std::vector<double>{double(0.0125f)}));
       EXPECT_TRUE(scale->shape.empty());
     }
-    std::vector<MatchFinding> deprecated =
-        findingsOf(matches, MatchFinding::Deprecated);
-    EXPECT_EQ(matches.findings.size(), row.legacy ? 1u : 0u);
-    if (row.legacy) {
-      ASSERT_EQ(deprecated.size(), 1u);
-      EXPECT_EQ(deprecated[0].tensorName, row.tensor);
-      EXPECT_EQ(deprecated[0].layerPrefix, "model.layers.3");
-      EXPECT_NE(deprecated[0].message.find("single scale for K and V"),
+    // A shared K/V scale is reported: a warning if its name is deprecated,
+    // a remark if not.
+    EXPECT_EQ(matches.findings.size(), row.shared != SharedKV::No ? 1u : 0u);
+    if (row.shared != SharedKV::No) {
+      std::vector<MatchFinding> shared =
+          findingsOf(matches, row.shared == SharedKV::Deprecated
+                                  ? MatchFinding::Deprecated
+                                  : MatchFinding::SharedKvScale);
+      ASSERT_EQ(shared.size(), 1u);
+      EXPECT_EQ(shared[0].tensorName, row.tensor);
+      EXPECT_EQ(shared[0].layerPrefix, "model.layers.3");
+      EXPECT_NE(shared[0].message.find(" scale for K and V ("),
                 std::string::npos);
+      EXPECT_EQ(shared[0].message.find("deprecated") != std::string::npos,
+                row.shared == SharedKV::Deprecated);
     }
     EXPECT_FALSE(matches.hasErrors());
     EXPECT_TRUE(isScaleLikeName(row.tensor));
@@ -183,8 +220,22 @@ TEST(ScaleLikeNameTest, WeightAndActivationScalesAreNotAttentionScales) {
     EXPECT_FALSE(isScaleLikeName(name)) << name.str();
   for (StringRef name :
        {"k_scale", "model.layers.0.self_attn.attn.k_scale", "lm_head.v_scale",
-        "model.layers.0.self_attn.qkv_proj.output_scale"})
+        "model.layers.0.self_attn.qkv_proj.output_scale",
+        "model.layers.0.self_attn.kv_cache_scale",
+        "model.layers.0.self_attn.k_proj.kv_cache_scale",
+        "backbone.layers.0.mixer.k_scale"})
     EXPECT_TRUE(isScaleLikeName(name)) << name.str();
+}
+
+TEST(ScaleLikeNameTest, PerChannelKvCacheScales) {
+  for (StringRef name : {"model.layers.0.self_attn.k_proj.kv_cache_scale",
+                         "model.layers.0.self_attn.v_proj.kv_cache_scale"})
+    EXPECT_TRUE(isPerChannelKvCacheScaleName(name)) << name.str();
+  for (StringRef name : {"model.layers.0.self_attn.kv_cache_scale",
+                         "model.layers.0.self_attn.k_proj.kv_cache_offset",
+                         "model.layers.0.self_attn.k_proj.k_scale",
+                         "model.layers.0.mlp.down_proj.kv_cache_scale"})
+    EXPECT_FALSE(isPerChannelKvCacheScaleName(name)) << name.str();
 }
 
 TEST(ScaleLikeNameTest, ZeroPoints) {
@@ -193,10 +244,16 @@ TEST(ScaleLikeNameTest, ZeroPoints) {
                          "model.layers.0.self_attn.kv_zero_point",
                          "model.layers.0.self_attn.k_proj.output_zero_point",
                          "model.layers.0.self_attn.prob_output_zero_point",
-                         "model.layers.0.self_attn.k_cache.zero_point"})
+                         "model.layers.0.self_attn.k_cache.zero_point",
+                         "model.layers.0.self_attn.k_proj.kv_cache_offset",
+                         "model.layers.0.self_attn.v_proj.kv_cache_offset",
+                         "model.layers.0.self_attn.kv_cache_offset",
+                         "model.layers.0.self_attn.kv_cache_zero_point"})
     EXPECT_TRUE(isZeroPointName(name)) << name.str();
   for (StringRef name : {"model.layers.0.self_attn.k_proj.weight_zero_point",
                          "model.layers.0.self_attn.k_proj.input_zero_point",
+                         "model.layers.0.self_attn.k_proj.weight_offset",
+                         "model.layers.0.self_attn.k_proj.input_offset",
                          "model.layers.0.self_attn.k_scale"})
     EXPECT_FALSE(isZeroPointName(name)) << name.str();
 }
@@ -267,6 +324,63 @@ TEST_F(ScaleNamesTest, SameValuesFromTwoConventionsAreRedundantNotErrors) {
             "model.layers.0.self_attn.v_proj.output_scale");
 }
 
+TEST_F(ScaleNamesTest, ScalesOnTwoAttentionModulesOfOneLayerConflict) {
+  ScaleMatches matches =
+      match({scalarF32("backbone.layers.0.mixer.k_proj.k_scale", 0.02f),
+             scalarF32("backbone.layers.0.mixer.k_scale", 0.03f),
+             scalarF32("backbone.layers.0.self_attn.v_scale", 0.02f),
+             scalarF32("backbone.layers.0.attention.v_scale", 0.02f)},
+            {"backbone.layers.0"});
+  ASSERT_TRUE(matches.layers[0].k.has_value());
+  EXPECT_EQ(matches.layers[0].k->convention, "nemotron-h");
+  std::vector<MatchFinding> conflicts =
+      findingsOf(matches, MatchFinding::Conflict);
+  ASSERT_EQ(conflicts.size(), 1u);
+  EXPECT_EQ(conflicts[0].message,
+            "conflicting k scales for layer 'backbone.layers.0': "
+            "'backbone.layers.0.mixer.k_proj.k_scale' (nemotron-h) and "
+            "'backbone.layers.0.mixer.k_scale' (vllm-default) hold different "
+            "values");
+  std::vector<MatchFinding> redundant =
+      findingsOf(matches, MatchFinding::Redundant);
+  ASSERT_EQ(redundant.size(), 1u);
+  EXPECT_EQ(redundant[0].tensorName, "backbone.layers.0.self_attn.v_scale");
+  EXPECT_EQ(redundant[0].otherTensorName,
+            "backbone.layers.0.attention.v_scale");
+}
+
+TEST_F(ScaleNamesTest, SharedKvCacheScaleFillsKAndConflictsWithDifferentK) {
+  ScaleMatches matches =
+      match({scalarF32("model.layers.0.self_attn.kv_cache_scale", 0.04f),
+             scalarF32("model.layers.1.self_attn.kv_cache_scale", 0.04f),
+             scalarF32("model.layers.1.self_attn.k_scale", 0.05f)},
+            {"model.layers.0", "model.layers.1"});
+  const LayerMatch &layer0 = matches.layers[0];
+  ASSERT_TRUE(layer0.k.has_value());
+  EXPECT_TRUE(layer0.k->legacyKvScale);
+  EXPECT_EQ(layer0.k->convention, "sharktank");
+  EXPECT_FALSE(layer0.v.has_value());
+  std::vector<MatchFinding> shared =
+      findingsOf(matches, MatchFinding::SharedKvScale);
+  // Only where it is used: layer 1 takes llm-compressor's k_scale.
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared[0].layerPrefix, "model.layers.0");
+  EXPECT_FALSE(shared[0].isError());
+  EXPECT_EQ(shared[0].message,
+            "'model.layers.0.self_attn.kv_cache_scale' is one scale for K and "
+            "V (sharktank): it is used as the K scale and the scale rules "
+            "copy it to V");
+  EXPECT_TRUE(findingsOf(matches, MatchFinding::Deprecated).empty());
+  // llm-compressor's k_scale comes first; the shared scale disagrees.
+  EXPECT_EQ(matches.layers[1].k->convention, "llm-compressor");
+  EXPECT_FALSE(matches.layers[1].k->legacyKvScale);
+  std::vector<MatchFinding> conflicts =
+      findingsOf(matches, MatchFinding::Conflict);
+  ASSERT_EQ(conflicts.size(), 1u);
+  EXPECT_EQ(conflicts[0].otherTensorName,
+            "model.layers.1.self_attn.kv_cache_scale");
+}
+
 TEST_F(ScaleNamesTest, PerHeadScalesCompareElementwise) {
   std::vector<float> heads = {0.01f, 0.02f, 0.03f, 0.04f,
                               0.05f, 0.06f, 0.07f, 0.08f};
@@ -321,6 +435,32 @@ TEST_F(ScaleNamesTest, ReportsUnmatchedScaleTensors) {
   EXPECT_FALSE(matches.layers[1].k.has_value());
 }
 
+TEST_F(ScaleNamesTest, AttentionModuleIsAChildOfTheLayerWithAKnownName) {
+  // NemotronH: the attention layers' scales are on `mixer` (vLLM's default
+  // rule loads them as `mixer.attn.k_scale`). Not an attention module: `mlp`,
+  // and anything deeper than the layer's child.
+  ScaleMatches matches =
+      match({scalarF32("backbone.layers.5.mixer.k_scale", 0.02f),
+             scalarF32("backbone.layers.5.mixer.v_scale", 0.03f),
+             scalarF32("backbone.layers.5.mixer.q_scale", 0.04f),
+             scalarF32("backbone.layers.5.mlp.k_scale", 0.02f),
+             scalarF32("backbone.layers.5.mixer.attn.v_scale", 0.02f)},
+            {"backbone.layers.4", "backbone.layers.5"});
+  const LayerMatch &layer = matches.layers[1];
+  ASSERT_TRUE(layer.k && layer.v && layer.q);
+  EXPECT_EQ(layer.k->tensorName, "backbone.layers.5.mixer.k_scale");
+  EXPECT_EQ(layer.v->values, (std::vector<double>{double(0.03f)}));
+  EXPECT_EQ(layer.q->convention, "vllm-default");
+  std::vector<MatchFinding> unmatched =
+      findingsOf(matches, MatchFinding::Unmatched);
+  ASSERT_EQ(unmatched.size(), 2u);
+  EXPECT_EQ(matches.findings.size(), 2u);
+  EXPECT_EQ(unmatched[0].tensorName, "backbone.layers.5.mlp.k_scale");
+  EXPECT_EQ(unmatched[0].layerPrefix, "backbone.layers.5");
+  EXPECT_EQ(unmatched[1].tensorName, "backbone.layers.5.mixer.attn.v_scale");
+  EXPECT_EQ(unmatched[1].layerPrefix, "backbone.layers.5");
+}
+
 TEST_F(ScaleNamesTest, IgnoresWeightAndActivationScales) {
   ScaleMatches matches =
       match({scalarF32("model.layers.0.self_attn.k_proj.weight_scale", 0.5f),
@@ -365,6 +505,70 @@ TEST_F(ScaleNamesTest, ReportsZeroPoints) {
                 "asymmetric KV-cache quantization is not supported"),
             std::string::npos);
   EXPECT_FALSE(matches.hasErrors());
+}
+
+TEST_F(ScaleNamesTest, ReportsPerChannelKvCacheScalesAndOffsetsAtTheLayer) {
+  // Ascend msModelSlim int8 KV: a scale and an offset per channel of the
+  // k_proj / v_proj output; none of them is attached.
+  std::vector<float> channels = {0.01f, 0.02f, 0.03f, 0.04f};
+  std::vector<float> offsets = {0, 1, -1, 2};
+  const char *L0 = "model.layers.0.self_attn.";
+  ScaleMatches matches =
+      match({{std::string(L0) + "k_proj.kv_cache_scale",
+              "F32",
+              {4},
+              f32Bytes(channels)},
+             {std::string(L0) + "k_proj.kv_cache_offset",
+              "F32",
+              {4},
+              f32Bytes(offsets)},
+             {std::string(L0) + "v_proj.kv_cache_scale",
+              "F32",
+              {4},
+              f32Bytes(channels)},
+             {std::string(L0) + "v_proj.kv_cache_offset",
+              "F32",
+              {4},
+              f32Bytes(offsets)},
+             {"model.layers.7.self_attn.k_proj.kv_cache_scale",
+              "F32",
+              {2, 2},
+              f32Bytes(channels)}},
+            {"model.layers.0"});
+  const LayerMatch &layer = matches.layers[0];
+  EXPECT_FALSE(layer.q || layer.k || layer.v || layer.prob);
+  EXPECT_FALSE(matches.hasErrors());
+  EXPECT_EQ(matches.findings.size(), 5u);
+  EXPECT_TRUE(findingsOf(matches, MatchFinding::Unmatched).empty());
+  std::vector<MatchFinding> perChannel =
+      findingsOf(matches, MatchFinding::PerChannel);
+  ASSERT_EQ(perChannel.size(), 3u);
+  EXPECT_EQ(perChannel[0].tensorName,
+            "model.layers.0.self_attn.k_proj.kv_cache_scale");
+  EXPECT_EQ(perChannel[0].layerPrefix, "model.layers.0");
+  EXPECT_FALSE(perChannel[0].isError());
+  EXPECT_EQ(perChannel[0].message,
+            "'model.layers.0.self_attn.k_proj.kv_cache_scale' in '" + path +
+                "' (shape [4]) is a per-channel KV-cache scale of an "
+                "asymmetric scheme (msmodelslim, with kv_cache_offset): kvq "
+                "supports only symmetric per-tensor or per-head scales; it is "
+                "ignored");
+  EXPECT_EQ(perChannel[1].tensorName,
+            "model.layers.0.self_attn.v_proj.kv_cache_scale");
+  // Under no layer of the IR: still reported, at no layer.
+  EXPECT_EQ(perChannel[2].layerPrefix, "");
+  EXPECT_NE(perChannel[2].message.find("(shape [2, 2])"), std::string::npos);
+  std::vector<MatchFinding> zeroPoints =
+      findingsOf(matches, MatchFinding::ZeroPoint);
+  ASSERT_EQ(zeroPoints.size(), 2u);
+  EXPECT_EQ(zeroPoints[0].tensorName,
+            "model.layers.0.self_attn.k_proj.kv_cache_offset");
+  EXPECT_EQ(zeroPoints[0].layerPrefix, "model.layers.0");
+  EXPECT_NE(zeroPoints[0].message.find(
+                "asymmetric KV-cache quantization is not supported"),
+            std::string::npos);
+  EXPECT_EQ(zeroPoints[1].tensorName,
+            "model.layers.0.self_attn.v_proj.kv_cache_offset");
 }
 
 TEST_F(ScaleNamesTest, ReportsUnreadableScaleAndUsesTheNextConvention) {

@@ -169,7 +169,8 @@ def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     Arg<AnyMemRef, "new values", [MemRead]>:$value,
     Arg<AnyMemRef, "paged key cache", [MemWrite]>:$key_cache,
     Arg<AnyMemRef, "paged value cache", [MemWrite]>:$value_cache,
-    Arg<MemRefRankOf<[I64], [1]>, "slot of each token", [MemRead]>:$slot_mapping);
+    Arg<MemRefRankOf<[I64], [1]>, "slot of each token",
+        [MemRead]>:$slot_mapping);
   let assemblyFormat = [{
     $layer `(` $key `,` $value `)` `into` `(` $key_cache `,` $value_cache `)`
     `at` $slot_mapping attr-dict `:` type($key) `,` type($key_cache) `,`
@@ -226,7 +227,8 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
     FlatSymbolRefAttr:$layer,
     Arg<AnyMemRef, "paged key cache", [MemRead]>:$key_cache,
     Arg<AnyMemRef, "paged value cache", [MemRead]>:$value_cache,
-    Arg<MemRefRankOf<[I64], [1]>, "slot of each token", [MemRead]>:$slot_mapping,
+    Arg<MemRefRankOf<[I64], [1]>, "slot of each token",
+        [MemRead]>:$slot_mapping,
     Arg<AnyMemRef, "dequantized keys", [MemWrite]>:$key_out,
     Arg<AnyMemRef, "dequantized values", [MemWrite]>:$value_out);
   let assemblyFormat = [{
@@ -324,7 +326,7 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
     Arg<AnyMemRef, "outputs", [MemWrite]>:$out,
     OptionalAttr<F32Attr>:$scale,
     DefaultValuedAttr<KVQ_AttentionPrecisionAttr,
-                      "::mlir::kvq::AttentionPrecision::Dequantized">:$precision);
+        "::mlir::kvq::AttentionPrecision::Dequantized">:$precision);
   let assemblyFormat = [{
     $layer `(` $query `)` `cache` `(` $key_cache `,` $value_cache `)`
     `blocks` `(` $block_tables `,` $context_lens `)` `into` `(` $out `)`

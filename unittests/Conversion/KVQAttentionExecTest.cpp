@@ -1,0 +1,531 @@
+//===- KVQAttentionExecTest.cpp - kvq.paged_attention on the CPU ----------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Runs kvq.paged_attention through --kvq-to-llvm, JIT-compiles it with
+// mlir::ExecutionEngine and checks every output element against the exact
+// result of the dequantized cache within the bound derived in
+// unittests/Attention/DecodeAttentionReference.h (not a tolerance tuned to
+// pass): every cache format, bf16 / f16 / f32 queries, grouped-query ratios
+// 1, 4 and 8, head sizes 64, 128 and 256, context lengths that are and are
+// not multiples of the block size, length 1 and a long context, permuted
+// block tables whose padding entries are out of range (a read of one would
+// crash or show as NaN), and the fp8_qk precision (Q quantized with the
+// layer's Q scale). Prints the largest error seen, in ulps of the output.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Conversion/Passes.h"
+#include "kvq/InitAllKVQ.h"
+#include "unittests/Attention/DecodeAttentionReference.h"
+
+#include "mlir/ExecutionEngine/CRunnerUtils.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace mlir;
+using namespace mlir::kvq::test;
+using llvm::APFloat;
+
+namespace {
+
+const llvm::fltSemantics &semanticsOf(AttentionType type) {
+  switch (type) {
+  case AttentionType::BF16:
+    return APFloat::BFloat();
+  case AttentionType::F16:
+    return APFloat::IEEEhalf();
+  case AttentionType::F32:
+    return APFloat::IEEEsingle();
+  }
+  return APFloat::IEEEsingle();
+}
+
+const char *mlirTypeOf(CacheFormat format) {
+  switch (format) {
+  case CacheFormat::F8E4M3FN:
+    return "f8E4M3FN";
+  case CacheFormat::F8E5M2:
+    return "f8E5M2";
+  case CacheFormat::F8E4M3FNUZ:
+    return "f8E4M3FNUZ";
+  case CacheFormat::F8E5M2FNUZ:
+    return "f8E5M2FNUZ";
+  case CacheFormat::Int8:
+    return "i8";
+  case CacheFormat::BF16:
+    return "bf16";
+  case CacheFormat::F16:
+    return "f16";
+  }
+  return "?";
+}
+
+const char *dtypeOf(CacheFormat format) {
+  switch (format) {
+  case CacheFormat::F8E4M3FN:
+  case CacheFormat::F8E4M3FNUZ:
+    return "fp8";
+  case CacheFormat::F8E5M2:
+  case CacheFormat::F8E5M2FNUZ:
+    return "fp8_e5m2";
+  case CacheFormat::Int8:
+    return "int8";
+  case CacheFormat::BF16:
+  case CacheFormat::F16:
+    return "auto";
+  }
+  return "?";
+}
+
+bool isFp8(CacheFormat format) {
+  return format != CacheFormat::Int8 && format != CacheFormat::BF16 &&
+         format != CacheFormat::F16;
+}
+
+const llvm::fltSemantics &semanticsOf(CacheFormat format) {
+  switch (format) {
+  case CacheFormat::F8E4M3FN:
+    return APFloat::Float8E4M3FN();
+  case CacheFormat::F8E5M2:
+    return APFloat::Float8E5M2();
+  case CacheFormat::F8E4M3FNUZ:
+    return APFloat::Float8E4M3FNUZ();
+  default:
+    return APFloat::Float8E5M2FNUZ();
+  }
+}
+
+std::string floatText(float v) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  std::string s = buf;
+  if (s.find_first_of(".e") == std::string::npos)
+    s += ".0";
+  return s;
+}
+
+/// A contiguous memref over `bytes`, as the JIT code's C interface takes it.
+template <int N> struct Buffer {
+  Buffer(std::vector<uint8_t> data, std::array<int64_t, N> shape)
+      : bytes(std::move(data)) {
+    desc.basePtr = desc.data = bytes.data();
+    desc.offset = 0;
+    int64_t stride = 1;
+    for (int i = N - 1; i >= 0; --i) {
+      desc.sizes[i] = shape[i];
+      desc.strides[i] = stride;
+      stride *= shape[i];
+    }
+  }
+  StridedMemRefType<uint8_t, N> *ptr() { return &desc; }
+  std::vector<uint8_t> bytes;
+  StridedMemRefType<uint8_t, N> desc;
+};
+
+/// `values` (exact in `type`) as the bytes of a memref of `type`.
+std::vector<uint8_t> encode(const std::vector<float> &values,
+                            AttentionType type) {
+  const llvm::fltSemantics &sem = semanticsOf(type);
+  unsigned bytes = APFloat::getSizeInBits(sem) / 8;
+  std::vector<uint8_t> out(values.size() * bytes);
+  for (size_t i = 0; i < values.size(); ++i) {
+    APFloat v(values[i]);
+    bool lost;
+    v.convert(sem, APFloat::rmNearestTiesToEven, &lost);
+    uint64_t bits = v.bitcastToAPInt().getZExtValue();
+    std::memcpy(out.data() + i * bytes, &bits, bytes);
+  }
+  return out;
+}
+
+std::vector<double> decode(const std::vector<uint8_t> &bytes,
+                           AttentionType type) {
+  const llvm::fltSemantics &sem = semanticsOf(type);
+  unsigned width = APFloat::getSizeInBits(sem);
+  std::vector<double> out(bytes.size() / (width / 8));
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, bytes.data() + i * (width / 8), width / 8);
+    APFloat v(sem, llvm::APInt(width, bits));
+    bool lost;
+    v.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven, &lost);
+    out[i] = v.convertToDouble();
+  }
+  return out;
+}
+
+/// f32(x) / s rounded to `format` with the store's policy (round to
+/// nearest even, saturating to the largest finite value), as a value.
+float quantizeLikeTheStore(float x, float s, CacheFormat format) {
+  const llvm::fltSemantics &sem = semanticsOf(format);
+  APFloat q(x / s);
+  APFloat max = APFloat::getLargest(sem);
+  bool lost;
+  max.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+  if (q > max)
+    q = max;
+  if (q < -max)
+    q = -max;
+  q.convert(sem, APFloat::rmNearestTiesToEven, &lost);
+  q.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+  return q.convertToFloat();
+}
+
+class KVQAttentionExecTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    kvq::registerKVQConversionPasses();
+  }
+
+  KVQAttentionExecTest() {
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllExtensions(registry);
+    registerAllToLLVMIRTranslations(registry);
+    kvq::registerAllKVQDialects(registry);
+    context.appendDialectRegistry(registry);
+    context.disableMultithreading();
+  }
+
+  /// Lowers `problem` as one kvq.paged_attention (`precision`, the layer's
+  /// Q scale `qScale`), runs it and returns its outputs.
+  std::vector<double> run(const DecodeAttentionProblem &problem,
+                          const char *precision = "dequantized",
+                          float qScale = 1.0f) {
+    const DecodeAttentionProblem &p = problem;
+    std::string qType = "memref<" + std::to_string(p.numSeqs) + "x" +
+                        std::to_string(p.numHeads) + "x" +
+                        std::to_string(p.headSize) + "x" +
+                        getAttentionTypeName(p.type) + ">";
+    std::string cType =
+        "memref<" + std::to_string(p.numBlocks) + "x" +
+        std::to_string(p.blockSize) + "x" + std::to_string(p.numKVHeads) + "x" +
+        std::to_string(p.headSize) + "x" + mlirTypeOf(p.cacheFormat) + ">";
+    std::string bType = "memref<" + std::to_string(p.numSeqs) + "x" +
+                        std::to_string(p.maxBlocks) + "xi32>";
+    std::string lType = "memref<" + std::to_string(p.numSeqs) + "xi32>";
+    bool quantized =
+        p.cacheFormat != CacheFormat::BF16 && p.cacheFormat != CacheFormat::F16;
+    std::string rule = quantized ? " checkpoint" : " not_quantized";
+    std::string src =
+        std::string("kvq.layer @l cache(") + dtypeOf(p.cacheFormat) +
+        ") resolved(#kvq.resolved_scales<k = " + floatText(p.kScale) + rule +
+        ", v = " + floatText(p.vScale) + rule + ", q = " + floatText(qScale) +
+        " checkpoint, prob = 1.0 default>)\n" +
+        "func.func @attend(%q: " + qType + ", %kc: " + cType +
+        ", %vc: " + cType + ", %bt: " + bType + ", %cl: " + lType +
+        ", %o: " + qType +
+        ") attributes {llvm.emit_c_interface} {\n"
+        "  kvq.paged_attention @l (%q) cache(%kc, %vc) blocks(%bt, %cl) "
+        "into(%o) scale(" +
+        floatText(p.softmaxScale) + ") precision(" + precision +
+        ") : " + qType + ", " + cType + ", " + bType + ", " + lType +
+        "\n  return\n}\n";
+    OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &context);
+    if (!module) {
+      ADD_FAILURE() << "cannot parse:\n" << src;
+      return {};
+    }
+    PassManager pm(&context);
+    kvq::buildKVQToLLVMPipeline(pm);
+    if (failed(pm.run(*module))) {
+      ADD_FAILURE() << "kvq-to-llvm failed on:\n" << src;
+      return {};
+    }
+    auto engine = ExecutionEngine::create(*module);
+    if (!engine) {
+      ADD_FAILURE() << "JIT failed: " << llvm::toString(engine.takeError());
+      return {};
+    }
+    auto bytesOf = [](const std::vector<int32_t> &v) {
+      std::vector<uint8_t> b(v.size() * 4);
+      std::memcpy(b.data(), v.data(), b.size());
+      return b;
+    };
+    Buffer<3> q(encode(p.query, p.type), {p.numSeqs, p.numHeads, p.headSize});
+    std::array<int64_t, 4> cacheShape = {p.numBlocks, p.blockSize, p.numKVHeads,
+                                         p.headSize};
+    Buffer<4> kc(getCacheBytes(p, /*value=*/false), cacheShape);
+    Buffer<4> vc(getCacheBytes(p, /*value=*/true), cacheShape);
+    Buffer<2> bt(bytesOf(p.blockTables), {p.numSeqs, p.maxBlocks});
+    Buffer<1> cl(bytesOf(p.contextLens), {p.numSeqs});
+    // Poisoned: every element must be written.
+    Buffer<3> o(std::vector<uint8_t>(q.bytes.size(), 0xFF),
+                {p.numSeqs, p.numHeads, p.headSize});
+    llvm::Error error = (*engine)->invoke("attend", q.ptr(), kc.ptr(), vc.ptr(),
+                                          bt.ptr(), cl.ptr(), o.ptr());
+    if (error) {
+      ADD_FAILURE() << llvm::toString(std::move(error));
+      return {};
+    }
+    return decode(o.bytes, p.type);
+  }
+
+  /// Runs `problem` and checks every element against its bound; returns
+  /// the check for the caller's statistics.
+  BoundCheck expectWithinBound(const DecodeAttentionProblem &problem,
+                               const std::string &what,
+                               const char *precision = "dequantized",
+                               float qScale = 1.0f,
+                               const DecodeAttentionProblem *exact = nullptr) {
+    DecodeAttentionReference ref =
+        computeDecodeAttentionReference(exact ? *exact : problem);
+    EXPECT_TRUE(ref.error.empty()) << what << ": " << ref.error;
+    std::vector<double> got = run(problem, precision, qScale);
+    if (got.size() != problem.outputSize() || !ref.error.empty())
+      return {};
+    BoundCheck check = checkAgainstReference(problem, ref, got);
+    EXPECT_EQ(check.violations, 0u)
+        << what << ": first at "
+        << describeElement(problem, check.firstViolation) << ": got "
+        << got[check.firstViolation] << ", exact "
+        << ref.out[check.firstViolation] << ", bound "
+        << ref.bound[check.firstViolation];
+    worstRowUlps = std::max(worstRowUlps, check.maxErrorRowUlps);
+    worstOverBound = std::max(worstOverBound, check.maxErrorOverBound);
+    return check;
+  }
+
+  MLIRContext context;
+  double worstRowUlps = 0, worstOverBound = 0;
+};
+
+TEST_F(KVQAttentionExecTest, EveryFormatHeadSizeAndGroupWithinTheBound) {
+  const AttentionType types[] = {AttentionType::BF16, AttentionType::F16,
+                                 AttentionType::F32};
+  struct Shape {
+    int64_t heads, kvHeads, headSize;
+  } shapes[] = {{2, 2, 64}, {8, 2, 128}, {16, 2, 256}};
+  int n = 0;
+  for (CacheFormat format : kAllCacheFormats) {
+    for (const Shape &shape : shapes) {
+      RandomProblemOptions options;
+      options.seed = 100 + n;
+      options.cacheFormat = format;
+      // An auto cache holds the activations: the queries' type.
+      options.type = format == CacheFormat::BF16  ? AttentionType::BF16
+                     : format == CacheFormat::F16 ? AttentionType::F16
+                                                  : types[n % 3];
+      ++n;
+      options.numHeads = shape.heads;
+      options.numKVHeads = shape.kvHeads;
+      options.headSize = shape.headSize;
+      // Lengths that are and are not multiples of the block size, 1, and
+      // a context of several blocks; padding entries are poisoned.
+      options.contextLens = {1, 15, 16, 17, 70};
+      options.valueMean = 0.5;
+      DecodeAttentionProblem problem = makeRandomProblem(options);
+      std::string what = std::string(getCacheFormatName(format)) + " " +
+                         getAttentionTypeName(options.type) + " " +
+                         std::to_string(shape.heads) + "/" +
+                         std::to_string(shape.kvHeads) + " heads, D " +
+                         std::to_string(shape.headSize);
+      BoundCheck check = expectWithinBound(problem, what);
+      std::printf("[ kvq      ] %-34s largest error %.3g ulps (row), bound "
+                  "%.3g ulps (row)\n",
+                  what.c_str(), check.maxErrorRowUlps, check.maxBoundRowUlps);
+    }
+  }
+  std::printf("[ kvq      ] largest error %.3g ulps of the output at the row "
+              "maximum, %.3g of the bound\n",
+              worstRowUlps, worstOverBound);
+}
+
+TEST_F(KVQAttentionExecTest, LongContextAndPeakedSoftmax) {
+  RandomProblemOptions options;
+  options.seed = 7;
+  options.numHeads = 4;
+  options.numKVHeads = 1;
+  options.contextLens = {4096, 3};
+  options.queryStd = 4.0; // sharper softmax
+  options.valueMean = 0.25;
+  expectWithinBound(makeRandomProblem(options), "L = 4096, e4m3");
+  options.cacheFormat = CacheFormat::BF16;
+  expectWithinBound(makeRandomProblem(options), "L = 4096, bf16 cache");
+  std::printf("[ kvq      ] largest error %.3g ulps at the row maximum, %.3g "
+              "of the bound\n",
+              worstRowUlps, worstOverBound);
+}
+
+TEST_F(KVQAttentionExecTest, EmptyContextWritesZeros) {
+  RandomProblemOptions options;
+  options.contextLens = {0, 5};
+  DecodeAttentionProblem problem = makeRandomProblem(options);
+  std::vector<double> got = run(problem);
+  ASSERT_EQ(got.size(), problem.outputSize());
+  for (int64_t i = 0; i < problem.numHeads * problem.headSize; ++i)
+    ASSERT_EQ(got[i], 0.0) << i;
+  expectWithinBound(problem, "lengths 0 and 5");
+}
+
+/// fp8_qk: the kernel quantizes Q with the layer's Q scale exactly as the
+/// store quantizes K; the exact result is that of the quantized queries
+/// (their values) with the K scale times the Q scale (a power of two, so
+/// the product is exact and the bound's score scale is the kernel's).
+TEST_F(KVQAttentionExecTest, Fp8QKQuantizesQueriesLikeTheStore) {
+  for (CacheFormat format :
+       {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ}) {
+    RandomProblemOptions options;
+    options.seed = 31;
+    options.cacheFormat = format;
+    options.contextLens = {33, 1};
+    options.queryStd = 2.0;
+    DecodeAttentionProblem problem = makeRandomProblem(options);
+    const float qScale = 0.03125f;
+    DecodeAttentionProblem exact = problem;
+    for (float &x : exact.query)
+      x = quantizeLikeTheStore(x, qScale, format);
+    exact.kScale = problem.kScale * qScale;
+    ASSERT_TRUE(isFp8(format));
+    expectWithinBound(problem,
+                      std::string("fp8_qk ") + getCacheFormatName(format),
+                      "fp8_qk", qScale, &exact);
+  }
+}
+
+/// End to end: kvq.cache_store writes the bf16 K and V of every context
+/// token into an e4m3 cache, then kvq.paged_attention of the same layer
+/// reads it: the output is within the bound of the exact attention over
+/// the bytes the store wrote. Against the exact attention over the
+/// unquantized bf16 K and V, the quantization error is printed (reported,
+/// not asserted: it is the format's, not the kernel's).
+TEST_F(KVQAttentionExecTest, StoreThenAttendOnTheSameLayer) {
+  RandomProblemOptions options;
+  options.seed = 5;
+  options.cacheFormat = CacheFormat::BF16; // the unquantized K and V
+  options.contextLens = {40, 17, 1};
+  options.valueMean = 0.5;
+  DecodeAttentionProblem bf16 = makeRandomProblem(options);
+  const DecodeAttentionProblem &p = bf16;
+  const float kScale = 0.02f, vScale = 0.015f;
+
+  // Every context token once, in sequence order, with its slot.
+  std::vector<float> keys, values;
+  std::vector<int64_t> slots;
+  int64_t row = p.numKVHeads * p.headSize;
+  for (int64_t s = 0; s < p.numSeqs; ++s)
+    for (int32_t j = 0; j < p.contextLens[s]; ++j) {
+      int64_t slot = int64_t(p.blockTables[s * p.maxBlocks + j / p.blockSize]) *
+                         p.blockSize +
+                     j % p.blockSize;
+      slots.push_back(slot);
+      for (int64_t e = 0; e < row; ++e) {
+        keys.push_back(
+            decodeCacheCode(p.cacheFormat, p.keyCache[slot * row + e]));
+        values.push_back(
+            decodeCacheCode(p.cacheFormat, p.valueCache[slot * row + e]));
+      }
+    }
+  int64_t tokens = slots.size();
+  auto shape = [](std::initializer_list<int64_t> dims, const char *elem) {
+    std::string t = "memref<";
+    for (int64_t d : dims)
+      t += std::to_string(d) + "x";
+    return t + elem + ">";
+  };
+  std::string aType = shape({tokens, p.numKVHeads, p.headSize}, "bf16");
+  std::string sType = shape({tokens}, "i64");
+  std::string cType =
+      shape({p.numBlocks, p.blockSize, p.numKVHeads, p.headSize}, "f8E4M3FN");
+  std::string qType = shape({p.numSeqs, p.numHeads, p.headSize}, "bf16");
+  std::string bType = shape({p.numSeqs, p.maxBlocks}, "i32");
+  std::string lType = shape({p.numSeqs}, "i32");
+  std::string src =
+      "kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = " +
+      floatText(kScale) + " checkpoint, v = " + floatText(vScale) +
+      " checkpoint, q = 1.0 default, prob = 1.0 default>)\n"
+      "func.func @step(%k: " +
+      aType + ", %v: " + aType + ", %s: " + sType + ", %kc: " + cType +
+      ", %vc: " + cType + ", %q: " + qType + ", %bt: " + bType +
+      ", %cl: " + lType + ", %o: " + qType +
+      ") attributes {llvm.emit_c_interface} {\n"
+      "  kvq.cache_store @l (%k, %v) into (%kc, %vc) at %s : " +
+      aType + ", " + cType + ", " + sType +
+      "\n  kvq.paged_attention @l (%q) cache(%kc, %vc) blocks(%bt, %cl) "
+      "into(%o) scale(" +
+      floatText(p.softmaxScale) + ") : " + qType + ", " + cType + ", " + bType +
+      ", " + lType + "\n  return\n}\n";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &context);
+  ASSERT_TRUE(module) << src;
+  PassManager pm(&context);
+  kvq::buildKVQToLLVMPipeline(pm);
+  ASSERT_TRUE(succeeded(pm.run(*module)));
+  auto engine = ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+
+  auto bytesOf = [](const auto &v) {
+    std::vector<uint8_t> b(v.size() * sizeof(v[0]));
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  };
+  Buffer<3> k(encode(keys, AttentionType::BF16),
+              {tokens, p.numKVHeads, p.headSize});
+  Buffer<3> v(encode(values, AttentionType::BF16),
+              {tokens, p.numKVHeads, p.headSize});
+  Buffer<1> sl(bytesOf(slots), {tokens});
+  std::array<int64_t, 4> cacheShape = {p.numBlocks, p.blockSize, p.numKVHeads,
+                                       p.headSize};
+  // NaN (0x7F) everywhere the store does not write.
+  size_t cacheBytes = p.numBlocks * p.blockSize * row;
+  Buffer<4> kc(std::vector<uint8_t>(cacheBytes, 0x7F), cacheShape);
+  Buffer<4> vc(std::vector<uint8_t>(cacheBytes, 0x7F), cacheShape);
+  Buffer<3> q(encode(p.query, AttentionType::BF16),
+              {p.numSeqs, p.numHeads, p.headSize});
+  Buffer<2> bt(bytesOf(p.blockTables), {p.numSeqs, p.maxBlocks});
+  Buffer<1> cl(bytesOf(p.contextLens), {p.numSeqs});
+  Buffer<3> o(std::vector<uint8_t>(q.bytes.size(), 0xFF),
+              {p.numSeqs, p.numHeads, p.headSize});
+  llvm::Error error =
+      (*engine)->invoke("step", k.ptr(), v.ptr(), sl.ptr(), kc.ptr(), vc.ptr(),
+                        q.ptr(), bt.ptr(), cl.ptr(), o.ptr());
+  ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
+  std::vector<double> got = decode(o.bytes, AttentionType::BF16);
+
+  // The exact attention over the stored bytes.
+  DecodeAttentionProblem stored = bf16;
+  stored.cacheFormat = CacheFormat::F8E4M3FN;
+  stored.kScale = kScale;
+  stored.vScale = vScale;
+  stored.keyCache.assign(kc.bytes.begin(), kc.bytes.end());
+  stored.valueCache.assign(vc.bytes.begin(), vc.bytes.end());
+  DecodeAttentionReference ref = computeDecodeAttentionReference(stored);
+  ASSERT_TRUE(ref.error.empty()) << ref.error;
+  BoundCheck check = checkAgainstReference(stored, ref, got);
+  EXPECT_EQ(check.violations, 0u)
+      << describeElement(stored, check.firstViolation);
+
+  DecodeAttentionReference unquantized = computeDecodeAttentionReference(bf16);
+  ASSERT_TRUE(unquantized.error.empty()) << unquantized.error;
+  double maxAbs = 0, maxRef = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    maxAbs = std::max(maxAbs, std::abs(got[i] - unquantized.out[i]));
+    maxRef = std::max(maxRef, std::abs(unquantized.out[i]));
+  }
+  std::printf("[ kvq      ] store + attend, e4m3 cache: kernel error %.3g ulps "
+              "(row) within the bound; quantization error against bf16 K/V: "
+              "max |diff| %.4g (outputs up to %.4g)\n",
+              check.maxErrorRowUlps, maxAbs, maxRef);
+}
+
+} // namespace
