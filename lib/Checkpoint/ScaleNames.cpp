@@ -49,43 +49,75 @@ bool ScaleMatches::hasErrors() const {
 namespace {
 using F = ScaleKind;
 using A = PrefixAlias;
+using S = SharedKV;
 } // namespace
 
 static const ScaleNamePattern kPatterns[] = {
     // vLLM's remap order.
-    {"modelopt", "self_attn.k_proj.k_scale", F::K, false, A::None},
-    {"modelopt", "self_attn.v_proj.v_scale", F::V, false, A::None},
-    {"fused-qkv", "self_attn.qkv_proj.k_scale", F::K, false, A::None},
-    {"fused-qkv", "self_attn.qkv_proj.v_scale", F::V, false, A::None},
-    {"nemotron-h", "mixer.k_proj.k_scale", F::K, false, A::None},
-    {"nemotron-h", "mixer.v_proj.v_scale", F::V, false, A::None},
-    {"hunyuan", "self_attn.q.scale", F::Q, false, A::None},
-    {"hunyuan", "self_attn.k_cache.scale", F::K, false, A::None},
-    {"hunyuan", "self_attn.v_cache.scale", F::V, false, A::None},
-    {"llm-compressor", "self_attn.q_scale", F::Q, false, A::None},
-    {"llm-compressor", "self_attn.k_scale", F::K, false, A::None},
-    {"llm-compressor", "self_attn.v_scale", F::V, false, A::None},
-    {"legacy-kv-scale", "self_attn.kv_scale", F::K, true, A::None},
+    {"modelopt", "self_attn.k_proj.k_scale", F::K, S::No, A::None},
+    {"modelopt", "self_attn.v_proj.v_scale", F::V, S::No, A::None},
+    {"fused-qkv", "self_attn.qkv_proj.k_scale", F::K, S::No, A::None},
+    {"fused-qkv", "self_attn.qkv_proj.v_scale", F::V, S::No, A::None},
+    {"nemotron-h", "mixer.k_proj.k_scale", F::K, S::No, A::None},
+    {"nemotron-h", "mixer.v_proj.v_scale", F::V, S::No, A::None},
+    {"hunyuan", "self_attn.q.scale", F::Q, S::No, A::None},
+    {"hunyuan", "self_attn.k_cache.scale", F::K, S::No, A::None},
+    {"hunyuan", "self_attn.v_cache.scale", F::V, S::No, A::None},
+    {"llm-compressor", "self_attn.q_scale", F::Q, S::No, A::None},
+    {"llm-compressor", "self_attn.k_scale", F::K, S::No, A::None},
+    {"llm-compressor", "self_attn.v_scale", F::V, S::No, A::None},
+    {"legacy-kv-scale", "self_attn.kv_scale", F::K, S::Deprecated, A::None},
+    // vLLM's default rule loads any `X.k_scale` whose module X holds the
+    // layer's attention (as `X.attn`), whatever X is called. kvq does not
+    // know the model's modules, so it takes the names models give that child
+    // of the decoder layer: Falcon's and Bloom's `self_attention`, GPT-NeoX's
+    // and InternLM2's `attention`, GPT-2's and MPT's `attn`, NemotronH's
+    // `mixer`. A scale under any other module (`mlp.k_scale`, for which vLLM
+    // would look for an `mlp.attn` no model has) or deeper
+    // (`self_attn.attn.k_scale`) is reported as unmatched rather than taken
+    // for the layer's.
+    {"vllm-default", "self_attention.q_scale", F::Q, S::No, A::None},
+    {"vllm-default", "self_attention.k_scale", F::K, S::No, A::None},
+    {"vllm-default", "self_attention.v_scale", F::V, S::No, A::None},
+    {"vllm-default", "attention.q_scale", F::Q, S::No, A::None},
+    {"vllm-default", "attention.k_scale", F::K, S::No, A::None},
+    {"vllm-default", "attention.v_scale", F::V, S::No, A::None},
+    {"vllm-default", "attn.q_scale", F::Q, S::No, A::None},
+    {"vllm-default", "attn.k_scale", F::K, S::No, A::None},
+    {"vllm-default", "attn.v_scale", F::V, S::No, A::None},
+    {"vllm-default", "mixer.q_scale", F::Q, S::No, A::None},
+    {"vllm-default", "mixer.k_scale", F::K, S::No, A::None},
+    {"vllm-default", "mixer.v_scale", F::V, S::No, A::None},
+    // vLLM maps any `.kv_scale` to K the same way.
+    {"legacy-kv-scale", "self_attention.kv_scale", F::K, S::Deprecated,
+     A::None},
+    {"legacy-kv-scale", "attention.kv_scale", F::K, S::Deprecated, A::None},
+    {"legacy-kv-scale", "attn.kv_scale", F::K, S::Deprecated, A::None},
+    {"legacy-kv-scale", "mixer.kv_scale", F::K, S::Deprecated, A::None},
     // Mapped by the quantization config in vLLM.
-    {"quark", "self_attn.q_proj.output_scale", F::Q, false, A::None},
-    {"quark", "self_attn.k_proj.output_scale", F::K, false, A::None},
-    {"quark", "self_attn.v_proj.output_scale", F::V, false, A::None},
-    {"quark", "self_attn.prob_output_scale", F::Prob, false, A::None},
+    {"quark", "self_attn.q_proj.output_scale", F::Q, S::No, A::None},
+    {"quark", "self_attn.k_proj.output_scale", F::K, S::No, A::None},
+    {"quark", "self_attn.v_proj.output_scale", F::V, S::No, A::None},
+    {"quark", "self_attn.prob_output_scale", F::Prob, S::No, A::None},
+    // Quark checkpoints as sharktank reads them: one KV-cache scale (a
+    // dequantization scale, like kv_scale) for K and V.
+    {"sharktank", "self_attn.kv_cache_scale", F::K, S::Current, A::None},
     // Mapped by the Mistral name mapping in vLLM.
-    {"mistral", "attention.q_fake_quantizer.qscale_act", F::Q, false,
+    {"mistral", "attention.q_fake_quantizer.qscale_act", F::Q, S::No,
      A::StripModel},
-    {"mistral", "attention.k_fake_quantizer.qscale_act", F::K, false,
+    {"mistral", "attention.k_fake_quantizer.qscale_act", F::K, S::No,
      A::StripModel},
-    {"mistral", "attention.v_fake_quantizer.qscale_act", F::V, false,
+    {"mistral", "attention.v_fake_quantizer.qscale_act", F::V, S::No,
      A::StripModel},
-    {"mistral", "attention.kv_fake_quantizer.qscale_act", F::K, true,
+    {"mistral", "attention.kv_fake_quantizer.qscale_act", F::K, S::Deprecated,
      A::StripModel},
-    {"mistral", "q_fake_quantizer.qscale_act", F::Q, false, A::StripModel},
-    {"mistral", "k_fake_quantizer.qscale_act", F::K, false, A::StripModel},
-    {"mistral", "v_fake_quantizer.qscale_act", F::V, false, A::StripModel},
-    {"mistral", "kv_fake_quantizer.qscale_act", F::K, true, A::StripModel},
+    {"mistral", "q_fake_quantizer.qscale_act", F::Q, S::No, A::StripModel},
+    {"mistral", "k_fake_quantizer.qscale_act", F::K, S::No, A::StripModel},
+    {"mistral", "v_fake_quantizer.qscale_act", F::V, S::No, A::StripModel},
+    {"mistral", "kv_fake_quantizer.qscale_act", F::K, S::Deprecated,
+     A::StripModel},
     // TensorRT-LLM checkpoints.
-    {"tensorrt-llm", "attention.kv_cache_scaling_factor", F::K, true,
+    {"tensorrt-llm", "attention.kv_cache_scaling_factor", F::K, S::Deprecated,
      A::TransformerModel},
 };
 
@@ -122,8 +154,8 @@ static bool isFakeQuantizer(StringRef parent) {
 bool mlir::kvq::checkpoint::isScaleLikeName(StringRef name) {
   auto [parent, last] = lastTwo(name);
   if (last == "q_scale" || last == "k_scale" || last == "v_scale" ||
-      last == "kv_scale" || last == "prob_output_scale" ||
-      last == "kv_cache_scaling_factor")
+      last == "kv_scale" || last == "kv_cache_scale" ||
+      last == "prob_output_scale" || last == "kv_cache_scaling_factor")
     return true;
   if (last == "output_scale")
     return isProj(parent);
@@ -138,6 +170,7 @@ bool mlir::kvq::checkpoint::isZeroPointName(StringRef name) {
   auto [parent, last] = lastTwo(name);
   if (last == "q_zero_point" || last == "k_zero_point" ||
       last == "v_zero_point" || last == "kv_zero_point" ||
+      last == "kv_cache_zero_point" || last == "kv_cache_offset" ||
       last == "prob_output_zero_point")
     return true;
   if (last == "output_zero_point")
@@ -145,6 +178,11 @@ bool mlir::kvq::checkpoint::isZeroPointName(StringRef name) {
   if (last == "zero_point")
     return isCache(parent) || isFakeQuantizer(parent);
   return false;
+}
+
+bool mlir::kvq::checkpoint::isPerChannelKvCacheScaleName(StringRef name) {
+  auto [parent, last] = lastTwo(name);
+  return last == "kv_cache_scale" && (parent == "k_proj" || parent == "v_proj");
 }
 
 //===----------------------------------------------------------------------===//
@@ -233,7 +271,7 @@ void Matcher::matchTensor(LayerMatch &layer, const ScaleNamePattern &pattern,
   claimed.insert(ref.info);
   StringRef name = ref.getName();
   StringRef fieldName = stringifyScaleKind(pattern.field);
-  if (pattern.legacyKvScale)
+  if (pattern.shared == SharedKV::Deprecated)
     addFinding(MatchFinding::Deprecated, name, "", layer.prefix,
                "'" + name + "' is a single scale for K and V (" +
                    pattern.convention +
@@ -251,10 +289,21 @@ void Matcher::matchTensor(LayerMatch &layer, const ScaleNamePattern &pattern,
 
   std::optional<MatchedScale> &slot = layer.get(pattern.field);
   if (!slot) {
-    slot =
-        MatchedScale{pattern.field,        name.str(),      ref.file->path,
-                     pattern.convention,   ref.info->shape, std::move(*values),
-                     pattern.legacyKvScale};
+    slot = MatchedScale{pattern.field,
+                        name.str(),
+                        ref.file->path,
+                        pattern.convention,
+                        ref.info->shape,
+                        std::move(*values),
+                        pattern.shared != SharedKV::No};
+    // Said only when it is used: a shared scale that loses to another name
+    // is in that conflict or redundancy finding instead.
+    if (pattern.shared == SharedKV::Current)
+      addFinding(MatchFinding::SharedKvScale, name, "", layer.prefix,
+                 "'" + name + "' is one scale for K and V (" +
+                     pattern.convention +
+                     "): it is used as the K scale and the scale rules copy "
+                     "it to V");
     return;
   }
   if (sameValues(slot->values, *values)) {
@@ -286,6 +335,17 @@ static StringRef findLayerPrefix(StringRef name,
   return {};
 }
 
+/// \p shape as `[8, 128]`.
+static std::string formatShape(ArrayRef<int64_t> shape) {
+  std::string result = "[";
+  for (auto [index, dim] : llvm::enumerate(shape)) {
+    if (index)
+      result += ", ";
+    result += std::to_string(dim);
+  }
+  return result + "]";
+}
+
 void Matcher::reportUnclaimed(const StringMap<unsigned> &prefixIndex) {
   for (const TensorRef &ref : checkpoint.tensors()) {
     StringRef name = ref.getName();
@@ -297,7 +357,22 @@ void Matcher::reportUnclaimed(const StringMap<unsigned> &prefixIndex) {
                      "not supported, only symmetric scales; it is ignored");
       continue;
     }
-    if (!isScaleLikeName(name) || claimed.contains(ref.info))
+    if (claimed.contains(ref.info))
+      continue;
+    if (isPerChannelKvCacheScaleName(name)) {
+      // Its shape says how many channels, which tells the user that the
+      // scale is not one kvq could take for the whole layer.
+      StringRef layer = findLayerPrefix(name, prefixIndex, result.layers);
+      addFinding(MatchFinding::PerChannel, name, "", layer,
+                 "'" + name + "' in '" + ref.file->path + "' (shape " +
+                     formatShape(ref.info->shape) +
+                     ") is a per-channel KV-cache scale of an asymmetric "
+                     "scheme (msmodelslim, with kv_cache_offset): kvq "
+                     "supports only symmetric per-tensor or per-head "
+                     "scales; it is ignored");
+      continue;
+    }
+    if (!isScaleLikeName(name))
       continue;
     StringRef layer = findLayerPrefix(name, prefixIndex, result.layers);
     if (layer.empty())

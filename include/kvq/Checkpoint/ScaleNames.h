@@ -20,8 +20,14 @@
 //   hunyuan          self_attn.q.scale, self_attn.{k,v}_cache.scale
 //   llm-compressor   self_attn.{q,k,v}_scale
 //   legacy-kv-scale  self_attn.kv_scale (K only, deprecated)
+//   vllm-default     {self_attention,attention,attn,mixer}.{q,k,v}_scale:
+//                    vLLM's default rule (any `.k_scale` on a module that
+//                    holds the attention) on the other names models give
+//                    that module; their `.kv_scale` is legacy-kv-scale
 //   quark            self_attn.{q,k,v}_proj.output_scale,
 //                    self_attn.prob_output_scale (Prob)
+//   sharktank        self_attn.kv_cache_scale (K only: one scale for K and
+//                    V, as sharktank reads Quark checkpoints)
 //   mistral          attention.{q,k,v}_fake_quantizer.qscale_act and
 //                    {q,k,v}_fake_quantizer.qscale_act (the quantizer directly
 //                    under the prefix, for callers whose prefix is the
@@ -34,8 +40,13 @@
 // for a prefix `model.X` their patterns also try `X` (mistral) and
 // `transformer.X` (tensorrt-llm), after the prefix itself.
 //
-// A shared K/V scale (kv_scale, kv_fake_quantizer, kv_cache_scaling_factor)
-// fills only K, with `legacyKvScale` set: the scale rules copy it to V.
+// A shared K/V scale (kv_scale, kv_fake_quantizer, kv_cache_scaling_factor,
+// kv_cache_scale) fills only K, with `legacyKvScale` set: the scale rules
+// copy it to V.
+//
+// Names that say they are a scale or an offset but that kvq cannot use are
+// reported, never dropped: zero points and offsets (asymmetric schemes), and
+// Ascend msModelSlim's per-channel `{k,v}_proj.kv_cache_scale`.
 //
 // Matching does one hash lookup per layer and pattern and one pass over the
 // tensors, so it is linear in the number of layers plus tensors.
@@ -70,12 +81,19 @@ enum class PrefixAlias {
   TransformerModel, // `model.X` -> `transformer.X` (TensorRT-LLM)
 };
 
+/// Whether a pattern's tensor is one scale for both K and V.
+enum class SharedKV {
+  No,
+  Deprecated, // a legacy name (kv_scale, ...), reported as deprecated
+  Current,    // a producer's current name for one K/V scale (sharktank)
+};
+
 /// One naming rule of one producer.
 struct ScaleNamePattern {
   const char *convention; // "llm-compressor", "modelopt", ...
   const char *suffix;     // after `<prefix>.`
   ScaleKind field;
-  bool legacyKvScale; // a single K/V scale, deprecated
+  SharedKV shared; // K only, copied to V by the scale rules, unless No
   PrefixAlias alias;
 };
 
@@ -83,7 +101,7 @@ struct ScaleNamePattern {
 llvm::ArrayRef<ScaleNamePattern> getScaleNamePatterns();
 
 /// Whether \p name ends like an attention scale of some producer: a last
-/// component `q_scale`, `k_scale`, `v_scale`, `kv_scale`,
+/// component `q_scale`, `k_scale`, `v_scale`, `kv_scale`, `kv_cache_scale`,
 /// `prob_output_scale` or `kv_cache_scaling_factor`; `output_scale` under
 /// `{q,k,v,qkv}_proj`; `scale` under `k_cache`, `v_cache` or `q`; `qscale_act`
 /// under `{q,k,v,kv}_fake_quantizer`. Weight and activation scales
@@ -92,8 +110,15 @@ bool isScaleLikeName(llvm::StringRef name);
 
 /// Whether \p name is the zero point of an attention scale: the names of
 /// isScaleLikeName with `scale` spelled `zero_point` (`k_zero_point`,
-/// `k_proj.output_zero_point`, `k_cache.zero_point`, ...).
+/// `k_proj.output_zero_point`, `k_cache.zero_point`, ...), and
+/// `kv_cache_offset` (msModelSlim's spelling).
 bool isZeroPointName(llvm::StringRef name);
+
+/// Whether \p name is a per-channel KV-cache scale of Ascend msModelSlim's
+/// asymmetric int8 scheme: `kv_cache_scale` under `k_proj` or `v_proj`, one
+/// value per output channel, paired with a `kv_cache_offset`. kvq takes
+/// per-tensor and per-head symmetric scales only, so it reports these.
+bool isPerChannelKvCacheScaleName(llvm::StringRef name);
 
 /// One scale found for one field of one layer.
 struct MatchedScale {
@@ -131,6 +156,12 @@ struct MatchFinding {
     /// Warning: an attention zero point; asymmetric KV quantization is not
     /// supported.
     ZeroPoint,
+    /// Warning: a per-channel KV-cache scale (isPerChannelKvCacheScaleName),
+    /// not attached; layerPrefix is set if the tensor is under a known layer.
+    PerChannel,
+    /// Remark: a current (not deprecated) shared K/V scale was matched; it
+    /// fills K and the scale rules copy it to V.
+    SharedKvScale,
     /// Error: a matched tensor cannot be read as a scale.
     ReadError,
     /// Note: two tensors give one field of one layer the same values; the
@@ -147,8 +178,9 @@ struct MatchFinding {
 struct ScaleMatches {
   /// One per layer prefix, in the order given.
   std::vector<LayerMatch> layers;
-  /// Per layer in layer order (conflicts, read errors, deprecations,
-  /// redundancies), then unmatched tensors and zero points in tensor order.
+  /// Per layer in layer order (conflicts, read errors, shared K/V scales,
+  /// redundancies), then unmatched tensors, zero points and per-channel
+  /// scales in tensor order.
   std::vector<MatchFinding> findings;
 
   bool hasErrors() const;

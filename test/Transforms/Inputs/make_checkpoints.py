@@ -52,6 +52,42 @@ write_safetensors(os.path.join(out, "redundant.safetensors"), [
     (L0 + "v_scale", "F32", [], [0.05]),
 ])
 
+# Other producers' and architectures' names (kvq-import-checkpoint-names.mlir).
+write_safetensors(os.path.join(out, "names.safetensors"), [
+    # NemotronH: vLLM's default rule on the attention module `mixer`; a Mamba
+    # layer's weight scale is not an attention scale.
+    ("backbone.layers.0.mixer.q_scale", "F32", [], [0.02]),
+    ("backbone.layers.0.mixer.k_scale", "F32", [], [0.05]),
+    ("backbone.layers.0.mixer.v_scale", "F32", [], [0.0625]),
+    ("backbone.layers.1.mixer.in_proj.weight_scale", "F32", [], [0.01]),
+    ("backbone.layers.2.mixer.kv_scale", "F32", [], [0.03]),
+    # GPT-NeoX `attention`, GPT-2 `attn`, Falcon `self_attention`.
+    ("gpt_neox.layers.0.attention.k_scale", "F32", [], [0.05]),
+    ("gpt_neox.layers.0.attention.v_scale", "F32", [], [0.07]),
+    ("transformer.h.0.attn.k_scale", "BF16", [], [0.125]),
+    ("transformer.h.0.attn.v_scale", "BF16", [], [0.25]),
+    ("transformer.h.1.self_attention.k_scale", "F32", [], [0.5]),
+    ("transformer.h.1.self_attention.v_scale", "F32", [], [0.75]),
+    # sharktank's Quark reading: one KV-cache scale for K and V.
+    ("model.layers.0.self_attn.kv_cache_scale", "F32", [], [0.04]),
+    # Ascend msModelSlim int8 KV: per-channel scales and offsets.
+    (L1 + "k_proj.kv_cache_scale", "F32", [8], [0.01 * (i + 1) for i in range(8)]),
+    (L1 + "k_proj.kv_cache_offset", "F32", [8], [float(i - 4) for i in range(8)]),
+    (L1 + "v_proj.kv_cache_scale", "F32", [8], [0.02 * (i + 1) for i in range(8)]),
+    (L1 + "v_proj.kv_cache_offset", "F32", [8], [float(4 - i) for i in range(8)]),
+    # Not on an attention module.
+    ("model.layers.2.mlp.k_scale", "F32", [], [0.05]),
+])
+
+# Layer 0's K from three names that disagree: ModelOpt's, vLLM's default rule
+# on `attn`, sharktank's shared scale.
+write_safetensors(os.path.join(out, "names_conflict.safetensors"), [
+    (L0 + "k_proj.k_scale", "F32", [], [0.05]),
+    ("model.layers.0.attn.k_scale", "F32", [], [0.06]),
+    (L0 + "kv_cache_scale", "F32", [], [0.07]),
+    (L0 + "v_scale", "F32", [], [0.05]),
+])
+
 # A scale that cannot be read as one.
 write_safetensors(os.path.join(out, "int_scale.safetensors"), [
     (L0 + "k_scale", "I32", [], [5]),

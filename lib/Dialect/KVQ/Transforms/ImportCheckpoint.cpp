@@ -188,6 +188,12 @@ void KVQImportCheckpointPass::runOnOperation() {
     case ckpt::MatchFinding::ZeroPoint:
       emitWarning(loc) << "[ZERO-POINT] " << finding.message;
       break;
+    case ckpt::MatchFinding::PerChannel:
+      emitWarning(loc) << "[PER-CHANNEL-KV-SCALE] " << finding.message;
+      break;
+    case ckpt::MatchFinding::SharedKvScale:
+      emitRemark(loc) << "[SHARED-KV-SCALE] " << finding.message;
+      break;
     case ckpt::MatchFinding::Unmatched:
       emitWarning(loc) << "[UNMATCHED-SCALE] " << finding.message;
       break;
