@@ -9,7 +9,7 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "utils"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "utils"))
 from gen_checkpoint import write_index, write_safetensors  # noqa: E402
 
 out = sys.argv[1]
