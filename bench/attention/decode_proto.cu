@@ -151,10 +151,11 @@ __device__ __forceinline__ size_t row_off(int pb, int r, int h, int Hkv, int esi
 }
 
 // ----- shared end of a CTA: merge the warps, write partial or output ---------
+template <int W>
 struct Smem {
   int blk[MAX_SPLIT_BLOCKS];
-  float m[8][MAXG], l[8][MAXG];
-  float acc[8][MAXG][D];
+  float m[W][MAXG], l[W][MAXG];
+  float acc[W][MAXG][D];
   int last;
 };
 
@@ -162,7 +163,7 @@ struct Smem {
 // sm.m / sm.l / sm.acc (warps w < W; a warp without blocks has m = -inf,
 // l = 0, acc = 0).
 template <int W>
-__device__ void cta_finish(const Args &a, Smem &sm, int b, int h, int s, int nsplit) {
+__device__ void cta_finish(const Args &a, Smem<W> &sm, int b, int h, int s, int nsplit) {
   const int G = a.G;
   for (int e = threadIdx.x; e < G * D / 4; e += W * 32) {
     const int hh = e / (D / 4), d = (e % (D / 4)) * 4;
@@ -225,9 +226,11 @@ __device__ void cta_finish(const Args &a, Smem &sm, int b, int h, int s, int nsp
   }
 }
 
-// Common prologue: this CTA's split, block-table slice into shared memory.
+// Common prologue: this CTA's split, block-table slice into shared memory
+// (the caller issues its Q and first tile loads, then __syncthreads()).
 // Returns false (whole CTA) when the split is past the sequence's end.
-__device__ __forceinline__ bool cta_begin(const Args &a, Smem &sm, int &b, int &h, int &s,
+template <int W>
+__device__ __forceinline__ bool cta_begin(const Args &a, Smem<W> &sm, int &b, int &h, int &s,
                                           int &L, int &first, int &nb, int &nsplit) {
   s = blockIdx.x; h = blockIdx.y; b = blockIdx.z;
   L = a.cl[b];
@@ -238,7 +241,6 @@ __device__ __forceinline__ bool cta_begin(const Args &a, Smem &sm, int &b, int &
   nsplit = (nblk + a.split_blocks - 1) / a.split_blocks;
   for (int i = threadIdx.x; i < nb; i += blockDim.x)
     sm.blk[i] = a.bt[(size_t)b * a.max_blocks + first + i];
-  __syncthreads();
   return true;
 }
 
@@ -289,7 +291,7 @@ __device__ __forceinline__ int odim0(int mt, int g) {
 template <int IMPL, bool BF16, int W, int ST>
 __global__ void __launch_bounds__(W * 32) attn_mma_kernel(const Args a) {
   static_assert(!(IMPL == 2 && BF16), "fp8 QK needs an fp8 cache");
-  __shared__ Smem sm;
+  __shared__ Smem<W> sm;
   int b, h, s, L, first, nb, nsplit;
   if (!cta_begin(a, sm, b, h, s, L, first, nb, nsplit)) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -330,13 +332,8 @@ __global__ void __launch_bounds__(W * 32) attn_mma_kernel(const Args a) {
     for (int e = 0; e < 4; ++e) acc[mt][e] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // heads 2t, 2t+1
 
-  MTile<BF16> tile[ST];
-  int jb = warp;
-  if (jb < nb) mtile_load<BF16>(tile[0], a, sm.blk[jb], h, g, t);
-  if (ST > 1 && jb + W < nb) mtile_load<BF16>(tile[ST > 1 ? 1 : 0], a, sm.blk[jb + W], h, g, t);
-  int stage = 0;
-  for (; jb < nb; jb += W) {
-    MTile<BF16> &T = tile[ST > 1 ? stage : 0];
+  // One cache block (16 tokens) of this warp: S^T, online softmax, P.V.
+  auto process = [&](MTile<BF16> &T, int jb) {
     const int tok0 = (first + jb) * BLK;
     const int nvalid = L - tok0;  // >= 1
     // Tokens past the end: zero V (P = 0 times a NaN would be NaN).
@@ -373,8 +370,6 @@ __global__ void __launch_bounds__(W * 32) attn_mma_kernel(const Args a) {
         mma16<false>(sc, cvt_lo(w0), cvt_lo(w1), cvt_hi(w0), cvt_hi(w1), qf[c][0], qf[c][1]);
       }
     }
-    // Prefetch the tile after next into the stage just freed... (ST == 2:
-    // the next tile is already in flight; issue the one after it below).
     // Online softmax, log2 domain.
 #pragma unroll
     for (int e = 0; e < 4; ++e) sc[e] *= a.qk_scale_log2;
@@ -427,9 +422,26 @@ __global__ void __launch_bounds__(W * 32) attn_mma_kernel(const Args a) {
                      pb1);
       }
     }
-    // Refill this stage with the tile ST steps ahead.
-    if (jb + ST * W < nb) mtile_load<BF16>(T, a, sm.blk[jb + ST * W], h, g, t);
-    if (ST > 1) stage = stage + 1 == ST ? 0 : stage + 1;
+  };
+
+  // Blocks warp, warp + W, ...; ST tiles in flight per warp (registers).
+  // The first ST are issued from the block table in global memory, before
+  // the barrier that publishes its copy in shared memory.
+  MTile<BF16> tile[ST];
+  const int *btb = a.bt + (size_t)b * a.max_blocks + first;
+#pragma unroll
+  for (int u = 0; u < ST; ++u)
+    if (warp + u * W < nb) mtile_load<BF16>(tile[u], a, btb[warp + u * W], h, g, t);
+  __syncthreads();
+  for (int jb0 = warp; jb0 < nb; jb0 += ST * W) {
+#pragma unroll
+    for (int u = 0; u < ST; ++u) {
+      const int jb = jb0 + u * W;
+      if (jb < nb) {
+        process(tile[u], jb);
+        if (jb + ST * W < nb) mtile_load<BF16>(tile[u], a, sm.blk[jb + ST * W], h, g, t);
+      }
+    }
   }
 
   // Warp state -> shared memory.
@@ -489,7 +501,7 @@ __global__ void __launch_bounds__(W * 32) attn_simt_kernel(const Args a) {
   constexpr int NP = BF16 ? 2 : 1;      // 16-byte pieces per lane and row
   constexpr int NI = BF16 ? 2 : 4;      // rows per lane and step
   constexpr int SUB = BLK / (4 * NI);   // steps per block
-  __shared__ Smem sm;
+  __shared__ Smem<W> sm;
   int b, h, s, L, first, nb, nsplit;
   if (!cta_begin(a, sm, b, h, s, L, first, nb, nsplit)) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -512,9 +524,8 @@ __global__ void __launch_bounds__(W * 32) attn_simt_kernel(const Args a) {
   }
 
   struct Tile { uint4 k[NI][NP], v[NI][NP]; };
-  auto load = [&](Tile &T, int step) {
-    const int jb = step / SUB, sub = step % SUB;
-    const int pb = sm.blk[jb];
+  auto load = [&](Tile &T, int step, int pb) {
+    const int sub = step % SUB;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
       const int row = sub * 4 * NI + r + 4 * i;
@@ -529,11 +540,7 @@ __global__ void __launch_bounds__(W * 32) attn_simt_kernel(const Args a) {
   // Steps of this warp: blocks warp, warp+W, ...; SUB steps each.
   const int nsteps_w = nb > warp ? ((nb - warp + W - 1) / W) * SUB : 0;
   auto step_of = [&](int k) { return ((k / SUB) * W + warp) * SUB + k % SUB; };
-  Tile tile[ST];
-  if (nsteps_w > 0) load(tile[0], step_of(0));
-  if (ST > 1 && nsteps_w > 1) load(tile[ST > 1 ? 1 : 0], step_of(1));
-  for (int k = 0; k < nsteps_w; ++k) {
-    Tile &T = tile[ST > 1 ? k % ST : 0];
+  auto process = [&](Tile &T, int k) {
     const int step = step_of(k);
     const int jb = step / SUB, sub = step % SUB;
     const int tokb = (first + jb) * BLK + sub * 4 * NI;
@@ -591,7 +598,22 @@ __global__ void __launch_bounds__(W * 32) attn_simt_kernel(const Args a) {
 #pragma unroll
         for (int j = 0; j < 16; ++j) acc[hh][j] = fmaf(sc[i][hh], vf[j], acc[hh][j]);
     }
-    if (k + ST < nsteps_w) load(T, step_of(k + ST));
+  };
+  Tile tile[ST];
+  const int *btb = a.bt + (size_t)b * a.max_blocks + first;
+#pragma unroll
+  for (int u = 0; u < ST; ++u)
+    if (u < nsteps_w) load(tile[u], step_of(u), btb[step_of(u) / SUB]);
+  __syncthreads();
+  for (int k0 = 0; k0 < nsteps_w; k0 += ST) {
+#pragma unroll
+    for (int u = 0; u < ST; ++u) {
+      const int k = k0 + u;
+      if (k < nsteps_w) {
+        process(tile[u], k);
+        if (k + ST < nsteps_w) load(tile[u], step_of(k + ST), sm.blk[step_of(k + ST) / SUB]);
+      }
+    }
   }
   // Reduce over the 4 row groups (lanes xor 8, 16); lanes r == 0 write.
 #pragma unroll
