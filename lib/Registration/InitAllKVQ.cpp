@@ -8,10 +8,12 @@
 
 #include "kvq/Conversion/Passes.h"
 #include "kvq/Dialect/KVQ/IR/KVQDialect.h"
+#include "kvq/Dialect/KVQ/Transforms/BufferizableOpInterfaceImpl.h"
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
 
 void mlir::kvq::registerAllKVQDialects(DialectRegistry &registry) {
   registry.insert<KVQDialect>();
+  registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 void mlir::kvq::registerAllKVQPasses() {

@@ -39,7 +39,7 @@
 // JSON: "layer": "model.layers.1",
 // JSON: "resolved": true,
 
-// VERIFY: error: 'kvq.cache_store' op operand #4 must be 1D memref of 64-bit signless integer values, but got 'memref<?xi32>'
+// VERIFY: error: 'kvq.cache_store' op operand #4 must be 1-D tensor or memref of i64, but got 'memref<?xi32>'
 
 kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
     checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.07 : f32>)

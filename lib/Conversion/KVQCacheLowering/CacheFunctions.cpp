@@ -69,6 +69,8 @@ static FailureOr<CacheOpInfo> describeCacheOp(CacheOpInterface op,
                                               SymbolTableCollection &symbols) {
   CacheOpInfo info;
   CacheSignature &sig = info.signature;
+  if (!isa<MemRefType>(op.getCacheType()))
+    return failure(); // the tensor form: bufferize first
   sig.isStore = op.isStore();
   LayerOp layer = lookupLayer(op, symbols);
   info.operands = op.getStreamOperands();

@@ -62,6 +62,12 @@ LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
   bool ok = true;
   SymbolTableCollection symbols;
   root->walk([&](CacheOpInterface op) {
+    if (!isa<MemRefType>(op.getCacheType())) {
+      op->emitError() << "cannot lower the tensor form of '" << op->getName()
+                      << "': bufferize it first (one-shot-bufferize)";
+      ok = false;
+      return;
+    }
     LayerOp layer = lookupLayer(op, symbols);
     Type actElem = op.getActivationType().getElementType();
     if (!layer)

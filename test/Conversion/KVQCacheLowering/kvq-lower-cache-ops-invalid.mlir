@@ -31,3 +31,12 @@ func.func @f64_activations(%k: memref<?x8x128xf64>, %kc: memref<?x16x8x128xf8E4M
   kvq.cache_store @l (%k, %k) into (%kc, %kc) at %s : memref<?x8x128xf64>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
   return
 }
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 5.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @tensor_form(%k: tensor<?x8x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3FN>, %s: tensor<?xi64>) -> tensor<?x16x8x128xf8E4M3FN> {
+  // expected-error @below {{cannot lower the tensor form of 'kvq.cache_store': bufferize it first (one-shot-bufferize)}}
+  %kc2, %vc2 = kvq.cache_store @l (%k, %k) into (%kc, %kc) at %s : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64> -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+  return %kc2 : tensor<?x16x8x128xf8E4M3FN>
+}

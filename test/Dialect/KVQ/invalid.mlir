@@ -430,7 +430,7 @@ kvq.layer @l cache(fp8)
 func.func @store_i32_slot_mapping(%k: memref<?x8x128xbf16>,
                                   %kc: memref<?x16x8x128xf8E4M3FN>,
                                   %slots: memref<?xi32>) {
-  // expected-error @+1 {{'kvq.cache_store' op operand #4 must be 1D memref of 64-bit signless integer values, but got 'memref<?xi32>'}}
+  // expected-error @+1 {{'kvq.cache_store' op operand #4 must be 1-D tensor or memref of i64, but got 'memref<?xi32>'}}
   kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
       : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi32>
   return
@@ -442,7 +442,7 @@ kvq.layer @l cache(fp8)
 func.func @load_2d_slot_mapping(%o: memref<?x8x128xbf16>,
                                 %kc: memref<?x16x8x128xf8E4M3FN>,
                                 %slots: memref<?x1xi64>) {
-  // expected-error @+1 {{'kvq.cache_load' op operand #2 must be 1D memref of 64-bit signless integer values, but got 'memref<?x1xi64>'}}
+  // expected-error @+1 {{'kvq.cache_load' op operand #2 must be 1-D tensor or memref of i64, but got 'memref<?x1xi64>'}}
   kvq.cache_load @l (%kc, %kc) at %slots into (%o, %o)
       : memref<?x16x8x128xf8E4M3FN>, memref<?x1xi64>, memref<?x8x128xbf16>
   return
@@ -508,7 +508,7 @@ kvq.layer @l cache(fp8)
 func.func @store_tensor_keys(%k: tensor<?x8x128xbf16>,
                              %kc: memref<?x16x8x128xf8E4M3FN>,
                              %slots: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.cache_store' op operand #0 must be memref of any type values, but got 'tensor<?x8x128xbf16>'}}
+  // expected-error @+1 {{'kvq.cache_store' op expects all operands to be memrefs (the memref form) or all ranked tensors (the tensor form), got 'memref<?x16x8x128xf8E4M3FN>' with 'tensor<?x8x128xbf16>'}}
   "kvq.cache_store"(%k, %k, %kc, %kc, %slots) <{layer = @l}>
       : (tensor<?x8x128xbf16>, tensor<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>,
          memref<?x16x8x128xf8E4M3FN>, memref<?xi64>) -> ()
@@ -518,12 +518,12 @@ func.func @store_tensor_keys(%k: tensor<?x8x128xbf16>,
 // -----
 
 kvq.layer @l cache(fp8)
-func.func @store_tensor_keys_custom_form(%k: tensor<?x8x128xbf16>,
-                                         %kc: memref<?x16x8x128xf8E4M3FN>,
-                                         %slots: memref<?xi64>) {
-  // expected-error @+2 {{invalid kind of type specified: expected builtin.memref, but found 'tensor<?x8x128xbf16>'}}
+func.func @store_tensor_caches_without_results(
+    %k: tensor<?x8x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3FN>,
+    %slots: tensor<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expected the number of tensor results (0) to be equal to the number of output tensors (2)}}
   kvq.cache_store @l (%k, %k) into (%kc, %kc) at %slots
-      : tensor<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+      : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
   return
 }
 

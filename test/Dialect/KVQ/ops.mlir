@@ -322,3 +322,22 @@ func.func @paged_attention_gqa_and_dtypes(
       : memref<2x64x256xf32>, memref<4x32x8x256xf32>, memref<2x4xi32>, memref<2xi32>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// Tensor forms (destination-passing)
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @tensor_forms
+// CHECK:         %[[C:.*]]:2 = kvq.cache_store @attn(%{{.*}}, %{{.*}}) into(%{{.*}}, %{{.*}}) at %{{.*}} : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64> -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+// CHECK:         kvq.cache_load @attn(%[[C]]#0, %[[C]]#1) at %{{.*}} into(%{{.*}}, %{{.*}}) : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>, tensor<?x8x128xbf16> -> tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
+func.func @tensor_forms(%k: tensor<?x8x128xbf16>, %s: tensor<?xi64>,
+                        %kc: tensor<?x16x8x128xf8E4M3FN>)
+    -> (tensor<?x8x128xbf16>, tensor<?x8x128xbf16>) {
+  %kc2, %vc2 = kvq.cache_store @attn (%k, %k) into (%kc, %kc) at %s
+      : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
+      -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+  %ko, %vo = kvq.cache_load @attn (%kc2, %vc2) at %s into (%k, %k)
+      : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>, tensor<?x8x128xbf16>
+      -> tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
+  return %ko, %vo : tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
+}

@@ -107,8 +107,8 @@ StringRef LayerOp::getCheckpointTensor(ScaleKind kind) {
 /// [T, H, D], caches [B, S, H, D], slots [T]; dynamic sizes match anything.
 /// (Key and value types are equal by the ops' AllTypesMatch traits.)
 static LogicalResult verifyCacheShapes(Operation *op, StringRef actName,
-                                       MemRefType act, MemRefType cache,
-                                       MemRefType slots) {
+                                       ShapedType act, ShapedType cache,
+                                       ShapedType slots) {
   if (act.getRank() != 3)
     return op->emitOpError("expects ")
            << actName
@@ -144,7 +144,7 @@ static LogicalResult verifyCacheShapes(Operation *op, StringRef actName,
 /// Resolves `layer` and checks the cache element type against its dtype.
 static LogicalResult verifyLayerUse(Operation *op, FlatSymbolRefAttr layerRef,
                                     SymbolTableCollection &symbolTable,
-                                    MemRefType cache, MemRefType act) {
+                                    ShapedType cache, ShapedType act) {
   Operation *symbol =
       symbolTable.lookupNearestSymbolFrom(op, layerRef.getAttr());
   if (!symbol)
@@ -166,26 +166,75 @@ LayerOp mlir::kvq::lookupLayer(CacheOpInterface op,
   return symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
 }
 
+/// The memref form or the tensor form: every operand of `op` a memref, or
+/// every one a ranked tensor.
+static LogicalResult verifyOneForm(Operation *op) {
+  bool tensors = isa<TensorType>(op->getOperand(0).getType());
+  for (Value operand : op->getOperands())
+    if (isa<TensorType>(operand.getType()) != tensors)
+      return op->emitOpError("expects all operands to be memrefs (the memref "
+                             "form) or all ranked tensors (the tensor form), "
+                             "got ")
+             << operand.getType() << " with " << op->getOperand(0).getType();
+  return success();
+}
+
+/// Reads of the memref inputs, writes of the memref destinations (the
+/// tensor form has none: its caches and outputs are values).
+static void getCacheOpEffects(
+    DestinationStyleOpInterface op,
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (op.isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
 LogicalResult CacheStoreOp::verify() {
-  return verifyCacheShapes(*this, "keys and values", getKey().getType(),
-                           getKeyCache().getType(), getSlotMapping().getType());
+  if (failed(verifyOneForm(*this)))
+    return failure();
+  return verifyCacheShapes(*this, "keys and values", getActivationType(),
+                           getCacheType(),
+                           cast<ShapedType>(getSlotMapping().getType()));
 }
 
 LogicalResult
 CacheStoreOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  return verifyLayerUse(*this, getLayerAttr(), symbolTable,
-                        getKeyCache().getType(), getKey().getType());
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable, getCacheType(),
+                        getActivationType());
+}
+
+void CacheStoreOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getCacheOpEffects(*this, effects);
 }
 
 LogicalResult CacheLoadOp::verify() {
-  return verifyCacheShapes(*this, "outputs", getKeyOut().getType(),
-                           getKeyCache().getType(), getSlotMapping().getType());
+  if (failed(verifyOneForm(*this)))
+    return failure();
+  return verifyCacheShapes(*this, "outputs", getActivationType(),
+                           getCacheType(),
+                           cast<ShapedType>(getSlotMapping().getType()));
 }
 
 LogicalResult
 CacheLoadOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  return verifyLayerUse(*this, getLayerAttr(), symbolTable,
-                        getKeyCache().getType(), getKeyOut().getType());
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable, getCacheType(),
+                        getActivationType());
+}
+
+void CacheLoadOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getCacheOpEffects(*this, effects);
 }
 
 //===----------------------------------------------------------------------===//

@@ -9,6 +9,7 @@
 
 include "kvq/Dialect/KVQ/IR/KVQAttrs.td"
 include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 class KVQ_Op<string mnemonic, list<Trait> traits = []>
@@ -104,10 +105,10 @@ def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
     InterfaceMethod<"Whether the op writes the caches (a store).",
                     "bool", "isStore">,
     InterfaceMethod<"The type of the caches (both are equal).",
-                    "::mlir::MemRefType", "getCacheType">,
+                    "::mlir::ShapedType", "getCacheType">,
     InterfaceMethod<"The type of the activations: the store's sources, the "
                     "load's outputs (both streams are equal).",
-                    "::mlir::MemRefType", "getActivationType">,
+                    "::mlir::ShapedType", "getActivationType">,
     InterfaceMethod<"The memrefs in stream order: slot_mapping, K source, "
                     "V source, K destination, V destination.",
                     "::std::array<::mlir::Value, 5>", "getStreamOperands">,
@@ -116,7 +117,17 @@ def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
 
 class KVQ_CacheOp<string mnemonic, list<Trait> traits = []>
     : KVQ_Op<mnemonic, traits # [KVQ_CacheOpInterface,
-        DeclareOpInterfaceMethods<SymbolUserOpInterface>]>;
+        DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+        DestinationStyleOpInterface,
+        DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]>;
+
+// Activations and caches: memrefs (the memref form) or ranked tensors (the
+// tensor form, destination-passing: the caches or outputs are also results).
+def KVQ_TensorOrMemRef : AnyTypeOf<[AnyMemRef, AnyRankedTensor],
+                                   "ranked tensor or memref">;
+def KVQ_SlotMapping : AnyTypeOf<[MemRefRankOf<[I64], [1]>,
+                                 TensorRankOf<[I64], [1]>],
+                                "1-D tensor or memref of i64">;
 
 def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     AllTypesMatch<["key", "value"]>,
@@ -156,31 +167,49 @@ def KVQ_CacheStoreOp : KVQ_CacheOp<"cache_store", [
     proven to give the same bytes for the layer's scale) is the lowering's
     choice (`kvq-lower-cache-ops{quantize-division}`); the bytes are not.
 
+    Tensor form: with ranked tensors for every operand, the op is
+    destination-passing and returns the updated caches (`-> type, type`);
+    `one-shot-bufferize` turns it into the memref form in place, and refuses
+    (an error at the op) where the old cache value is still used after the
+    store, rather than copying a cache.
+
     Example:
 
     ```mlir
     kvq.cache_store @model.layers.0 (%k, %v) into (%kc, %vc) at %slots
         : memref<?x8x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?xi64>
+    %kc1, %vc1 = kvq.cache_store @model.layers.0 (%kt, %vt) into (%kct, %vct)
+        at %st : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>,
+        tensor<?xi64> -> tensor<?x16x8x128xf8E4M3FN>,
+                         tensor<?x16x8x128xf8E4M3FN>
     ```
   }];
   let arguments = (ins
     FlatSymbolRefAttr:$layer,
-    Arg<AnyMemRef, "new keys", [MemRead]>:$key,
-    Arg<AnyMemRef, "new values", [MemRead]>:$value,
-    Arg<AnyMemRef, "paged key cache", [MemWrite]>:$key_cache,
-    Arg<AnyMemRef, "paged value cache", [MemWrite]>:$value_cache,
-    Arg<MemRefRankOf<[I64], [1]>, "slot of each token",
-        [MemRead]>:$slot_mapping);
+    Arg<KVQ_TensorOrMemRef, "new keys">:$key,
+    Arg<KVQ_TensorOrMemRef, "new values">:$value,
+    Arg<KVQ_TensorOrMemRef, "paged key cache">:$key_cache,
+    Arg<KVQ_TensorOrMemRef, "paged value cache">:$value_cache,
+    Arg<KVQ_SlotMapping, "slot of each token">:$slot_mapping);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     $layer `(` $key `,` $value `)` `into` `(` $key_cache `,` $value_cache `)`
     `at` $slot_mapping attr-dict `:` type($key) `,` type($key_cache) `,`
-    type($slot_mapping)
+    type($slot_mapping) (`->` type($results)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     bool isStore() { return true; }
-    ::mlir::MemRefType getCacheType() { return getKeyCache().getType(); }
-    ::mlir::MemRefType getActivationType() { return getKey().getType(); }
+    /// The destinations: the caches.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(*this, 2, 2);
+    }
+    ::mlir::ShapedType getCacheType() {
+      return ::llvm::cast<::mlir::ShapedType>(getKeyCache().getType());
+    }
+    ::mlir::ShapedType getActivationType() {
+      return ::llvm::cast<::mlir::ShapedType>(getKey().getType());
+    }
     ::std::array<::mlir::Value, 5> getStreamOperands() {
       return {getSlotMapping(), getKey(), getValue(), getKeyCache(),
               getValueCache()};
@@ -207,6 +236,10 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
     - Padding: a token whose slot is negative leaves its output rows
       untouched.
 
+    Tensor form: with ranked tensors for every operand, `key_out` and
+    `value_out` are the destinations and the op returns them updated
+    (`-> type, type`); it bufferizes in place like the store.
+
     - `key_cache`, `value_cache`:
       `memref<num_blocks x block_size x num_kv_heads x head_size x C>`.
     - `slot_mapping`: `memref<num_tokens x i64>`, the slot of each token to
@@ -225,22 +258,30 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
   }];
   let arguments = (ins
     FlatSymbolRefAttr:$layer,
-    Arg<AnyMemRef, "paged key cache", [MemRead]>:$key_cache,
-    Arg<AnyMemRef, "paged value cache", [MemRead]>:$value_cache,
-    Arg<MemRefRankOf<[I64], [1]>, "slot of each token",
-        [MemRead]>:$slot_mapping,
-    Arg<AnyMemRef, "dequantized keys", [MemWrite]>:$key_out,
-    Arg<AnyMemRef, "dequantized values", [MemWrite]>:$value_out);
+    Arg<KVQ_TensorOrMemRef, "paged key cache">:$key_cache,
+    Arg<KVQ_TensorOrMemRef, "paged value cache">:$value_cache,
+    Arg<KVQ_SlotMapping, "slot of each token">:$slot_mapping,
+    Arg<KVQ_TensorOrMemRef, "dequantized keys">:$key_out,
+    Arg<KVQ_TensorOrMemRef, "dequantized values">:$value_out);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     $layer `(` $key_cache `,` $value_cache `)` `at` $slot_mapping
     `into` `(` $key_out `,` $value_out `)` attr-dict `:` type($key_cache) `,`
-    type($slot_mapping) `,` type($key_out)
+    type($slot_mapping) `,` type($key_out) (`->` type($results)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     bool isStore() { return false; }
-    ::mlir::MemRefType getCacheType() { return getKeyCache().getType(); }
-    ::mlir::MemRefType getActivationType() { return getKeyOut().getType(); }
+    /// The destinations: the outputs.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(*this, 3, 2);
+    }
+    ::mlir::ShapedType getCacheType() {
+      return ::llvm::cast<::mlir::ShapedType>(getKeyCache().getType());
+    }
+    ::mlir::ShapedType getActivationType() {
+      return ::llvm::cast<::mlir::ShapedType>(getKeyOut().getType());
+    }
     ::std::array<::mlir::Value, 5> getStreamOperands() {
       return {getSlotMapping(), getKeyCache(), getValueCache(), getKeyOut(),
               getValueOut()};

@@ -1,0 +1,84 @@
+//===- BufferizableOpInterfaceImpl.cpp - bufferizing kvq ops --------------===//
+//
+// Part of kvq, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The tensor forms of the cache ops are destination-passing: a store's
+// caches (a load's outputs) are its destinations and its results. They
+// bufferize into the memref form on the destinations' buffers. A cache is
+// large and updated in place by every step: kvq never lets one-shot-
+// bufferize copy it. Where the analysis finds the destination cannot be
+// written in place (the old cache value is still read after the store),
+// that is an error at the op, not a silent copy of the whole cache.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvq/Dialect/KVQ/Transforms/BufferizableOpInterfaceImpl.h"
+
+#include "kvq/Dialect/KVQ/IR/KVQDialect.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
+
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
+#include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
+
+using namespace mlir;
+using namespace mlir::kvq;
+using namespace mlir::bufferization;
+
+namespace {
+template <typename OpTy>
+struct CacheOpBufferization final
+    : DstBufferizableOpInterfaceExternalModel<CacheOpBufferization<OpTy>,
+                                              OpTy> {
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    SmallVector<Value> buffers;
+    for (Value operand : op->getOperands()) {
+      if (!isa<TensorType>(operand.getType())) {
+        buffers.push_back(operand);
+        continue;
+      }
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      buffers.push_back(*buffer);
+    }
+    auto dps = cast<DestinationStyleOpInterface>(op);
+    SmallVector<Value> results;
+    for (OpOperand &init : dps.getDpsInitsMutable())
+      results.push_back(buffers[init.getOperandNumber()]);
+    rewriter.setInsertionPoint(op);
+    OpTy::create(rewriter, op->getLoc(), TypeRange{}, buffers, op->getAttrs());
+    replaceOpWithBufferizedValues(rewriter, op, results);
+    return success();
+  }
+
+  LogicalResult verifyAnalysis(Operation *op,
+                               const AnalysisState &state) const {
+    auto dps = cast<DestinationStyleOpInterface>(op);
+    for (OpOperand &init : dps.getDpsInitsMutable()) {
+      if (state.isInPlace(init))
+        continue;
+      return op->emitError()
+             << "cannot bufferize '" << op->getName() << "' in place: "
+             << (cast<CacheOpInterface>(op).isStore() ? "the cache"
+                                                      : "the output")
+             << " operand #" << init.getOperandNumber()
+             << " would be copied (its old value is used after this op, or "
+                "it is also another destination); use the op's results "
+                "from here on";
+    }
+    return success();
+  }
+};
+} // namespace
+
+void mlir::kvq::registerBufferizableOpInterfaceExternalModels(
+    DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *ctx, KVQDialect *) {
+    CacheStoreOp::attachInterface<CacheOpBufferization<CacheStoreOp>>(*ctx);
+    CacheLoadOp::attachInterface<CacheOpBufferization<CacheLoadOp>>(*ctx);
+  });
+}
