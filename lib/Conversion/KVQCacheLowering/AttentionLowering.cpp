@@ -260,7 +260,11 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
         symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     if (!layer)
       continue; // the verifier reports it
-    if (target.isGPU()) {
+    if (!isa<MemRefType>(op.getQuery().getType())) {
+      op.emitError() << "cannot lower the tensor form of '" << op->getName()
+                     << "': bufferize it first (one-shot-bufferize)";
+      ok = false;
+    } else if (target.isGPU()) {
       op.emitError() << "kvq-lower-attention: kvq.paged_attention has no "
                      << stringifyTargetKind(target.getKind())
                      << " lowering yet (target "
@@ -288,9 +292,10 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
     auto layer =
         symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
-    AttentionSignature sig{op.getQuery().getType(), op.getKeyCache().getType(),
-                           op.getBlockTables().getType(),
-                           op.getContextLens().getType(), op.getPrecision()};
+    auto memref = [](Value v) { return cast<MemRefType>(v.getType()); };
+    AttentionSignature sig{memref(op.getQuery()), memref(op.getKeyCache()),
+                           memref(op.getBlockTables()),
+                           memref(op.getContextLens()), op.getPrecision()};
     func::FuncOp &fn = functions[sig.key()];
     if (!fn)
       fn = buildAttentionFunction(module, sig, op.getLoc(), target);

@@ -75,3 +75,14 @@ func.func @gpu_target(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN
       : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
   return
 }
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @tensor_form(%q: tensor<?x32x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3FN>,
+                       %bt: tensor<?x?xi32>, %cl: tensor<?xi32>) -> tensor<?x32x128xbf16> {
+  // expected-error @below {{cannot lower the tensor form of 'kvq.paged_attention': bufferize it first (one-shot-bufferize)}}
+  %o = kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?x?xi32>, tensor<?xi32> -> tensor<?x32x128xbf16>
+  return %o : tensor<?x32x128xbf16>
+}

@@ -649,7 +649,7 @@ func.func @attention_out_type_differs(%q: memref<?x32x128xbf16>, %c: memref<?x16
 
 kvq.layer @l cache(fp8)
 func.func @attention_block_tables_i64(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi64>, %cl: memref<?xi32>) {
-  // expected-error @+1 {{'kvq.paged_attention' op operand #3 must be 2D memref of 32-bit signless integer values, but got 'memref<?x?xi64>'}}
+  // expected-error @+1 {{'kvq.paged_attention' op operand #3 must be 2-D tensor or memref of i32, but got 'memref<?x?xi64>'}}
   "kvq.paged_attention"(%q, %c, %c, %bt, %cl, %q) <{layer = @l}> : (memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi64>, memref<?xi32>, memref<?x32x128xbf16>) -> ()
   return
 }
@@ -660,5 +660,14 @@ kvq.layer @l cache(fp8)
 func.func @attention_unknown_precision(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
   // expected-error @+1 {{unknown attention precision 'bf16', expected dequantized, fp8_qk or fp8_qk_pv}}
   kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) precision(bf16) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_mixed_forms(%q: tensor<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects all operands to be memrefs (the memref form) or all ranked tensors (the tensor form), got 'memref<?x16x8x128xf8E4M3FN>' with 'tensor<?x32x128xbf16>'}}
+  "kvq.paged_attention"(%q, %c, %c, %bt, %cl, %q) <{layer = @l}> : (tensor<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>, tensor<?x32x128xbf16>) -> tensor<?x32x128xbf16>
   return
 }

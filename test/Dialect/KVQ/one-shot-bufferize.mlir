@@ -80,3 +80,33 @@ func.func @one_tensor_two_outputs(%s: tensor<?xi64>,
       -> tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
   return %ko, %vo : tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
 }
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// A decode step on tensors: store the new tokens, then attend over the
+// updated caches; everything in place.
+// CHECK-LABEL: func.func @store_then_attend(
+// CHECK-SAME:    %[[Q:[a-z0-9]+]]: memref<?x32x128xbf16>, %[[K:[a-z0-9]+]]: memref<?x8x128xbf16>, %[[S:[a-z0-9]+]]: memref<?xi64>, %[[KC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: memref<?x16x8x128xf8E4M3FN>, %[[BT:[a-z0-9]+]]: memref<?x?xi32>, %[[CL:[a-z0-9]+]]: memref<?xi32>, %[[O:[a-z0-9]+]]: memref<?x32x128xbf16>)
+// CHECK-NOT:     memref.alloc
+// CHECK:         kvq.cache_store @l(%[[K]], %[[K]]) into(%[[KC]], %[[VC]])
+// CHECK-NOT:     memref.copy
+// CHECK:         kvq.paged_attention @l(%[[Q]]) cache(%[[KC]], %[[VC]]) blocks(%[[BT]], %[[CL]]) into(%[[O]])
+// CHECK:         return %[[O]]
+// LLVM-LABEL: llvm.func @store_then_attend(
+// LLVM: llvm.call @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16(
+func.func @store_then_attend(%q: tensor<?x32x128xbf16>, %k: tensor<?x8x128xbf16>,
+                             %s: tensor<?xi64>,
+                             %kc: tensor<?x16x8x128xf8E4M3FN>,
+                             %vc: tensor<?x16x8x128xf8E4M3FN>,
+                             %bt: tensor<?x?xi32>, %cl: tensor<?xi32>,
+                             %o: tensor<?x32x128xbf16>) -> tensor<?x32x128xbf16> {
+  %kc2, %vc2 = kvq.cache_store @l (%k, %k) into (%kc, %vc) at %s
+      : tensor<?x8x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
+      -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+  %out = kvq.paged_attention @l (%q) cache(%kc2, %vc2) blocks(%bt, %cl)
+      into(%o) : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>,
+      tensor<?x?xi32>, tensor<?xi32> -> tensor<?x32x128xbf16>
+  return %out : tensor<?x32x128xbf16>
+}

@@ -341,3 +341,14 @@ func.func @tensor_forms(%k: tensor<?x8x128xbf16>, %s: tensor<?xi64>,
       -> tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
   return %ko, %vo : tensor<?x8x128xbf16>, tensor<?x8x128xbf16>
 }
+
+// CHECK-LABEL: func.func @attention_tensor_form
+// CHECK:         kvq.paged_attention @attn(%{{.*}}) cache(%{{.*}}, %{{.*}}) blocks(%{{.*}}, %{{.*}}) into(%{{.*}}) precision(fp8_qk) : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?x?xi32>, tensor<?xi32> -> tensor<?x32x128xbf16>
+func.func @attention_tensor_form(%q: tensor<?x32x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3FN>,
+                                 %bt: tensor<?x?xi32>, %cl: tensor<?xi32>) -> tensor<?x32x128xbf16> {
+  %o = kvq.paged_attention @attn (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      precision(fp8_qk)
+      : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?x?xi32>,
+        tensor<?xi32> -> tensor<?x32x128xbf16>
+  return %o : tensor<?x32x128xbf16>
+}

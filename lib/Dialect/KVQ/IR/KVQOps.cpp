@@ -242,15 +242,17 @@ void CacheLoadOp::getEffects(
 //===----------------------------------------------------------------------===//
 
 /// Size `dim` of `type`, "?" when dynamic.
-static std::string dimText(MemRefType type, unsigned dim) {
+static std::string dimText(ShapedType type, unsigned dim) {
   return type.isDynamicDim(dim) ? "?" : std::to_string(type.getDimSize(dim));
 }
 
 LogicalResult PagedAttentionOp::verify() {
-  MemRefType q = getQuery().getType();
-  MemRefType cache = getKeyCache().getType();
-  MemRefType tables = getBlockTables().getType();
-  MemRefType lens = getContextLens().getType();
+  if (failed(verifyOneForm(*this)))
+    return failure();
+  auto q = cast<ShapedType>(getQuery().getType());
+  auto cache = cast<ShapedType>(getKeyCache().getType());
+  auto tables = cast<ShapedType>(getBlockTables().getType());
+  auto lens = cast<ShapedType>(getContextLens().getType());
   auto agree = [](int64_t a, int64_t b) {
     return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
   };
@@ -301,13 +303,20 @@ LogicalResult PagedAttentionOp::verify() {
 LogicalResult
 PagedAttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return verifyLayerUse(*this, getLayerAttr(), symbolTable,
-                        getKeyCache().getType(), getQuery().getType());
+                        cast<ShapedType>(getKeyCache().getType()),
+                        cast<ShapedType>(getQuery().getType()));
+}
+
+void PagedAttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getCacheOpEffects(*this, effects);
 }
 
 std::optional<float> PagedAttentionOp::getSoftmaxScale() {
   if (FloatAttr scale = getScaleAttr())
     return scale.getValue().convertToFloat();
-  int64_t headSize = getQuery().getType().getDimSize(2);
+  int64_t headSize = cast<ShapedType>(getQuery().getType()).getDimSize(2);
   if (ShapedType::isDynamic(headSize))
     return std::nullopt;
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(headSize)));

@@ -27,6 +27,8 @@ using namespace mlir::kvq;
 using namespace mlir::bufferization;
 
 namespace {
+/// The store, the load and the attention op alike: the destinations are
+/// the DPS inits, every other tensor operand is read.
 template <typename OpTy>
 struct CacheOpBufferization final
     : DstBufferizableOpInterfaceExternalModel<CacheOpBufferization<OpTy>,
@@ -63,8 +65,7 @@ struct CacheOpBufferization final
         continue;
       return op->emitError()
              << "cannot bufferize '" << op->getName() << "' in place: "
-             << (cast<CacheOpInterface>(op).isStore() ? "the cache"
-                                                      : "the output")
+             << (isa<CacheStoreOp>(op) ? "the cache" : "the output")
              << " operand #" << init.getOperandNumber()
              << " would be copied (its old value is used after this op, or "
                 "it is also another destination); use the op's results "
@@ -80,5 +81,7 @@ void mlir::kvq::registerBufferizableOpInterfaceExternalModels(
   registry.addExtension(+[](MLIRContext *ctx, KVQDialect *) {
     CacheStoreOp::attachInterface<CacheOpBufferization<CacheStoreOp>>(*ctx);
     CacheLoadOp::attachInterface<CacheOpBufferization<CacheLoadOp>>(*ctx);
+    PagedAttentionOp::attachInterface<CacheOpBufferization<PagedAttentionOp>>(
+        *ctx);
   });
 }

@@ -295,6 +295,8 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
 
 def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
     AllTypesMatch<["query", "out"]>,
     AllTypesMatch<["key_cache", "value_cache"]>]> {
   let summary = "decode attention over a layer's paged, quantized KV cache";
@@ -343,6 +345,10 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
     gives Q = K: in the fp8 modes this changes the results, as it does in
     vLLM's fp8 attention backends.
 
+    Tensor form: with ranked tensors for every operand, `out` is the
+    destination and the op returns it (`-> type`); it bufferizes in place
+    like the cache ops.
+
     The result is a rounding of this exact value, not bit-exact across
     targets: the kernels accumulate in f32 in their own order and split
     long contexts. The error bound every lowering is tested against is in
@@ -359,12 +365,15 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
   }];
   let arguments = (ins
     FlatSymbolRefAttr:$layer,
-    Arg<AnyMemRef, "queries", [MemRead]>:$query,
-    Arg<AnyMemRef, "paged key cache", [MemRead]>:$key_cache,
-    Arg<AnyMemRef, "paged value cache", [MemRead]>:$value_cache,
-    Arg<MemRefRankOf<[I32], [2]>, "block tables", [MemRead]>:$block_tables,
-    Arg<MemRefRankOf<[I32], [1]>, "context lengths", [MemRead]>:$context_lens,
-    Arg<AnyMemRef, "outputs", [MemWrite]>:$out,
+    Arg<KVQ_TensorOrMemRef, "queries">:$query,
+    Arg<KVQ_TensorOrMemRef, "paged key cache">:$key_cache,
+    Arg<KVQ_TensorOrMemRef, "paged value cache">:$value_cache,
+    Arg<AnyTypeOf<[MemRefRankOf<[I32], [2]>, TensorRankOf<[I32], [2]>],
+                  "2-D tensor or memref of i32">, "block tables">:$block_tables,
+    Arg<AnyTypeOf<[MemRefRankOf<[I32], [1]>, TensorRankOf<[I32], [1]>],
+                  "1-D tensor or memref of i32">,
+        "context lengths">:$context_lens,
+    Arg<KVQ_TensorOrMemRef, "outputs">:$out,
     OptionalAttr<F32Attr>:$scale,
     DefaultValuedAttr<KVQ_AttentionPrecisionAttr,
         "::mlir::kvq::AttentionPrecision::Dequantized">:$precision);
@@ -374,10 +383,15 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
     (`scale` `(` $scale^ `)`)?
     custom<AttentionPrecision>($precision)
     attr-dict `:` type($query) `,` type($key_cache) `,` type($block_tables)
-    `,` type($context_lens)
+    `,` type($context_lens) (`->` type($result)^)?
   }];
+  let results = (outs Optional<AnyRankedTensor>:$result);
   let hasVerifier = 1;
   let extraClassDeclaration = [{
+    /// The destination: the output.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(*this, 5, 1);
+    }
     /// The softmax scale: `scale`, else 1 / sqrt(head_size) rounded to f32
     /// (std::nullopt for a dynamic head size without `scale`).
     std::optional<float> getSoftmaxScale();

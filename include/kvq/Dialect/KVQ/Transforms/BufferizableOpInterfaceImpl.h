@@ -12,9 +12,10 @@
 namespace mlir::kvq {
 
 /// Registers the BufferizableOpInterface of the tensor forms of
-/// `kvq.cache_store` and `kvq.cache_load` (destination-passing: the caches,
-/// respectively the outputs, bufferize in place into the results), for
-/// one-shot-bufferize. registerAllKVQDialects calls it.
+/// `kvq.cache_store`, `kvq.cache_load` and `kvq.paged_attention`
+/// (destination-passing: the caches, respectively the outputs, bufferize in
+/// place into the results), for one-shot-bufferize. registerAllKVQDialects
+/// calls it.
 void registerBufferizableOpInterfaceExternalModels(DialectRegistry &registry);
 
 } // namespace mlir::kvq
