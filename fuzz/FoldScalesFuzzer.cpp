@@ -29,7 +29,8 @@
 //   byte 2   number of layers - 1 (mod 4)
 //   per layer: a flags byte (dtype mod 5 in bits 0-2, bit 3
 //            calculate_kv_scales, bit 4 prefix, bit 5 checkpoint_tensors,
-//            bit 6 already resolved), then for q, k, v, prob a kind byte
+//            bit 6 already resolved, bit 7 method(compressed_tensors)),
+//            then for q, k, v, prob a kind byte
 //            and its payload (see decodeScale)
 //
 //===----------------------------------------------------------------------===//
@@ -293,7 +294,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!names.empty())
         tensors = b.getDictionaryAttr(names);
     }
-    layers.push_back(LayerOp::create(b, loc, name, prefix, dtype,
+    ScaleMethodAttr method =
+        flags & 128
+            ? ScaleMethodAttr::get(&context, ScaleMethod::CompressedTensors)
+            : ScaleMethodAttr();
+    layers.push_back(LayerOp::create(b, loc, name, prefix, dtype, method,
                                      /*calculate_kv_scales=*/flags & 8, raw,
                                      resolved, tensors));
   }

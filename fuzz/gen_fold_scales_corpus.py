@@ -18,7 +18,7 @@ NO_TARGET, SM90, GFX942, GFX950, CONFLICT, UNTARGETED = 0, 1, 2, 3, 4, 5
 STORE, STORE_FNUZ = 8, 16
 # Layer flags byte.
 DTYPES = {"auto": 0, "fp8": 1, "fp8_e4m3": 2, "fp8_e5m2": 3, "int8": 4}
-CALC, PREFIX, TENSORS, RESOLVED = 8, 16, 32, 64
+CALC, PREFIX, TENSORS, RESOLVED, CT = 8, 16, 32, 64, 128
 # Specials (index into kSpecials).
 SPECIAL = {"0": 0, "-0": 1, "-1": 2, "nan": 4, "inf": 5, "1": 7, "0.5": 8,
            "1e-45": 10, "1e-300": 12, "1e39": 13, "dbl_max": 15,
@@ -95,6 +95,10 @@ SEEDS = {
         layer("fp8_e4m3", k=f64(0.25), v=f64(0.5), prob=special("40000"))),
     "subnormal-bf16": seed(AUTO | BF16, UNTARGETED,
                            layer("fp8", k=special("1e-45"), v=f32(1e-40))),
+    # method(compressed_tensors): a single k, a prob scale, on FNUZ.
+    "ct-gfx942-single-k": seed(AUTO, GFX942,
+        layer("fp8", k=f32(0.05), prob=f32(0.5), flags=CT | TENSORS),
+        layer("fp8_e4m3", k=per_head([0.1, 0.2]), v=f32(0.1), flags=CT)),
 }
 
 

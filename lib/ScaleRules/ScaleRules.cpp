@@ -59,6 +59,12 @@ llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
     return "RUNTIME-SCALES-FROZEN";
   case FindingKind::KVMissing:
     return "KV-MISSING";
+  case FindingKind::CtScaleMissing:
+    return "CT-SCALE-MISSING";
+  case FindingKind::CtProbIgnored:
+    return "CT-PROB-IGNORED";
+  case FindingKind::CtFnuz:
+    return "CT-FNUZ";
   }
   llvm_unreachable("unknown FindingKind");
 }
@@ -73,6 +79,23 @@ FinalScale &Result::operator[](ScaleKind kind) {
 
 const FinalScale &Result::operator[](ScaleKind kind) const {
   return selectScale(kind, k, v, q, prob);
+}
+
+llvm::StringRef mlir::kvq::scales::toString(CtFnuz mode) {
+  switch (mode) {
+  case CtFnuz::Double:
+    return "double";
+  case CtFnuz::Vllm:
+    return "vllm";
+  }
+  llvm_unreachable("unknown CtFnuz");
+}
+
+std::optional<CtFnuz> mlir::kvq::scales::parseCtFnuz(llvm::StringRef name) {
+  return llvm::StringSwitch<std::optional<CtFnuz>>(name)
+      .Case("double", CtFnuz::Double)
+      .Case("vllm", CtFnuz::Vllm)
+      .Default(std::nullopt);
 }
 
 llvm::StringRef mlir::kvq::scales::toString(Severity severity) {
@@ -223,6 +246,10 @@ public:
   }
 
   Result run() {
+    if (options.method == ScaleMethod::CompressedTensors) {
+      foldCompressedTensors();
+      return std::move(result);
+    }
     if (!isQuantized(dtype)) {
       // The cache holds the model dtype: K/V are 1.0 whatever the checkpoint
       // says.
@@ -456,6 +483,74 @@ private:
             " with fp8 attention; this may cause accuracy issues; make sure "
             "q/prob scaling factors are available in the fp8 checkpoint",
         std::move(note));
+  }
+
+  /// vLLM's CompressedTensorsKVCacheMethod: placeholders are 1.0, so each
+  /// scale is its checkpoint value or 1.0; no duplication, no prob scale,
+  /// calculate_kv_scales untouched. vLLM applies no FNUZ factor; kvq does
+  /// (CtFnuz::Double, with CT-FNUZ) unless asked for parity.
+  void foldCompressedTensors() {
+    const bool quantized = isQuantized(dtype);
+    const bool applyFnuz = options.fnuz && options.ctFnuz == CtFnuz::Double;
+    const bool kvFromCheckpoint = quantized && !result.calculateKvScales;
+    bool anyDoubled = false;
+    auto foldOne = [&](const Scale &scale, ScaleKind kind, bool doubles,
+                       bool reportMissing) {
+      FinalScale &final = result[kind];
+      std::string field = stringifyScaleKind(kind).str();
+      if (scale.isPerHead()) {
+        add(Severity::Error,
+            kind == ScaleKind::Q ? FindingKind::PerHeadQP
+                                 : FindingKind::PerHeadKV,
+            kind,
+            "per-head scales are not supported yet (per-tensor only): " +
+                field + " has " + scale.describe() +
+                " on the compressed-tensors path");
+        return;
+      }
+      if (scale.kind == Scale::Kind::Missing) {
+        final = {1.0, ScaleRule::Default, false};
+        if (reportMissing)
+          add(options.strict ? Severity::Error : Severity::Warning,
+              FindingKind::CtScaleMissing, kind,
+              "the compressed-tensors checkpoint has no " + field +
+                  " scale for the " + dtypeName() + " KV cache; " + field +
+                  " = 1.0, vLLM's placeholder (vLLM says nothing)");
+        return;
+      }
+      // vLLM copies the loaded value as it is; a non-positive or NaN one is
+      // caught by the final finiteness check of the pass.
+      double value = scale.value;
+      if (doubles && applyFnuz) {
+        value = kind == ScaleKind::Q
+                    ? roundToModelDtype(value * 2.0, options.modelDtype)
+                    : value * 2.0;
+        anyDoubled = true;
+      }
+      final = {value, ScaleRule::Checkpoint, doubles && applyFnuz};
+    };
+    if (!quantized)
+      result.k = result.v = {1.0, ScaleRule::NotQuantized, false};
+    else if (result.calculateKvScales)
+      result.k = result.v = {1.0, ScaleRule::Runtime, false};
+    else {
+      foldOne(k, ScaleKind::K, isFp8(dtype), /*reportMissing=*/true);
+      foldOne(v, ScaleKind::V, isFp8(dtype), /*reportMissing=*/true);
+    }
+    foldOne(q, ScaleKind::Q, /*doubles=*/true,
+            /*reportMissing=*/kvFromCheckpoint);
+    result.prob = {1.0, ScaleRule::Default, false};
+    if (prob.kind != Scale::Kind::Missing)
+      add(Severity::Warning, FindingKind::CtProbIgnored, ScaleKind::Prob,
+          "compressed-tensors has no prob scale: the checkpoint's (prob = " +
+              prob.describe() + ") is not used, P = 1.0");
+    if (anyDoubled)
+      add(Severity::Warning, FindingKind::CtFnuz, std::nullopt,
+          "compressed-tensors scales doubled for the FNUZ fp8 format, as in "
+          "vLLM's base path; vLLM's compressed-tensors path does not double "
+          "them, so values up to 448 of scales calibrated for OCP fp8 "
+          "(amax / 448) saturate at 240 there",
+          "ct-fnuz=vllm gives exact vLLM parity (no doubling)");
   }
 
   void addPerHeadQP(const Scale &scale, ScaleKind kind) {

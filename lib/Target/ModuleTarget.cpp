@@ -56,6 +56,7 @@ ModuleTarget::parse(StringRef kind, StringRef chip,
                          << "' given for target 'cpu', which takes none";
     return ModuleTarget();
   }
+  bool chipGiven = !chip.empty();
   if (kind == "nvvm") {
     if (chip.empty())
       chip = "sm_90";
@@ -63,7 +64,7 @@ ModuleTarget::parse(StringRef kind, StringRef chip,
     if (!sm)
       return emitError() << "unknown NVIDIA chip '" << chip
                          << "', expected sm_<version> such as sm_80 or sm_90";
-    return ModuleTarget(TargetKind::NVVM, chip.str(), *sm);
+    return ModuleTarget(TargetKind::NVVM, chip.str(), *sm, chipGiven);
   }
   if (kind == "rocdl") {
     if (chip.empty())
@@ -71,7 +72,7 @@ ModuleTarget::parse(StringRef kind, StringRef chip,
     if (failed(amdgpu::Chipset::parse(chip)))
       return emitError() << "unknown AMD chip '" << chip
                          << "', expected gfx<version> such as gfx942 or gfx950";
-    return ModuleTarget(TargetKind::ROCDL, chip.str(), 0);
+    return ModuleTarget(TargetKind::ROCDL, chip.str(), 0, chipGiven);
   }
   if (!kind.empty())
     return emitError() << "unknown target '" << kind
@@ -201,7 +202,7 @@ mlir::kvq::lookupModuleTarget(ModuleOp module) {
 static LogicalResult checkRequest(const StatedTarget &stated,
                                   const ModuleTarget &request,
                                   StringRef passName) {
-  if (request == stated.target)
+  if (request.agreesWith(stated.target))
     return success();
   InFlightDiagnostic diag = stated.op->emitError()
                             << passName << ": target " << request.describe()

@@ -541,6 +541,124 @@ INSTANTIATE_TEST_SUITE_P(ScaleRules, DecisionTable,
                          });
 
 //===----------------------------------------------------------------------===//
+// The compressed-tensors rules (vLLM's CompressedTensorsKVCacheMethod)
+//===----------------------------------------------------------------------===//
+
+Options ct(bool fnuz = false, CtFnuz mode = CtFnuz::Double, bool strict = false,
+           ModelDtype modelDtype = ModelDtype::None) {
+  Options options = opts(fnuz, modelDtype, QFallback::SeedFinal, strict);
+  options.method = ScaleMethod::CompressedTensors;
+  options.ctFnuz = mode;
+  return options;
+}
+const Options ctPlain = ct();
+const Options ctFnuzDouble = ct(/*fnuz=*/true);
+const Options ctFnuzVllm = ct(/*fnuz=*/true, CtFnuz::Vllm);
+const Options ctStrict = ct(false, CtFnuz::Double, /*strict=*/true);
+const Options ctQFromK = [] {
+  Options options = ct();
+  options.qFallback = QFallback::K;
+  return options;
+}();
+
+const Expect ctMissingK{FK::CtScaleMissing, W, "k", "no k scale"};
+const Expect ctMissingV{FK::CtScaleMissing, W, "v", "no v scale"};
+const Expect ctMissingQ{FK::CtScaleMissing, W, "q", "no q scale"};
+const Expect ctDoubled{FK::CtFnuz, W, "", "saturate at 240"};
+const Expect ctProbIgnored{FK::CtProbIgnored, W, "prob", "prob = 0.3"};
+
+// clang-format off
+const Case compressedTensorsTable[] = {
+    // All three scales: taken as they are, P = 1.0, no warnings.
+    {"CtAllScales", scales(s(0.05), s(0.1), s(0.2)), Fp8, false, ctPlain,
+     ckpt(0.05), ckpt(0.1), ckpt(0.2), dflt, false, {}},
+    // No UNCALIBRATED-QP, FP8-UNIT-SCALE or Q-MISSING: vLLM's CT path warns
+    // about none of them; a missing q is CT-SCALE-MISSING.
+    {"CtUnitScalesNoBaseWarnings", scales(s(1.0), s(1.0), s(1.0)), Fp8, false,
+     ctPlain, ckpt(1.0), ckpt(1.0), ckpt(1.0), dflt, false, {}},
+    // Placeholders are 1.0: each missing scale is 1.0, and reported.
+    {"CtMissingQ", scales(s(0.05), s(0.1)), Fp8, false, ctPlain, ckpt(0.05),
+     ckpt(0.1), dflt, dflt, false, {ctMissingQ}},
+    {"CtMissingAll", scales(none, none), E4M3, false, ctPlain, dflt, dflt, dflt,
+     dflt, false, {ctMissingK, ctMissingV, ctMissingQ}},
+    // No duplication of a single kv scale (the base path gives V = k).
+    {"CtSingleKNotDuplicated", scales(s(0.05), none, s(0.2)), Fp8, false,
+     ctPlain, ckpt(0.05), dflt, ckpt(0.2), dflt, false, {ctMissingV}},
+    // Only v: no K-SCALE-INVALID, K = 1.0.
+    {"CtOnlyV", scales(none, s(0.1), s(0.2)), Fp8, false, ctPlain, dflt,
+     ckpt(0.1), ckpt(0.2), dflt, false, {ctMissingK}},
+    // Values are copied as they are (no -1 sentinel): the pass's final check
+    // rejects a non-positive one (SCALE-NOT-FINITE).
+    {"CtZeroAndNegativeCopied", scales(s(0.0), s(-1.0), s(0.2)), Fp8, false,
+     ctPlain, ckpt(0.0), ckpt(-1.0), ckpt(0.2), dflt, false, {}},
+    // No prob scale: a checkpoint's is ignored, and reported.
+    {"CtProbIgnored", scales(s(0.05), s(0.1), s(0.2), s(0.3)), Fp8, false,
+     ctPlain, ckpt(0.05), ckpt(0.1), ckpt(0.2), dflt, false, {ctProbIgnored}},
+    // calculate_kv_scales untouched, even with a checkpoint q.
+    {"CtCalculateKvScalesUntouched", scales(s(0.05), s(0.1), s(0.2)), Fp8, true,
+     ctPlain, runtime, runtime, ckpt(0.2), dflt, true, {}},
+    {"CtCalculateKvScalesNoQ", scales(none, none), Fp8, true, ctPlain, runtime,
+     runtime, dflt, dflt, true, {}},
+    // auto cache: K = V = 1.0, q as given, a missing q not reported.
+    {"CtAutoCache", scales(s(0.05), s(0.1), s(0.2)), Auto, false, ctPlain,
+     notQuant, notQuant, ckpt(0.2), dflt, false, {}},
+    {"CtAutoCacheNoQ", scales(none, none), Auto, false, ctPlain, notQuant,
+     notQuant, dflt, dflt, false, {}},
+    // FNUZ, default: doubled as in the base path (defaults never), warned.
+    {"CtFnuzDoubled", scales(s(0.05), s(0.1), s(0.2)), Fp8, false,
+     ctFnuzDouble, ckpt(0.1, true), ckpt(0.2, true), ckpt(0.4, true), dflt,
+     false, {ctDoubled}},
+    {"CtFnuzDoubledMissingQ", scales(s(0.05), s(0.1)), E4M3, false,
+     ctFnuzDouble, ckpt(0.1, true), ckpt(0.2, true), dflt, dflt, false,
+     {ctMissingQ, ctDoubled}},
+    // int8: K/V never doubled; q still is.
+    {"CtFnuzInt8", scales(s(0.05), s(0.1), s(0.2)), Int8, false, ctFnuzDouble,
+     ckpt(0.05), ckpt(0.1), ckpt(0.4, true), dflt, false, {ctDoubled}},
+    // Nothing to double: no CT-FNUZ.
+    {"CtFnuzNothingDoubled", scales(none, none), Fp8, false, ctFnuzDouble, dflt,
+     dflt, dflt, dflt, false, {ctMissingK, ctMissingV, ctMissingQ}},
+    // ct-fnuz=vllm: exact vLLM parity, no factor, nothing said.
+    {"CtFnuzVllmParity", scales(s(0.05), s(0.1), s(0.2)), Fp8, false,
+     ctFnuzVllm, ckpt(0.05), ckpt(0.1), ckpt(0.2), dflt, false, {}},
+    // Strict mode: a missing scale is an error.
+    {"CtStrictMissing", scales(s(0.05), none, s(0.2)), Fp8, false, ctStrict,
+     ckpt(0.05), dflt, ckpt(0.2), dflt, false,
+     {{FK::CtScaleMissing, E, "v", "no v scale"}}},
+    // q-fallback is a base-path option: Q stays 1.0.
+    {"CtQFallbackIgnored", scales(s(0.05), s(0.1)), Fp8, false, ctQFromK,
+     ckpt(0.05), ckpt(0.1), dflt, dflt, false, {ctMissingQ}},
+    // Per-head scales: not supported yet.
+    {"CtPerHeadK", scales(heads({0.1, 0.2}), s(0.1), s(0.2)), Fp8, false,
+     ctPlain, dflt, ckpt(0.1), ckpt(0.2), dflt, false,
+     {{FK::PerHeadKV, E, "k", "not supported yet (per-tensor only)"}}},
+    {"CtPerHeadQ", scales(s(0.1), s(0.1), heads({0.1, 0.2})), Fp8, false,
+     ctPlain, ckpt(0.1), ckpt(0.1), dflt, dflt, false,
+     {{FK::PerHeadQP, E, "q", "not supported yet (per-tensor only)"}}},
+};
+// clang-format on
+
+class CompressedTensorsTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CompressedTensorsTable, Folds) {
+  const Case &c = GetParam();
+  Result result = fold(c);
+  expectFold(result, c.k, c.v, c.q, c.prob, c.calculateKvScalesAfter,
+             c.findings);
+}
+
+INSTANTIATE_TEST_SUITE_P(ScaleRules, CompressedTensorsTable,
+                         ::testing::ValuesIn(compressedTensorsTable),
+                         [](const ::testing::TestParamInfo<Case> &info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(ScaleRulesHelpers, CtFnuzRoundTrip) {
+  for (CtFnuz mode : {CtFnuz::Double, CtFnuz::Vllm})
+    EXPECT_EQ(parseCtFnuz(toString(mode)), mode);
+  EXPECT_EQ(parseCtFnuz("x2"), std::nullopt);
+}
+
+//===----------------------------------------------------------------------===//
 // Notes
 //===----------------------------------------------------------------------===//
 
@@ -763,6 +881,9 @@ TEST(ScaleRulesHelpers, FindingKeys) {
       {FK::PerHeadQP, "PER-HEAD-QP"},
       {FK::RuntimeScalesFrozen, "RUNTIME-SCALES-FROZEN"},
       {FK::KVMissing, "KV-MISSING"},
+      {FK::CtScaleMissing, "CT-SCALE-MISSING"},
+      {FK::CtProbIgnored, "CT-PROB-IGNORED"},
+      {FK::CtFnuz, "CT-FNUZ"},
   };
   for (auto [kind, key] : keys)
     EXPECT_EQ(getFindingKey(kind), key);

@@ -27,6 +27,12 @@
 //   Q/P block, always: Q = q*F if q > 0 else 1.0; P = prob*F if prob > 0
 //   else 1.0. F applies to q/prob whenever the target is FNUZ.
 //
+// ScaleMethod::CompressedTensors (vLLM's CompressedTensorsKVCacheMethod):
+// each of k, v, q is its checkpoint value, or 1.0 when missing (reported,
+// CT-SCALE-MISSING); no duplication, P = 1.0 (a prob scale is ignored, and
+// reported), calculate_kv_scales is left as it is. On FNUZ, kvq doubles as
+// the base path does and warns (CT-FNUZ); CtFnuz::Vllm does not double.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef KVQ_SCALERULES_SCALERULES_H
@@ -60,8 +66,17 @@ enum class ModelDtype { None, BF16, F16 };
 /// k_scale" and then overwrites Q with 1.0). K: Q = K, as that log promises.
 enum class QFallback { SeedFinal, K };
 
+/// What the compressed-tensors rules do on an FNUZ target. Double: x2 as in
+/// the base path (scales calibrated as amax/448 would otherwise saturate at
+/// 240), with a CT-FNUZ warning. Vllm: exact vLLM parity, no x2.
+enum class CtFnuz { Double, Vllm };
+
 struct Options {
   bool fnuz = false; // target fp8 is FNUZ (AMD gfx942): F = 2
+  /// Which producer's rules: vLLM's BaseKVCacheMethod (the seed) or
+  /// CompressedTensorsKVCacheMethod.
+  ScaleMethod method = ScaleMethod::Base;
+  CtFnuz ctFnuz = CtFnuz::Double;
   ModelDtype modelDtype = ModelDtype::None;
   QFallback qFallback = QFallback::SeedFinal;
   bool strict = false; // missing scales are errors (production builds)
@@ -97,6 +112,12 @@ enum class FindingKind {
                         // calculation off, K=V stay 1.0 for good
   KVMissing,            // KV-MISSING: strict mode only: quantized cache, no
                         // k/v scales in the checkpoint
+  CtScaleMissing,       // CT-SCALE-MISSING: compressed-tensors: a k, v or q
+                        // scale is missing and folds to vLLM's 1.0
+  CtProbIgnored,        // CT-PROB-IGNORED: compressed-tensors has no prob
+                        // scale; the checkpoint's is not used
+  CtFnuz,               // CT-FNUZ: compressed-tensors on FNUZ: kvq doubles,
+                        // vLLM does not
 };
 
 /// Stable upper-case key, e.g. "Q-MISSING" (used in messages and tests).
@@ -147,6 +168,10 @@ Result foldScales(const RawScales &raw, KVCacheDtype dtype,
 //===----------------------------------------------------------------------===//
 // Helpers (also used by the rules themselves)
 //===----------------------------------------------------------------------===//
+
+/// "double" or "vllm"; parseCtFnuz accepts the same.
+llvm::StringRef toString(CtFnuz mode);
+std::optional<CtFnuz> parseCtFnuz(llvm::StringRef);
 
 /// "warning" or "error".
 llvm::StringRef toString(Severity severity);

@@ -96,13 +96,25 @@ public:
   }
   bool operator!=(const ModuleTarget &other) const { return !(*this == other); }
 
+  /// Whether this target, asked for by an option, agrees with the `stated`
+  /// one: the same kind, and the same chip unless the option named none
+  /// (`target=nvvm` agrees with a module's sm_80; only the default chip
+  /// of a module that states nothing is sm_90).
+  bool agreesWith(const ModuleTarget &stated) const {
+    return kind == stated.kind && (!chipGiven || chip == stated.chip);
+  }
+
 private:
-  ModuleTarget(TargetKind kind, std::string chip, unsigned smVersion)
-      : kind(kind), chip(std::move(chip)), smVersion(smVersion) {}
+  ModuleTarget(TargetKind kind, std::string chip, unsigned smVersion,
+               bool chipGiven)
+      : kind(kind), chip(std::move(chip)), smVersion(smVersion),
+        chipGiven(chipGiven) {}
 
   TargetKind kind = TargetKind::CPU;
   std::string chip;
   unsigned smVersion = 0;
+  /// The chip was named (not the kind's default).
+  bool chipGiven = true;
 };
 
 /// The target `module` states, with the attribute that states it (the

@@ -69,3 +69,16 @@ module attributes {kvq.target = #kvq.cpu_target} {
   // CHECK-SAME: resolved(<k = 5.000000e-02 checkpoint
   kvq.layer @cpu cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32>)
 }
+
+// -----
+
+// The attention op reads the cache too: an FNUZ cache on an OCP target is
+// refused there as well.
+gpu.module @k [#nvvm.target<chip = "sm_90">] {}
+kvq.layer @attention_fnuz_on_ocp cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32>)
+func.func @attend(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FNUZ>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @below {{[FP8-FORMAT-MISMATCH] cache element type 'f8E4M3FNUZ' is FNUZ but the target's fp8 format is OCP (layer @attention_fnuz_on_ocp); the same bytes would be read as values 2x apart}}
+  kvq.paged_attention @attention_fnuz_on_ocp (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FNUZ>, memref<?x?xi32>, memref<?xi32>
+  return
+}

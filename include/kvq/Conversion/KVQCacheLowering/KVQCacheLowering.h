@@ -45,9 +45,10 @@
 namespace mlir::kvq {
 
 /// Emits an error at every kvq cache op under `root` that cannot be lowered
-/// (its layer has no `#kvq.resolved_scales`, or its activation type is not
-/// f16, bf16 or f32), with a note at the layer. Call before applying the
-/// patterns: they refuse such ops silently.
+/// (the tensor form: bufferize first; its layer has no
+/// `#kvq.resolved_scales`; or its activation type is not f16, bf16 or f32),
+/// with a note at the layer. Call before applying the patterns: they refuse
+/// such ops silently.
 LogicalResult checkCacheOpsLowerable(Operation *root);
 
 /// How the store path computes x / s (ScaledDivision.h).

@@ -34,6 +34,26 @@ static void printKVCacheDtype(OpAsmPrinter &printer, Operation *,
   printer << stringifyKVCacheDtype(attr.getValue());
 }
 
+/// `method(compressed_tensors)`: the method as a bare keyword inside the op.
+static ParseResult parseScaleMethod(OpAsmParser &parser,
+                                    ScaleMethodAttr &attr) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<ScaleMethod> method = symbolizeScaleMethod(keyword);
+  if (!method)
+    return parser.emitError(loc, "unknown scale method '")
+           << keyword << "', expected base or compressed_tensors";
+  attr = ScaleMethodAttr::get(parser.getContext(), *method);
+  return success();
+}
+
+static void printScaleMethod(OpAsmPrinter &printer, Operation *,
+                             ScaleMethodAttr attr) {
+  printer << stringifyScaleMethod(attr.getValue());
+}
+
 /// `precision(fp8_qk)`, absent for the default `dequantized`.
 static ParseResult parseAttentionPrecision(OpAsmParser &parser,
                                            AttentionPrecisionAttr &attr) {

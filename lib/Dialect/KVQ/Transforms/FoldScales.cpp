@@ -42,16 +42,28 @@ static bool isOcpFp8Type(Type type) {
 /// byte is worth 2x more read as FN than as FNUZ.
 static LogicalResult checkCacheFormats(ModuleOp module, bool fnuz) {
   bool ok = true;
-  module.walk([&](CacheOpInterface op) {
-    Type element = op.getCacheType().getElementType();
+  // Every op that reads or writes a layer's cache: the cache ops and the
+  // attention op.
+  module.walk([&](Operation *op) {
+    Type element;
+    FlatSymbolRefAttr layer;
+    if (auto cacheOp = dyn_cast<CacheOpInterface>(op)) {
+      element = cacheOp.getCacheType().getElementType();
+      layer = cacheOp.getLayerAttr();
+    } else if (auto attention = dyn_cast<PagedAttentionOp>(op)) {
+      element =
+          cast<ShapedType>(attention.getKeyCache().getType()).getElementType();
+      layer = attention.getLayerAttr();
+    } else {
+      return;
+    }
     if (fnuz ? !isOcpFp8Type(element) : !isFnuzType(element))
       return;
     ok = false;
     op->emitError() << "[FP8-FORMAT-MISMATCH] cache element type " << element
                     << " is " << (fnuz ? "OCP" : "FNUZ")
                     << " but the target's fp8 format is "
-                    << (fnuz ? "FNUZ" : "OCP") << " (layer "
-                    << op.getLayerAttr()
+                    << (fnuz ? "FNUZ" : "OCP") << " (layer " << layer
                     << "); the same bytes would be read as values 2x apart";
   });
   return success(ok);
@@ -115,6 +127,12 @@ LogicalResult KVQFoldScalesPass::parseOptions(rules::Options &options,
   if (!dtype)
     return bad("model-dtype", modelDtype, "'none', 'bf16' or 'f16'");
   options.modelDtype = *dtype;
+  if (method != "auto" && method != "base" && method != "compressed-tensors")
+    return bad("method", method, "'auto', 'base' or 'compressed-tensors'");
+  std::optional<rules::CtFnuz> ctMode = rules::parseCtFnuz(ctFnuz);
+  if (!ctMode)
+    return bad("ct-fnuz", ctFnuz, "'double' or 'vllm'");
+  options.ctFnuz = *ctMode;
   if (fp8Format != "auto" && fp8Format != "ocp" && fp8Format != "fnuz")
     return bad("fp8-format", fp8Format, "'auto', 'ocp' or 'fnuz'");
   FailureOr<std::optional<StatedTarget>> stated = lookupModuleTarget(module);
@@ -154,8 +172,15 @@ void KVQFoldScalesPass::emitFinding(LayerOp layer,
     diag.attachNote() << finding.note;
 }
 
-bool KVQFoldScalesPass::foldLayer(LayerOp layer, const rules::Options &options,
+bool KVQFoldScalesPass::foldLayer(LayerOp layer,
+                                  const rules::Options &moduleOptions,
                                   Tally &tally) {
+  rules::Options options = moduleOptions;
+  if (method == "auto")
+    options.method = layer.getScaleMethodOrBase();
+  else
+    options.method =
+        method == "base" ? ScaleMethod::Base : ScaleMethod::CompressedTensors;
   rules::RawScales raw;
   if (ScalesAttr scales = layer.getCheckpointScalesAttr())
     for (ScaleKind kind : kScaleKinds)
@@ -215,6 +240,12 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer, const rules::Options &options,
   layer.setCalculateKvScales(result.calculateKvScales);
   layer.removeCheckpointScalesAttr();
   layer.removeCheckpointTensorsAttr();
+  // The folded layer states the rules that produced its resolved scales
+  // (no clause for the base rules), also when the option overrode them.
+  if (options.method == ScaleMethod::Base)
+    layer.removeScaleMethodAttr();
+  else
+    layer.setScaleMethod(options.method);
 
   ++tally.folded;
   tally.defaulted += result.k.rule == ScaleRule::Default;

@@ -10,11 +10,16 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvq/Checkpoint/JSONCheck.h"
 #include "kvq/Checkpoint/ScaleNames.h"
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
+#include "kvq/ScaleRules/ScaleRules.h"
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 
 namespace mlir::kvq {
 #define GEN_PASS_DEF_KVQIMPORTCHECKPOINT
@@ -57,6 +62,166 @@ static Attribute buildScale(Builder &b, const ckpt::MatchedScale &scale,
   return DenseElementsAttr::get(tensorType, values);
 }
 
+//===----------------------------------------------------------------------===//
+// config.json: the producer's quantization config
+//===----------------------------------------------------------------------===//
+
+/// A config.json larger than this is not a model config (they are a few KB).
+static constexpr uint64_t kMaxConfigSize = 16ull << 20;
+
+/// What the config says about the folding rules.
+struct ConfigMethod {
+  std::string path; // the config.json read, empty when there is none
+  ScaleMethod method = ScaleMethod::Base;
+};
+
+/// A JSON scalar as Python's str() prints it in vLLM's messages.
+static std::string pythonStr(const llvm::json::Value *value) {
+  if (!value || value->kind() == llvm::json::Value::Null)
+    return "None";
+  if (std::optional<bool> b = value->getAsBoolean())
+    return *b ? "True" : "False";
+  if (std::optional<llvm::StringRef> str = value->getAsString())
+    return str->str();
+  if (std::optional<int64_t> i = value->getAsInteger())
+    return std::to_string(*i);
+  if (std::optional<double> d = value->getAsNumber())
+    return scales::formatScale(*d);
+  return "?";
+}
+
+/// Reads the config.json next to the checkpoint, if there is one, and
+/// validates a compressed-tensors kv_cache_scheme as vLLM's
+/// CompressedTensorsKVCacheMethod.validate_kv_cache_scheme does.
+static FailureOr<ConfigMethod> readConfig(ModuleOp module,
+                                          StringRef checkpoint) {
+  ConfigMethod result;
+  SmallString<256> path(checkpoint);
+  if (!llvm::sys::fs::is_directory(checkpoint)) {
+    path = llvm::sys::path::parent_path(checkpoint);
+    if (path.empty())
+      path = ".";
+  }
+  llvm::sys::path::append(path, "config.json");
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status) ||
+      status.type() == llvm::sys::fs::file_type::file_not_found)
+    return result;
+  result.path = path.str().str();
+  auto error = [&]() {
+    return emitError(module.getLoc())
+           << "kvq-import-checkpoint: " << result.path << ": ";
+  };
+  auto invalid = [&]() { return error() << "[CT-CONFIG-INVALID] "; };
+  if (status.type() != llvm::sys::fs::file_type::regular_file) {
+    invalid() << "cannot read: not a regular file";
+    return failure();
+  }
+  if (status.getSize() > kMaxConfigSize) {
+    invalid() << "file is " << status.getSize()
+              << " bytes, more than the limit of " << kMaxConfigSize;
+    return failure();
+  }
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                  /*RequiresNullTerminator=*/false);
+  if (!buffer) {
+    invalid() << "cannot read: " << buffer.getError().message();
+    return failure();
+  }
+  llvm::Expected<llvm::json::Value> json =
+      ckpt::parseStrictJSON((*buffer)->getBuffer());
+  if (!json) {
+    invalid() << "not valid JSON: " << llvm::toString(json.takeError());
+    return failure();
+  }
+  const llvm::json::Object *root = json->getAsObject();
+  if (!root) {
+    invalid() << "not a JSON object";
+    return failure();
+  }
+  const llvm::json::Value *qc = root->get("quantization_config");
+  if (!qc || qc->kind() == llvm::json::Value::Null)
+    return result;
+  const llvm::json::Object *qcObject = qc->getAsObject();
+  if (!qcObject) {
+    invalid() << "'quantization_config' is not an object";
+    return failure();
+  }
+  const llvm::json::Value *scheme = qcObject->get("kv_cache_scheme");
+  if (!scheme || scheme->kind() == llvm::json::Value::Null)
+    return result;
+  const llvm::json::Object *fields = scheme->getAsObject();
+  if (!fields) {
+    invalid() << "'quantization_config.kv_cache_scheme' is not an object";
+    return failure();
+  }
+  // Types first: vLLM reads the fields with dict.get (absent = None).
+  auto isNull = [](const llvm::json::Value *v) {
+    return !v || v->kind() == llvm::json::Value::Null;
+  };
+  const llvm::json::Value *numBits = fields->get("num_bits");
+  const llvm::json::Value *type = fields->get("type");
+  const llvm::json::Value *strategy = fields->get("strategy");
+  const llvm::json::Value *symmetric = fields->get("symmetric");
+  for (auto [name, value, expected, ok] :
+       {std::make_tuple("num_bits", numBits, "a number",
+                        isNull(numBits) || numBits->getAsNumber()),
+        std::make_tuple("type", type, "a string",
+                        isNull(type) || type->getAsString()),
+        std::make_tuple("strategy", strategy, "a string",
+                        isNull(strategy) || strategy->getAsString()),
+        std::make_tuple("symmetric", symmetric, "a boolean",
+                        isNull(symmetric) || symmetric->getAsBoolean())}) {
+    if (ok)
+      continue;
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    os << *value;
+    invalid() << "'quantization_config.kv_cache_scheme." << name << "' must be "
+              << expected << " or null, got " << text;
+    return failure();
+  }
+  // vLLM's checks, in its order and words (note the `and`: an int8 or an
+  // fp4 scheme passes the first).
+  std::optional<StringRef> typeName =
+      isNull(type) ? std::nullopt : type->getAsString();
+  std::optional<double> bits =
+      isNull(numBits) ? std::nullopt : numBits->getAsNumber();
+  auto unsupported = [&]() { return error() << "[CT-SCHEME-UNSUPPORTED] "; };
+  if (typeName != StringRef("float") && bits != 8.0) {
+    unsupported() << "Currently supported kv cache quantization is "
+                     "num_bits=8, type=float, however received num_bits="
+                  << pythonStr(numBits) << ", type=" << pythonStr(type);
+    return failure();
+  }
+  std::optional<StringRef> strategyName =
+      isNull(strategy) ? std::nullopt : strategy->getAsString();
+  if (strategyName != StringRef("tensor") &&
+      strategyName != StringRef("attn_head")) {
+    unsupported() << "Invalid strategy for compressed-tensors KV cache. "
+                     "Expected strategies: ('tensor', 'attn_head'), found "
+                     "strategy: "
+                  << pythonStr(strategy);
+    return failure();
+  }
+  if (isNull(symmetric) || !*symmetric->getAsBoolean()) {
+    unsupported() << "Only support symmetric scaling factor for "
+                     "compressed-tensors KV cache. However found symmetric: "
+                  << pythonStr(symmetric);
+    return failure();
+  }
+  if (strategyName == StringRef("attn_head")) {
+    error() << "[CT-PER-HEAD] kv_cache_scheme strategy 'attn_head' (one "
+               "scale per attention head) is valid in vLLM, but per-head "
+               "scales are not supported yet (per-tensor only): use a "
+               "checkpoint calibrated with strategy 'tensor'";
+    return failure();
+  }
+  result.method = ScaleMethod::CompressedTensors;
+  return result;
+}
+
 namespace {
 struct KVQImportCheckpointPass final
     : mlir::kvq::impl::KVQImportCheckpointBase<KVQImportCheckpointPass> {
@@ -80,6 +245,10 @@ void KVQImportCheckpointPass::runOnOperation() {
         << "kvq-import-checkpoint: " << llvm::toString(opened.takeError());
     return signalPassFailure();
   }
+
+  FailureOr<ConfigMethod> config = readConfig(module, checkpoint);
+  if (mlir::failed(config))
+    return signalPassFailure();
 
   // Diagnostics are emitted at the layer's location, not on the layer op:
   // Operation::emitError would attach the op printed in full, which for an
@@ -166,6 +335,8 @@ void KVQImportCheckpointPass::runOnOperation() {
     layer.setCheckpointScalesAttr(ScalesAttr::get(
         &getContext(), fields[0], fields[1], fields[2], fields[3]));
     layer.setCheckpointTensorsAttr(b.getDictionaryAttr(tensors));
+    if (config->method != ScaleMethod::Base)
+      layer.setScaleMethod(config->method);
   }
 
   // Report the findings: at the layer when there is one, else at the module.

@@ -6,6 +6,7 @@
 # ===----------------------------------------------------------------------===#
 """Writes the small checkpoints kvq-import-checkpoint.mlir reads into argv[1]."""
 
+import json
 import os
 import sys
 
@@ -104,3 +105,53 @@ write_index(os.path.join(shard, "model.safetensors.index.json"),
 # Truncated: a header length past the end of the file.
 with open(os.path.join(out, "truncated.safetensors"), "wb") as f:
     f.write((1000).to_bytes(8, "little") + b'{"a":')
+
+# Folders with a config.json next to the checkpoint
+# (kvq-import-checkpoint-config.mlir): the producer's quantization config.
+CT_SCALES = [
+    (L0 + "k_scale", "F32", [], [0.05]),
+    (L0 + "v_scale", "F32", [], [0.07]),
+]
+
+
+def config_folder(name, config, tensors=CT_SCALES):
+    folder = os.path.join(out, "config", name)
+    os.makedirs(folder, exist_ok=True)
+    write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+    if config is not None:
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            f.write(config if isinstance(config, str) else json.dumps(config))
+
+
+def ct(**scheme):
+    base = {"num_bits": 8, "type": "float", "symmetric": True,
+            "dynamic": False, "strategy": "tensor"}
+    base.update(scheme)
+    base = {k: v for k, v in base.items() if v != "<drop>"}
+    return {"num_attention_heads": 8, "num_key_value_heads": 8,
+            "quantization_config": {"quant_method": "compressed-tensors",
+                                    "kv_cache_scheme": base}}
+
+
+config_folder("ct", ct())
+config_folder("ct-int8", ct(num_bits=8, type="int"))
+config_folder("ct-fp4", ct(num_bits=4, type="float"))
+config_folder("ct-int4", ct(num_bits=4, type="int"))
+config_folder("ct-no-fields", ct(num_bits="<drop>", type="<drop>"))
+config_folder("ct-channel", ct(strategy="channel"))
+config_folder("ct-asym", ct(symmetric=False))
+config_folder("ct-attn-head", ct(strategy="attn_head"))
+config_folder("ct-null-scheme", {"quantization_config": {
+    "quant_method": "compressed-tensors", "kv_cache_scheme": None}})
+config_folder("modelopt", {"quantization_config": {
+    "quant_method": "modelopt", "kv_cache_quant_algo": "FP8"}})
+config_folder("no-quant", {"model_type": "llama"})
+config_folder("bad-json", '{"quantization_config": {')
+config_folder("not-object", "[1, 2]")
+config_folder("qc-string", {"quantization_config": "compressed-tensors"})
+config_folder("scheme-list", {"quantization_config": {"kv_cache_scheme": [8]}})
+config_folder("bits-string", ct(num_bits="8"))
+config_folder("symmetric-int", ct(symmetric=1))
+config_folder("dup-key", '{"quantization_config": {}, "quantization_config": {}}')
+config_folder("dir-config", None)
+os.makedirs(os.path.join(out, "config", "dir-config", "config.json"), exist_ok=True)

@@ -70,6 +70,31 @@ def KVQ_ScaleRuleAttr : EnumAttr<KVQ_Dialect, KVQ_ScaleRule, "scale_rule"> {
   }];
 }
 
+def KVQ_ScaleMethod : I32EnumAttr<"ScaleMethod",
+    "which producer's scale-folding rules apply to a layer", [
+    I32EnumAttrCase<"Base", 0, "base">,
+    I32EnumAttrCase<"CompressedTensors", 1, "compressed_tensors">]> {
+  let cppNamespace = "::mlir::kvq";
+  let genSpecializedAttr = 0;
+}
+
+def KVQ_ScaleMethodAttr : EnumAttr<KVQ_Dialect, KVQ_ScaleMethod,
+                                   "scale_method"> {
+  let assemblyFormat = "`<` $value `>`";
+  let summary = "the scale-folding rules of a layer's checkpoint producer";
+  let description = [{
+    - `base`: vLLM's `BaseKVCacheMethod` (the seed's rules; the default
+      when a layer states no method).
+    - `compressed_tensors`: vLLM's `CompressedTensorsKVCacheMethod`, for
+      checkpoints whose `config.json` declares a compressed-tensors
+      `kv_cache_scheme` (llm-compressor): missing scales are 1.0, a single
+      KV scale is not duplicated, no prob scale.
+
+    `kvq-import-checkpoint` sets it from the checkpoint's `config.json`;
+    `kvq-fold-scales` reads it (its `method` option overrides it).
+  }];
+}
+
 def KVQ_AttentionPrecision : I32EnumAttr<"AttentionPrecision",
     "the arithmetic of decode attention over a quantized cache", [
     I32EnumAttrCase<"Dequantized", 0, "dequantized">,

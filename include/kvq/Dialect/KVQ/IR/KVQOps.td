@@ -30,6 +30,10 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
       so on hold the scales); checkpoint import matches tensor names
       against it. Defaults to the symbol name when absent.
     - `cache`: the KV-cache dtype (`#kvq.kv_cache_dtype`).
+    - `method`: the scale-folding rules of the checkpoint's producer
+      (`#kvq.scale_method`): `method(compressed_tensors)`; absent means
+      `base`. Set by `kvq-import-checkpoint` from the checkpoint's
+      `config.json`.
     - `calculate_kv_scales`: K/V scales are computed at run time from the
       first batch instead of taken from the checkpoint.
     - `checkpoint`: the raw scales (`#kvq.scales`), present until
@@ -57,6 +61,7 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     SymbolNameAttr:$sym_name,
     OptionalAttr<StrAttr>:$prefix,
     KVQ_KVCacheDtypeAttr:$kv_cache_dtype,
+    OptionalAttr<KVQ_ScaleMethodAttr>:$scale_method,
     UnitAttr:$calculate_kv_scales,
     OptionalAttr<KVQ_ScalesAttr>:$checkpoint_scales,
     OptionalAttr<KVQ_ResolvedScalesAttr>:$resolved_scales,
@@ -64,6 +69,7 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
   let assemblyFormat = [{
     $sym_name (`prefix` `(` $prefix^ `)`)?
     `cache` `(` custom<KVCacheDtype>($kv_cache_dtype) `)`
+    (`method` `(` custom<ScaleMethod>($scale_method)^ `)`)?
     (`calculate_kv_scales` $calculate_kv_scales^)?
     (`checkpoint` `(` $checkpoint_scales^ `)`)?
     (`resolved` `(` $resolved_scales^ `)`)? attr-dict
@@ -79,6 +85,10 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
     /// Whether the cache stores quantized values (fp8* or int8).
     bool isQuantized() {
       return getKvCacheDtype() != ::mlir::kvq::KVCacheDtype::Auto;
+    }
+    /// The folding rules: `method` if set, else base.
+    ::mlir::kvq::ScaleMethod getScaleMethodOrBase() {
+      return getScaleMethod().value_or(::mlir::kvq::ScaleMethod::Base);
     }
     /// The checkpoint tensor the raw scale `kind` came from, or an empty
     /// string.

@@ -90,6 +90,14 @@ def KVQImportCheckpoint : Pass<"kvq-import-checkpoint", "::mlir::ModuleOp"> {
     scale at all (warning). A layer that already carries scales is an
     error: scales come from the IR or from the checkpoint, not both.
 
+    The folding rules come from the producer: when the checkpoint's folder
+    (the directory given, or the folder of the file given) has a
+    `config.json` whose `quantization_config` has a `kv_cache_scheme`
+    (compressed-tensors, llm-compressor), the scheme is validated as vLLM
+    does and every layer that gets scales is marked
+    `method(compressed_tensors)`. A malformed `config.json` is an error.
+    Without one, layers keep the base rules.
+
     Run `kvq-fold-scales` next:
 
     ```
@@ -127,6 +135,14 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
     remark counts the layers folded, defaulted, duplicated, doubled, warned
     and failed.
 
+    A layer with `method(compressed_tensors)` (set by
+    `kvq-import-checkpoint` from the checkpoint's `config.json`) is folded
+    with vLLM's compressed-tensors rules instead: missing k, v, q are 1.0
+    (reported, `[CT-SCALE-MISSING]`), no duplication, P = 1.0. On FNUZ,
+    kvq doubles as above and warns (`[CT-FNUZ]`), where vLLM's
+    compressed-tensors path does not; `ct-fnuz=vllm` gives vLLM's values.
+    `method` overrides the layers' method.
+
     FNUZ or not is decided from the module's target (see `kvq-set-target`:
     `#rocdl.target` with a gfx94x chip is FNUZ; other chips are OCP; the CPU
     and no target are OCP unless `fp8-format=fnuz`). `fp8-format` that
@@ -159,6 +175,12 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
     Option<"modelDtype", "model-dtype", "std::string", /*default=*/"\"none\"",
            "round raw scales through the model dtype first, as vLLM's "
            "parameters do: 'none', 'bf16' or 'f16'">,
+    Option<"method", "method", "std::string", /*default=*/"\"auto\"",
+           "the folding rules: 'auto' (each layer's method, base when it "
+           "states none), 'base' or 'compressed-tensors'">,
+    Option<"ctFnuz", "ct-fnuz", "std::string", /*default=*/"\"double\"",
+           "compressed-tensors on FNUZ: 'double' (x2 as the base path, with "
+           "a warning) or 'vllm' (no x2, exact vLLM parity)">,
     Option<"warnOnce", "warn-once", "bool", /*default=*/"false",
            "report each warning once per module (vLLM's warning_once) "
            "instead of once per layer">,
