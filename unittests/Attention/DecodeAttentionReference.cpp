@@ -168,6 +168,10 @@ struct ArithmeticModel {
   double eta;    // underflow allowance per operation
   double expRel; // relative error of exp
   unsigned rescales;
+  /// Step 8 (KernelArithmetic); the defaults are the RN f32 kernel's.
+  double dotRel = -1, accRel = -1;
+  double queryRel = 0, queryAbs = 0;
+  double weightRel = 0, weightAbs = 0;
 };
 
 /// What steps 1-4 need of one row, [j] over the context.
@@ -175,6 +179,7 @@ struct RowData {
   int64_t length = 0, headSize = 0;
   double sigmaAbs = 0;
   std::vector<double> absDot;  // A_j
+  std::vector<double> absKey;  // sum_d |k_jd|
   std::vector<double> logP;    // s_j - s*
   std::vector<size_t> rowBase; // offset of token j's V row in the cache
   const uint16_t *values = nullptr;
@@ -214,14 +219,22 @@ std::vector<double> boundRatio(const ArithmeticModel &m, const RowData &row,
   const double R1 = m.rescales + 1.0;
   if ((L + R1) * m.u > 0.5 || (D + 3) * m.u > 0.5)
     return q;
-  const double gs = gammaOf(D + 3, m.u);
-  const double ga = gammaOf(L + R1, m.u), gb = gammaOf(L + m.rescales, m.u);
+  // Step 8 replaces gamma_{D+3} and gamma_{L+R+1} where the kernel's dot
+  // products and accumulation are not RN f32 operations, and adds the
+  // conversion of Q and the rounding of the weights.
+  const double gs =
+      m.dotRel >= 0
+          ? (1 + m.dotRel) * (1 + gammaOf(3, m.u)) * (1 + m.queryRel) - 1
+          : gammaOf(D + 3, m.u) + m.queryRel * (1 + gammaOf(D + 3, m.u));
+  const double ga = gammaOf(L + R1, m.u) + (m.accRel >= 0 ? m.accRel : 0);
+  const double gb = gammaOf(L + m.rescales, m.u);
 
   // Step 1.
   std::vector<double> delta(L);
   double deltaMax = 0, top = -inf;
   for (int64_t j = 0; j < L; ++j) {
     delta[j] = gs * row.sigmaAbs * row.absDot[j] +
+               (1 + gs) * row.sigmaAbs * m.queryAbs * row.absKey[j] +
                (8 * D * row.sigmaAbs + 2 * row.absDot[j] + 2) * m.eta;
     deltaMax = std::max(deltaMax, delta[j]);
     top = std::max(top, row.logP[j] + delta[j]);
@@ -232,7 +245,7 @@ std::vector<double> boundRatio(const ArithmeticModel &m, const RowData &row,
     return q;
   // Step 2, in log space: a weight far below the maximum has a large
   // relative perturbation (the u (M^ - s^_j) term) on a negligible value.
-  const double expTerm = -R1 * std::log1p(-m.expRel);
+  const double expTerm = -R1 * std::log1p(-m.expRel) - std::log1p(-m.weightRel);
   std::vector<double> pRho(L), pUp(L);
   double sumUp = 0, sumDown = 0;
   for (int64_t j = 0; j < L; ++j) {
@@ -252,14 +265,16 @@ std::vector<double> boundRatio(const ArithmeticModel &m, const RowData &row,
       centered[d] += pRho[j] * (std::fabs(v - o[d]) + slack[d]);
       weightedAbs[d] += pUp[j] * std::fabs(v);
     }
-  const double absL = 16 * R1 * L * m.eta;
+  // Rounded weights lose at most weightAbs each (times (1 + E)^(R + 1) <= 2).
+  const double absL = 16 * R1 * L * m.eta + 2 * L * m.weightAbs;
   const double kappa = std::exp(deltaMax);
   const double den = sumDown * (1 - gb) - kappa * absL;
   if (!(den > 0))
     return q;
   for (int64_t d = 0; d < D; ++d) {
     double absO = std::fabs(o[d]) + slack[d];
-    double absD = 16 * R1 * m.eta * (L + sums.sumAbsV[d]);
+    double absD = 16 * R1 * m.eta * (L + sums.sumAbsV[d]) +
+                  2 * m.weightAbs * sums.sumAbsV[d];
     double num = centered[d] + ga * weightedAbs[d] + gb * absO * sumUp +
                  kappa * (absD + absO * absL) +
                  0x1p-1000 * L * (sums.maxAbsV[d] + absO);
@@ -420,9 +435,57 @@ std::string mlir::kvq::test::validateProblem(const DecodeAttentionProblem &p) {
 
 DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
     const DecodeAttentionProblem &p, double expRelError, unsigned rescales) {
+  KernelArithmetic arithmetic;
+  arithmetic.expRelError = expRelError;
+  arithmetic.rescales = rescales;
+  return computeDecodeAttentionReference(p, arithmetic);
+}
+
+KernelArithmetic
+mlir::kvq::test::getTensorCoreArithmetic(const DecodeAttentionProblem &p,
+                                         int64_t tilesPerWarp, bool fp8Query) {
+  KernelArithmetic a;
+  a.rescales = unsigned(std::max<int64_t>(tilesPerWarp, 1)) + 2;
+  const bool bf16Operands = p.cacheFormat == CacheFormat::BF16;
+  int64_t terms = 1;
+  if (!fp8Query) {
+    if (p.type == AttentionType::F32)
+      terms = bf16Operands ? 3 : 2;
+    else if (p.type == AttentionType::F16 && bf16Operands)
+      terms = 2;
+  }
+  // 18 * 2^-23 per MMA, times (1 + 2^-9) for the partial sums' own error.
+  const double perMMA = 18 * 0x1p-23 * (1 + 0x1p-9);
+  a.dotRelError = perMMA * double(terms * (p.headSize / 16));
+  a.accRelError = perMMA * double(std::max<int64_t>(tilesPerWarp, 1));
+  if (!fp8Query && !bf16Operands && p.type != AttentionType::F16) {
+    // Q in f16 terms: one term of a bf16 query is exact in f16's normal
+    // range, two of an f32 query leave 2^-22 |q|; below 2^-14 each term
+    // loses up to 2^-25 (half f16's subnormal spacing).
+    a.queryRel = p.type == AttentionType::F32 ? 0x1p-22 : 0;
+    a.queryAbs = 0x1p-25 * (1 + 0x1p-10);
+    a.queryMax = 65504;
+  } else if (!fp8Query && bf16Operands && p.type == AttentionType::F32) {
+    a.queryAbs = 0x1p-126; // three bf16 terms: exact above bf16's underflow
+  }
+  if (bf16Operands) {
+    a.weightRel = 0x1p-8;
+  } else {
+    a.weightRel = 0x1p-11;
+    a.weightAbs = 0x1p-25;
+  }
+  return a;
+}
+
+DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
+    const DecodeAttentionProblem &p, const KernelArithmetic &arithmetic) {
   DecodeAttentionReference ref;
-  if (!(expRelError >= 0 && expRelError <= 0x1p-4) || rescales > 8) {
-    ref.error = "expRelError must be in [0, 2^-4] and rescales at most 8";
+  const double expRelError = arithmetic.expRelError;
+  const unsigned rescales = arithmetic.rescales;
+  if (!(expRelError >= 0 && (rescales + 1.0) * expRelError <= 0x1p-4) ||
+      rescales > (1u << 20)) {
+    ref.error = "expRelError must be >= 0 with (rescales + 1) * expRelError "
+                "<= 2^-4, and rescales at most 2^20";
     return ref;
   }
   ref.error = validateProblem(p);
@@ -441,7 +504,13 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
   // Step 7: long double with the platform's unit roundoff.
   const ArithmeticModel refModel{
       std::numeric_limits<long double>::epsilon() / 2, 0.0, 0x1p-60, 0};
-  const ArithmeticModel kernelModel{0x1p-24, 0x1p-126, expRelError, rescales};
+  ArithmeticModel kernelModel{0x1p-24, 0x1p-126, expRelError, rescales};
+  kernelModel.dotRel = arithmetic.dotRelError;
+  kernelModel.accRel = arithmetic.accRelError;
+  kernelModel.queryRel = arithmetic.queryRel;
+  kernelModel.queryAbs = arithmetic.queryAbs;
+  kernelModel.weightRel = arithmetic.weightRel;
+  kernelModel.weightAbs = arithmetic.weightAbs;
 
   for (int64_t b = 0; b < p.numSeqs; ++b) {
     const int64_t L = p.contextLens[b];
@@ -458,7 +527,11 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
       row.table = table.data();
       row.rowBase.resize(L);
       row.absDot.resize(L);
+      row.absKey.resize(L);
       row.logP.resize(L);
+      bool queryFits = true;
+      for (int64_t d = 0; d < D; ++d)
+        queryFits &= std::fabs(q[d]) <= arithmetic.queryMax;
       std::vector<long double> s(L);
       for (int64_t j = 0; j < L; ++j) {
         int32_t blk = p.blockTables[b * p.maxBlocks + j / p.blockSize];
@@ -466,15 +539,17 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
             ((size_t(blk) * p.blockSize + j % p.blockSize) * p.numKVHeads + g) *
             D;
         // Each product (at most 24 x 11 significant bits) is exact.
-        long double dot = 0, absDot = 0;
+        long double dot = 0, absDot = 0, absKey = 0;
         for (int64_t d = 0; d < D; ++d) {
-          long double prod =
-              (long double)q[d] * table[p.keyCache[row.rowBase[j] + d]];
+          double k = table[p.keyCache[row.rowBase[j] + d]];
+          long double prod = (long double)q[d] * k;
           dot += prod;
           absDot += std::fabs(prod);
+          absKey += std::fabs(k);
         }
         s[j] = sigmaL * dot;
         row.absDot[j] = double(absDot);
+        row.absKey[j] = double(absKey);
       }
       long double sMax = *std::max_element(s.begin(), s.end());
       std::vector<long double> num(D, 0.0L);
@@ -503,7 +578,7 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
         refErr[d] = y + 0x1p-53 * (vScaleAbs * absO + y) + 0x1p-1074;
       }
       // Steps 1-6 for the kernel.
-      bool scoresFit = true;
+      bool scoresFit = queryFits;
       for (int64_t j = 0; j < L; ++j)
         scoresFit &= 2 * row.sigmaAbs * row.absDot[j] < 0x1p126;
       std::vector<double> qKer = boundRatio(kernelModel, row, sums, o, slack);

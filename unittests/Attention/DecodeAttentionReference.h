@@ -103,8 +103,31 @@
 //    (relative error below 2^-30). Weights below 2^-1000 are dropped, with an
 //    allowance of 2^-1000 L (max_j |v_jd| + |o_d|) in the numerator of Q_d.
 //
+// 8. Tensor-core kernels (kvq's GPU lowering, AttentionKernel.cpp). Their
+//    scores and accumulators come from mma.sync m16n8k16 (f16 or bf16
+//    operands, f32 accumulation), which is not a sequence of RN f32
+//    operations. Model: an MMA returns c + sum_{i<16} a_i b_i with the
+//    products exact and an error at most (16 + 2) 2^-23 (|c| + sum |a_i b_i|)
+//    (the terms aligned to the largest, each truncated to 24 bits, and the
+//    sum truncated: NVIDIA's tensor cores round toward zero and keep at
+//    least 24 bits, per Fasi, Higham, Mikaitis and Pranesh, "Numerical
+//    behavior of NVIDIA tensor cores", 2021). A dot of n_q D / 16 chained
+//    MMAs (n_q terms of Q) then has relative error at most
+//    dotRel = 18 2^-23 (1 + 2^-9) n_q D / 16 against A_j, replacing
+//    gamma_{D+3} (with the roundings of c and of the product: gamma_3); a
+//    warp's acc over T tiles gathers at most accRel = 18 2^-23 (1 + 2^-9) T
+//    times sum_j w_j |v_jd|, added to ga. The queries enter as f16 / bf16
+//    terms: |q~ - q| <= queryRel |q| + queryAbs per element, which moves
+//    each score by |sigma| (queryRel A_j + queryAbs sum_d |k_jd|) more. The
+//    weights are rounded to the operand type for P.V and the sums take the
+//    rounded weights, so step 2's argument holds with one more relative
+//    error weightRel (2^-11 for f16, 2^-8 for bf16) and an absolute
+//    weightAbs (2^-25 below f16's normal range) per weight, added to
+//    abs_l (2 L weightAbs) and abs_d (2 weightAbs sum_j |v_jd|). R = T + 2:
+//    T rescales in a warp, then the warps' and the splits' merges.
+//
 // Conditions (else bound_d is +infinity, or `error` is set): (L + R + 1) u
-// <= 1/2 (any L up to 2^22, D up to 2^20), E <= 2^-4, R <= 8, Delta_max <= 1
+// <= 1/2 (any L up to 2^22, D up to 2^20), (R + 1) E <= 2^-4, Delta_max <= 1
 // (the weights known to within a factor e, which also makes the dropped
 // weights' allowance hold); no f32 overflow (|sigma| A_j, 4 sum_j |v_jd| and 4
 // |v_scale| below 2^126) and |v_scale o_d| + Y_d below the output type's
@@ -209,12 +232,46 @@ struct DecodeAttentionReference {
   std::string error;
 };
 
+/// The arithmetic of a kernel, as far as the bound depends on it (step 8).
+/// The defaults are the RN f32 kernel of steps 1-6 with one rescale.
+struct KernelArithmetic {
+  /// E.
+  double expRelError = kExpRelError;
+  /// R.
+  unsigned rescales = 1;
+  /// A bound on the relative error of a score's dot product, times
+  /// |sigma| A_j (the roundings of c and of the product with c are added);
+  /// negative: the RN f32 dot of step 1 (gamma_{D+3}).
+  double dotRelError = -1;
+  /// Added to gamma_{L+R+1} of the accumulation of acc (step 3).
+  double accRelError = 0;
+  /// The queries as the kernel multiplies them:
+  /// |q~_d - q_d| <= queryRel |q_d| + queryAbs, for |q_d| <= queryMax
+  /// (beyond, the bound is +infinity).
+  double queryRel = 0, queryAbs = 0;
+  double queryMax = std::numeric_limits<double>::infinity();
+  /// The weights rounded for P.V (the same rounded weight in l and acc):
+  /// relative weightRel, or absolute weightAbs below the normal range.
+  double weightRel = 0, weightAbs = 0;
+};
+
 /// The reference for a kernel whose exp32 has relative error `expRelError`
 /// and whose partial sums go through at most `rescales` rescalings.
 DecodeAttentionReference
 computeDecodeAttentionReference(const DecodeAttentionProblem &problem,
                                 double expRelError = kExpRelError,
                                 unsigned rescales = 1);
+/// The same for a kernel of `arithmetic`.
+DecodeAttentionReference
+computeDecodeAttentionReference(const DecodeAttentionProblem &problem,
+                                const KernelArithmetic &arithmetic);
+
+/// The arithmetic of kvq's GPU kernel (AttentionKernel.cpp) for `problem`,
+/// when each warp takes at most `tilesPerWarp` tiles of 16 tokens (the
+/// split size over 4 warps), with Q quantized to fp8 (`fp8Query`) or not.
+/// Step 8 derives it.
+KernelArithmetic getTensorCoreArithmetic(const DecodeAttentionProblem &problem,
+                                         int64_t tilesPerWarp, bool fp8Query);
 
 /// Deliberate mistakes for showing that the bound rejects wrong kernels.
 enum class KernelFault {

@@ -35,9 +35,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -529,3 +535,329 @@ TEST_F(KVQAttentionExecTest, StoreThenAttendOnTheSameLayer) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// The GPU kernel (NVVM), checked on a real GPU
+//===----------------------------------------------------------------------===//
+//
+// The GPU form cannot run here. KVQ_ATTN_GPU_WRITE=<dir> writes into <dir>
+// (test/Integration/GPU/CUDA/prepare-gpu-checks.sh: <out>/attention) every
+// case's inputs, kernels.mlir (one function per signature, lowered to PTX
+// by the script) and plan.txt for kvq-launch; run-gpu-checks.sh runs it on
+// the GPU; KVQ_ATTN_GPU_DUMPS=<dumps-attention> then checks every output
+// element of every case against the bound of the tensor-core arithmetic
+// (DecodeAttentionReference.h, step 8) and prints the largest errors.
+
+namespace {
+/// One kernel launch of the GPU checks.
+struct GPUAttentionCase {
+  std::string name;
+  RandomProblemOptions options;
+  bool fp8Query = false;
+  /// Workspace bytes (0: none, no split).
+  int64_t workspaceBytes = 0;
+  /// Tiles per split given to the kernel instead of the split rule's.
+  int64_t splitTiles = 0;
+};
+
+constexpr float kGPUQScale = 0.03125f;
+
+std::vector<GPUAttentionCase> getGPUAttentionCases() {
+  std::vector<GPUAttentionCase> cases;
+  const AttentionType types[] = {AttentionType::BF16, AttentionType::F16,
+                                 AttentionType::F32};
+  struct Shape {
+    int64_t heads, kvHeads, headSize, blockSize;
+  } shapes[] = {{8, 8, 64, 16}, {16, 4, 128, 32}, {16, 2, 256, 16}};
+  const int64_t oneMiB = 1 << 20;
+  int n = 0;
+  for (CacheFormat format : kAllCacheFormats)
+    for (const Shape &shape : shapes) {
+      GPUAttentionCase c;
+      RandomProblemOptions &o = c.options;
+      o.seed = 700 + n;
+      o.cacheFormat = format;
+      o.type = format == CacheFormat::BF16  ? AttentionType::BF16
+               : format == CacheFormat::F16 ? AttentionType::F16
+                                            : types[n % 3];
+      o.numHeads = shape.heads;
+      o.numKVHeads = shape.kvHeads;
+      o.headSize = shape.headSize;
+      o.blockSize = shape.blockSize;
+      o.contextLens = {1, 17, 250, 0, 96};
+      o.valueMean = n % 2 ? 0.5 : 0.0;
+      c.workspaceBytes = n % 4 == 3 ? 0 : oneMiB;
+      c.name = std::string("fmt_") + getCacheFormatName(format) + "_" +
+               getAttentionTypeName(o.type) + "_h" +
+               std::to_string(shape.heads) + "x" +
+               std::to_string(shape.kvHeads) + "_d" +
+               std::to_string(shape.headSize) + "_b" +
+               std::to_string(shape.blockSize);
+      cases.push_back(c);
+      ++n;
+    }
+  // Long contexts: split (the rule's), unsplit beyond one table chunk of
+  // the kernel (512 tiles), a peaked softmax; explicit split sizes.
+  auto base = [&](const std::string &name, std::vector<int32_t> lens) {
+    GPUAttentionCase c;
+    c.name = name;
+    c.options.seed = 800 + cases.size();
+    c.options.numHeads = 8;
+    c.options.numKVHeads = 2;
+    c.options.contextLens = std::move(lens);
+    c.workspaceBytes = 64 * oneMiB;
+    return c;
+  };
+  cases.push_back(base("long_split", {4096, 1000, 33}));
+  cases.push_back(base("long_32768", {32768}));
+  GPUAttentionCase unsplit = base("long_unsplit", {9000, 8200});
+  unsplit.workspaceBytes = 0;
+  cases.push_back(unsplit);
+  GPUAttentionCase peaked = base("peaked", {3000, 2});
+  peaked.options.queryStd = 8.0;
+  cases.push_back(peaked);
+  for (int64_t st : {1, 3, 7}) {
+    GPUAttentionCase c = base("split_tiles_" + std::to_string(st), {300, 16});
+    c.splitTiles = st;
+    cases.push_back(c);
+  }
+  GPUAttentionCase small = base("small_workspace", {2000});
+  small.workspaceBytes = 100000; // room for a few splits only
+  cases.push_back(small);
+  // fp8_qk: Q quantized with the layer's Q scale.
+  for (CacheFormat format :
+       {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ}) {
+    GPUAttentionCase c =
+        base(std::string("fp8_qk_") + getCacheFormatName(format), {500, 1, 77});
+    c.options.cacheFormat = format;
+    c.options.queryStd = 2.0;
+    c.fp8Query = true;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+/// The split rule of buildAttentionLaunch (docs/KernelABI.md): the tiles
+/// per split and the grid's x size.
+std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
+                                      int64_t workspaceBytes) {
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);
+  int64_t splitTiles = maxTiles;
+  if (workspaceBytes > 0) {
+    int64_t counterBytes = ceilDiv(4 * p.numSeqs * p.numKVHeads, 16) * 16;
+    int64_t perSplit = p.numSeqs * p.numHeads * (p.headSize + 4) * 4;
+    int64_t cap = workspaceBytes > counterBytes
+                      ? (workspaceBytes - counterBytes) / perSplit
+                      : 0;
+    int64_t want = ceilDiv(528, p.numSeqs * p.numKVHeads); // sm_90
+    int64_t splits =
+        std::max<int64_t>(1, std::min({want, cap, ceilDiv(maxTiles, 4)}));
+    splitTiles = ceilDiv(maxTiles, splits);
+  }
+  return {splitTiles, ceilDiv(maxTiles, splitTiles)};
+}
+
+/// The problem whose exact result the kernel approximates (fp8_qk: the
+/// quantized queries, K scale times the Q scale, a power of two).
+DecodeAttentionProblem exactProblemOf(const GPUAttentionCase &c,
+                                      const DecodeAttentionProblem &p) {
+  DecodeAttentionProblem exact = p;
+  if (c.fp8Query) {
+    for (float &x : exact.query)
+      x = quantizeLikeTheStore(x, kGPUQScale, p.cacheFormat);
+    exact.kScale = p.kScale * kGPUQScale;
+  }
+  return exact;
+}
+
+/// RN32(x * y * log2(e)) in one rounding (IEEE quad holds x * y exactly).
+float scoreScaleLog2(float x, float y) {
+  APFloat v(APFloat::IEEEquad(), "1.44269504088896340735992468100189214");
+  bool lost;
+  for (float f : {x, y}) {
+    APFloat a(f);
+    a.convert(APFloat::IEEEquad(), APFloat::rmNearestTiesToEven, &lost);
+    v.multiply(a, APFloat::rmNearestTiesToEven);
+  }
+  v.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+  return v.convertToFloat();
+}
+
+std::string hexFloat(float v) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%a", double(v));
+  return buf;
+}
+
+void writeFile(const std::string &path, const std::vector<uint8_t> &bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+}
+
+std::vector<uint8_t> bytesOfI32(const std::vector<int32_t> &v) {
+  std::vector<uint8_t> b(v.size() * 4);
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+} // namespace
+
+TEST(KVQAttentionGPU, WriteChecks) {
+  const char *dir = std::getenv("KVQ_ATTN_GPU_WRITE");
+  if (!dir)
+    GTEST_SKIP() << "set KVQ_ATTN_GPU_WRITE to write the GPU checks";
+  const std::string out = dir;
+  std::ofstream plan(out + "/plan.txt"), manifest(out + "/manifest.txt");
+  ASSERT_TRUE(plan.good() && manifest.good()) << "cannot write into " << out;
+  plan << "module attention/kernels.ptx\n";
+  std::string kernels =
+      "gpu.module @kvq_cache_kernels [#nvvm.target<chip = \"sm_90\">] {}\n";
+  std::set<std::string> signatures;
+  for (const GPUAttentionCase &c : getGPUAttentionCases()) {
+    DecodeAttentionProblem p = makeRandomProblem(c.options);
+    const std::string in = "attention/in/" + c.name;
+    writeFile(out + "/in/" + c.name + ".q", encode(p.query, p.type));
+    writeFile(out + "/in/" + c.name + ".kc", getCacheBytes(p, false));
+    writeFile(out + "/in/" + c.name + ".vc", getCacheBytes(p, true));
+    writeFile(out + "/in/" + c.name + ".bt", bytesOfI32(p.blockTables));
+    writeFile(out + "/in/" + c.name + ".cl", bytesOfI32(p.contextLens));
+    const char *q = getAttentionTypeName(p.type);
+    const char *ct = mlirTypeOf(p.cacheFormat);
+    std::string hq = std::to_string(p.numHeads),
+                hkv = std::to_string(p.numKVHeads),
+                d = std::to_string(p.headSize),
+                bs = std::to_string(p.blockSize);
+    std::string sig = std::string(q) + "_" + ct + "_" + hq + "x" + hkv + "x" +
+                      d + "_b" + bs + (c.fp8Query ? "_fp8_qk" : "") +
+                      (c.workspaceBytes ? "_ws" : "");
+    std::string kernel = "kvq_paged_attention_" + sig + "_kernel";
+    if (signatures.insert(sig).second) {
+      std::string qType = "memref<?x" + hq + "x" + d + "x" + q + ">";
+      std::string cType =
+          "memref<?x" + bs + "x" + hkv + "x" + d + "x" + ct + ">";
+      std::string types =
+          qType + ", " + cType + ", memref<?x?xi32>, memref<?xi32>";
+      std::string ws = c.workspaceBytes ? ", %ws: memref<?xi8>" : "";
+      kernels += "kvq.layer @l_" + sig + " cache(" + dtypeOf(p.cacheFormat) +
+                 ") resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = "
+                 "1.0 checkpoint, q = 1.0 checkpoint, prob = 1.0 default>)\n"
+                 "func.func @attend_" +
+                 sig + "(%q: " + qType + ", %kc: " + cType + ", %vc: " + cType +
+                 ", %bt: memref<?x?xi32>, %cl: memref<?xi32>, %o: " + qType +
+                 ws + ") {\n  kvq.paged_attention @l_" + sig +
+                 " (%q) cache(%kc, %vc) blocks(%bt, %cl) into(%o)" +
+                 (c.workspaceBytes ? " workspace(%ws : memref<?xi8>)" : "") +
+                 (c.fp8Query ? " precision(fp8_qk)" : "") + " : " + types +
+                 "\n  return\n}\n";
+    }
+    auto [ruleTiles, grid] = splitRule(p, c.workspaceBytes);
+    int64_t splitTiles = c.splitTiles ? c.splitTiles : ruleTiles;
+    if (c.splitTiles)
+      grid = (std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1) +
+              splitTiles - 1) /
+             splitTiles;
+    unsigned qBytes = p.type == AttentionType::F32 ? 4 : 2;
+    unsigned cBytes = getCacheElementBytes(p.cacheFormat);
+    auto dims = [](std::initializer_list<int64_t> ds) {
+      std::string s;
+      for (int64_t v : ds)
+        s += (s.empty() ? "" : "x") + std::to_string(v);
+      return s;
+    };
+    std::string b = "_" + c.name;
+    plan << "buffer q" << b << " " << qBytes << " "
+         << dims({p.numSeqs, p.numHeads, p.headSize}) << " file:" << in
+         << ".q\n";
+    std::string cDims =
+        dims({p.numBlocks, p.blockSize, p.numKVHeads, p.headSize});
+    plan << "buffer kc" << b << " " << cBytes << " " << cDims << " file:" << in
+         << ".kc\n";
+    plan << "buffer vc" << b << " " << cBytes << " " << cDims << " file:" << in
+         << ".vc\n";
+    plan << "buffer bt" << b << " 4 " << dims({p.numSeqs, p.maxBlocks})
+         << " file:" << in << ".bt\n";
+    plan << "buffer cl" << b << " 4 " << p.numSeqs << " file:" << in << ".cl\n";
+    // Poisoned: every element must be written.
+    plan << "buffer o" << b << " " << qBytes << " "
+         << dims({p.numSeqs, p.numHeads, p.headSize}) << " fill:ff\n";
+    if (c.workspaceBytes)
+      plan << "buffer ws" << b << " 1 " << c.workspaceBytes << " zero\n";
+    float score = c.fp8Query
+                      ? scoreScaleLog2(p.kScale * kGPUQScale, p.softmaxScale)
+                      : scoreScaleLog2(p.kScale, p.softmaxScale);
+    plan << "launch " << kernel << " " << grid << "x" << p.numKVHeads << "x"
+         << p.numSeqs << " 128 q" << b << " kc" << b << " vc" << b << " bt" << b
+         << " cl" << b << " o" << b << (c.workspaceBytes ? " ws" + b : "")
+         << " f32:" << hexFloat(score) << " f32:" << hexFloat(p.vScale)
+         << " f32:" << hexFloat(kGPUQScale) << " i64:" << splitTiles
+         << " i64:" << p.numSeqs << " i64:" << p.numBlocks
+         << " i64:" << p.numBlocks << " i64:" << p.numSeqs
+         << " i64:" << p.maxBlocks << " i64:" << p.maxBlocks
+         << " i64:" << p.numSeqs << " i64:" << p.numSeqs
+         << (c.workspaceBytes ? " i64:" + std::to_string(c.workspaceBytes) : "")
+         << "\n";
+    // The workspace must be zero-filled again after the call.
+    plan << "dump o" << b << " dumps-attention/" << c.name << ".out\n";
+    if (c.workspaceBytes)
+      plan << "dump ws" << b << " dumps-attention/" << c.name << ".ws\n";
+    manifest << c.name << " " << splitTiles << "\n";
+  }
+  std::ofstream(out + "/kernels.mlir") << kernels;
+}
+
+TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
+  const char *dir = std::getenv("KVQ_ATTN_GPU_DUMPS");
+  if (!dir)
+    GTEST_SKIP() << "set KVQ_ATTN_GPU_DUMPS to the dumps of run-gpu-checks.sh";
+  std::map<std::string, int64_t> splitTilesOf;
+  {
+    std::ifstream manifest(std::string(dir) + "/manifest.txt");
+    ASSERT_TRUE(manifest.good()) << "no manifest.txt in " << dir;
+    std::string name;
+    int64_t st;
+    while (manifest >> name >> st)
+      splitTilesOf[name] = st;
+  }
+  double worstRowUlps = 0, worstOverBound = 0;
+  int checked = 0;
+  for (const GPUAttentionCase &c : getGPUAttentionCases()) {
+    SCOPED_TRACE(c.name);
+    ASSERT_TRUE(splitTilesOf.count(c.name)) << "not in the manifest";
+    DecodeAttentionProblem p = makeRandomProblem(c.options);
+    std::ifstream f(std::string(dir) + "/" + c.name + ".out", std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+    ASSERT_EQ(bytes.size(), encode(p.query, p.type).size());
+    std::vector<double> got = decode(bytes, p.type);
+    if (c.workspaceBytes) {
+      std::ifstream w(std::string(dir) + "/" + c.name + ".ws",
+                      std::ios::binary);
+      std::vector<uint8_t> ws((std::istreambuf_iterator<char>(w)), {});
+      ASSERT_EQ(int64_t(ws.size()), c.workspaceBytes);
+      int64_t counterBytes = 4 * p.numSeqs * p.numKVHeads;
+      EXPECT_EQ(std::count(ws.begin(), ws.begin() + counterBytes, 0),
+                counterBytes)
+          << "the split counters are not reset";
+    }
+    int64_t tilesPerWarp = (splitTilesOf[c.name] + 3) / 4;
+    DecodeAttentionProblem exact = exactProblemOf(c, p);
+    DecodeAttentionReference ref = computeDecodeAttentionReference(
+        exact, getTensorCoreArithmetic(exact, tilesPerWarp, c.fp8Query));
+    ASSERT_TRUE(ref.error.empty()) << ref.error;
+    BoundCheck check = checkAgainstReference(p, ref, got);
+    EXPECT_EQ(check.violations, 0u)
+        << "first at " << describeElement(p, check.firstViolation) << ": got "
+        << got[check.firstViolation] << ", exact "
+        << ref.out[check.firstViolation] << ", bound "
+        << ref.bound[check.firstViolation];
+    std::printf("%-36s max error %.3g ulp (row %.3g), bound %.3g ulp, "
+                "error/bound %.3g\n",
+                c.name.c_str(), check.maxErrorUlps, check.maxErrorRowUlps,
+                check.maxBoundUlps, check.maxErrorOverBound);
+    worstRowUlps = std::max(worstRowUlps, check.maxErrorRowUlps);
+    worstOverBound = std::max(worstOverBound, check.maxErrorOverBound);
+    ++checked;
+  }
+  std::printf("%d GPU cases: largest error %.3g ulps of the row's largest "
+              "output, largest error/bound %.3g\n",
+              checked, worstRowUlps, worstOverBound);
+}

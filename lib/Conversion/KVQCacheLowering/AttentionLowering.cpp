@@ -33,33 +33,26 @@ using namespace mlir;
 using namespace mlir::kvq;
 
 namespace {
-/// What the code of an attention function depends on.
-struct AttentionSignature {
-  MemRefType query, cache, tables, lens;
-  AttentionPrecision precision;
-
-  auto key() const {
-    return std::make_tuple(query.getAsOpaquePointer(),
-                           cache.getAsOpaquePointer(),
-                           tables.getAsOpaquePointer(),
-                           lens.getAsOpaquePointer(), unsigned(precision));
-  }
-};
-
 /// The f32 operands of an attention function, from the layer.
 struct AttentionScales {
   /// RN(s_k * softmax_scale), or RN(s_q * s_k * softmax_scale) in the fp8
-  /// modes: one rounding of the exact product.
+  /// modes: one rounding of the exact product (times log2(e) on GPUs,
+  /// whose kernels compute exp2).
   float score;
   float v, q, prob;
 };
 } // namespace
 
-/// RN32 of the exact product of `factors` (IEEE quad holds the product of
-/// three f32 exactly).
-static float roundedProduct(ArrayRef<float> factors) {
+/// RN32 of the product of `factors`, times log2(e) when `log2e` (IEEE quad
+/// holds the product of three f32 exactly; log2(e) is rounded to quad,
+/// relative error below 2^-113, before the one rounding to f32).
+static float roundedProduct(ArrayRef<float> factors, bool log2e = false) {
   llvm::APFloat product(llvm::APFloat::IEEEquad(), 1);
   bool lost;
+  if (log2e) {
+    product = llvm::APFloat(llvm::APFloat::IEEEquad(),
+                            "1.44269504088896340735992468100189214");
+  }
   for (float factor : factors) {
     llvm::APFloat f(factor);
     f.convert(llvm::APFloat::IEEEquad(), llvm::APFloat::rmNearestTiesToEven,
@@ -83,6 +76,8 @@ static std::string functionName(const AttentionSignature &sig) {
                      size(sig.query, 2) + "_b" + size(sig.cache, 1);
   if (sig.precision != AttentionPrecision::Dequantized)
     name += "_" + stringifyAttentionPrecision(sig.precision).str();
+  if (sig.workspace)
+    name += "_ws";
   return name;
 }
 
@@ -233,18 +228,40 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
   OpBuilder b(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
   Type f32 = b.getF32Type();
-  SmallVector<Type> args = {sig.query, sig.cache, sig.cache, sig.tables,
-                            sig.lens,  sig.query, f32,       f32,
-                            f32,       f32};
+  SmallVector<Type> args = {sig.query,  sig.cache, sig.cache,
+                            sig.tables, sig.lens,  sig.query};
+  if (target.isGPU() && sig.workspace)
+    args.push_back(sig.workspace);
+  args.append({f32, f32, f32});
+  if (!target.isGPU())
+    args.push_back(f32);
   auto fn = func::FuncOp::create(b, loc, functionName(sig),
                                  b.getFunctionType(args, {}));
   fn.setPrivate();
   SymbolTable(module).insert(fn);
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  buildAttentionLoops(b, loc, target, sig, entry);
+  if (target.isGPU())
+    buildAttentionLaunch(b, loc, target, sig, entry);
+  else
+    buildAttentionLoops(b, loc, target, sig, entry);
   func::ReturnOp::create(b, loc);
   return fn;
+}
+
+/// The signature of `op` (memref form) for `target` (the CPU ignores the
+/// workspace).
+static AttentionSignature signatureOf(PagedAttentionOp op,
+                                      const KVQTarget &target) {
+  auto memref = [](Value v) {
+    return v ? cast<MemRefType>(v.getType()) : MemRefType();
+  };
+  return {memref(op.getQuery()),
+          memref(op.getKeyCache()),
+          memref(op.getBlockTables()),
+          memref(op.getContextLens()),
+          target.isGPU() ? memref(op.getWorkspace()) : MemRefType(),
+          op.getPrecision()};
 }
 
 LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
@@ -264,12 +281,12 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
       op.emitError() << "cannot lower the tensor form of '" << op->getName()
                      << "': bufferize it first (one-shot-bufferize)";
       ok = false;
-    } else if (target.isGPU()) {
-      op.emitError() << "kvq-lower-attention: kvq.paged_attention has no "
-                     << stringifyTargetKind(target.getKind())
-                     << " lowering yet (target "
-                     << target.getModuleTarget().describe()
-                     << "); lower it for the CPU";
+    } else if (std::optional<std::string> limit =
+                   target.isGPU() ? getAttentionKernelLimit(
+                                        target, signatureOf(op, target))
+                                  : std::nullopt) {
+      op.emitError() << "kvq-lower-attention: kvq.paged_attention " << *limit
+                     << "; lower it for the CPU";
       ok = false;
     } else if (!layer.getResolvedScalesAttr()) {
       (void)emitUnresolvedLayerError(op, layer);
@@ -283,34 +300,35 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
   if (!ok)
     return failure();
 
-  std::map<std::tuple<const void *, const void *, const void *, const void *,
-                      unsigned>,
-           func::FuncOp>
-      functions;
+  std::map<decltype(AttentionSignature().key()), func::FuncOp> functions;
   IRRewriter rewriter(module.getContext());
   for (PagedAttentionOp op : ops) {
     auto layer =
         symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
-    auto memref = [](Value v) { return cast<MemRefType>(v.getType()); };
-    AttentionSignature sig{memref(op.getQuery()), memref(op.getKeyCache()),
-                           memref(op.getBlockTables()),
-                           memref(op.getContextLens()), op.getPrecision()};
+    AttentionSignature sig = signatureOf(op, target);
     func::FuncOp &fn = functions[sig.key()];
     if (!fn)
       fn = buildAttentionFunction(module, sig, op.getLoc(), target);
     float sm = *op.getSoftmaxScale();
     bool fp8 = sig.precision != AttentionPrecision::Dequantized;
+    bool gpu = target.isGPU();
     AttentionScales scales{
-        fp8 ? roundedProduct({resolved.getQFloat(), resolved.getKFloat(), sm})
-            : roundedProduct({resolved.getKFloat(), sm}),
+        fp8 ? roundedProduct({resolved.getQFloat(), resolved.getKFloat(), sm},
+                             gpu)
+            : roundedProduct({resolved.getKFloat(), sm}, gpu),
         resolved.getVFloat(), resolved.getQFloat(), resolved.getProbFloat()};
     rewriter.setInsertionPoint(op);
     Location loc = op.getLoc();
     SmallVector<Value> operands = {op.getQuery(),       op.getKeyCache(),
                                    op.getValueCache(),  op.getBlockTables(),
                                    op.getContextLens(), op.getOut()};
-    for (float value : {scales.score, scales.v, scales.q, scales.prob})
+    if (gpu && sig.workspace)
+      operands.push_back(op.getWorkspace());
+    SmallVector<float> values = {scales.score, scales.v, scales.q};
+    if (!gpu)
+      values.push_back(scales.prob);
+    for (float value : values)
       operands.push_back(arith::ConstantOp::create(
           rewriter, loc, rewriter.getF32FloatAttr(value)));
     func::CallOp::create(rewriter, loc, fn, operands);

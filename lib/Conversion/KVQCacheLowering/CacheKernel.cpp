@@ -195,64 +195,42 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
   gpu::TerminatorOp::create(b, loc);
 }
 
-namespace {
-/// A memref operand of a kernel, split on the host into its base buffer (a
-/// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes
-/// and strides its type leaves dynamic; the kernel rebuilds the memref with
-/// `memref.reinterpret_cast`. The outlined kernel then takes one pointer
-/// and the dynamic sizes (for the usual operands: the token or block
-/// count) per memref instead of a whole descriptor: 14 parameters instead
-/// of 49, which made launches shorter (commit c0cad3a). A memref whose
-/// layout is not strided is passed whole. The ABI: docs/KernelABI.md.
-struct KernelMemRef {
-  Value whole;
-  Value base;
-  OpFoldResult offset;
-  SmallVector<OpFoldResult> sizes, strides;
-
-  /// On the host, before the launch.
-  static KernelMemRef split(OpBuilder &b, Location loc, Value memref) {
-    auto type = cast<MemRefType>(memref.getType());
-    KernelMemRef km;
-    km.whole = memref;
-    int64_t offset;
-    SmallVector<int64_t> strides;
-    if (failed(type.getStridesAndOffset(strides, offset)))
-      return km;
-    auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
-    auto pick = [&](int64_t value, Value dynamic) -> OpFoldResult {
-      if (ShapedType::isDynamic(value))
-        return dynamic;
-      return b.getIndexAttr(value);
-    };
-    km.base = metadata.getBaseBuffer();
-    km.offset = pick(offset, metadata.getOffset());
-    for (int64_t d = 0; d < type.getRank(); ++d) {
-      km.sizes.push_back(pick(type.getDimSize(d), metadata.getSizes()[d]));
-      km.strides.push_back(pick(strides[d], metadata.getStrides()[d]));
-    }
+KernelMemRef KernelMemRef::split(OpBuilder &b, Location loc, Value memref) {
+  auto type = cast<MemRefType>(memref.getType());
+  KernelMemRef km;
+  km.whole = memref;
+  int64_t offset;
+  SmallVector<int64_t> strides;
+  if (failed(type.getStridesAndOffset(strides, offset)))
     return km;
+  auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+  auto pick = [&](int64_t value, Value dynamic) -> OpFoldResult {
+    if (ShapedType::isDynamic(value))
+      return dynamic;
+    return b.getIndexAttr(value);
+  };
+  km.base = metadata.getBaseBuffer();
+  km.offset = pick(offset, metadata.getOffset());
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    km.sizes.push_back(pick(type.getDimSize(d), metadata.getSizes()[d]));
+    km.strides.push_back(pick(strides[d], metadata.getStrides()[d]));
   }
+  return km;
+}
 
-  /// The pointer (or the whole memref), first thing in the kernel body:
-  /// gpu-kernel-outlining orders the kernel's parameters by first use.
-  void touchBase(OpBuilder &b, Location loc) const {
-    if (base)
-      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, base);
-    else
-      memref::DimOp::create(b, loc, whole, 0);
-  }
+void KernelMemRef::touchBase(OpBuilder &b, Location loc) const {
+  if (base)
+    memref::ExtractAlignedPointerAsIndexOp::create(b, loc, base);
+  else
+    memref::DimOp::create(b, loc, whole, 0);
+}
 
-  /// The memref, rebuilt in the kernel.
-  Value rebuild(OpBuilder &b, Location loc) const {
-    if (!base)
-      return whole;
-    return memref::ReinterpretCastOp::create(b, loc,
-                                             cast<MemRefType>(whole.getType()),
-                                             base, offset, sizes, strides);
-  }
-};
-} // namespace
+Value KernelMemRef::rebuild(OpBuilder &b, Location loc) const {
+  if (!base)
+    return whole;
+  return memref::ReinterpretCastOp::create(
+      b, loc, cast<MemRefType>(whole.getType()), base, offset, sizes, strides);
+}
 
 /// The launch: a 1-D grid of `threadsPerBlock`-thread blocks, grid-stride
 /// over work items. A work item is one token and one chunk of

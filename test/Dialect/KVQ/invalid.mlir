@@ -671,3 +671,12 @@ func.func @attention_mixed_forms(%q: tensor<?x32x128xbf16>, %c: memref<?x16x8x12
   "kvq.paged_attention"(%q, %c, %c, %bt, %cl, %q) <{layer = @l}> : (tensor<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>, tensor<?x32x128xbf16>) -> tensor<?x32x128xbf16>
   return
 }
+
+// -----
+
+kvq.layer @l cache(fp8)
+func.func @attention_strided_workspace(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>, %ws: memref<?xi8, strided<[2]>>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects a contiguous workspace, got 'memref<?xi8, strided<[2]>>'}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) workspace(%ws : memref<?xi8, strided<[2]>>) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}

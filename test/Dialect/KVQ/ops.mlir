@@ -352,3 +352,25 @@ func.func @attention_tensor_form(%q: tensor<?x32x128xbf16>, %kc: tensor<?x16x8x1
         tensor<?xi32> -> tensor<?x32x128xbf16>
   return %o : tensor<?x32x128xbf16>
 }
+
+// The workspace: a memref in both forms.
+// CHECK-LABEL: func.func @paged_attention_workspace
+// CHECK:         kvq.paged_attention @attn(%{{.*}}) cache(%{{.*}}, %{{.*}}) blocks(%{{.*}}, %{{.*}}) into(%{{.*}}) workspace(%{{.*}} : memref<?xi8>) scale(1.250000e-01) :
+// CHECK:         kvq.paged_attention @attn(%{{.*}}) cache(%{{.*}}, %{{.*}}) blocks(%{{.*}}, %{{.*}}) into(%{{.*}}) workspace(%{{.*}} : memref<4096xi8>) : tensor
+func.func @paged_attention_workspace(%q: memref<?x32x128xbf16>,
+                                     %kc: memref<?x16x8x128xf8E4M3FN>,
+                                     %bt: memref<?x?xi32>, %cl: memref<?xi32>,
+                                     %ws: memref<?xi8>, %tq: tensor<?x32x128xbf16>,
+                                     %tkc: tensor<?x16x8x128xf8E4M3FN>,
+                                     %tbt: tensor<?x?xi32>, %tcl: tensor<?xi32>,
+                                     %ws2: memref<4096xi8>) -> tensor<?x32x128xbf16> {
+  kvq.paged_attention @attn (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      workspace(%ws : memref<?xi8>) scale(0.125)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>,
+        memref<?xi32>
+  %r = kvq.paged_attention @attn (%tq) cache(%tkc, %tkc) blocks(%tbt, %tcl)
+      into(%tq) workspace(%ws2 : memref<4096xi8>)
+      : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?x?xi32>,
+        tensor<?xi32> -> tensor<?x32x128xbf16>
+  return %r : tensor<?x32x128xbf16>
+}

@@ -18,6 +18,7 @@
 #define KVQ_CONVERSION_KVQCACHELOWERING_CACHECODEGEN_H
 
 #include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
+#include "kvq/Dialect/KVQ/IR/KVQEnums.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -25,7 +26,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace mlir::kvq {
@@ -119,6 +122,30 @@ std::string getTypeSpelling(Type type);
 /// Size `dim` of `memref` as an index value (a constant when static).
 Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim);
 
+/// A memref operand of a kernel, split on the host into its base buffer (a
+/// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes
+/// and strides its type leaves dynamic; the kernel rebuilds the memref with
+/// `memref.reinterpret_cast`. The outlined kernel then takes one pointer
+/// and the dynamic sizes (for the usual operands: the token or block
+/// count) per memref instead of a whole descriptor: 14 parameters instead
+/// of 49 for a cache op, which made launches shorter (commit c0cad3a). A
+/// memref whose layout is not strided is passed whole. The ABI:
+/// docs/KernelABI.md.
+struct KernelMemRef {
+  Value whole;
+  Value base;
+  OpFoldResult offset;
+  SmallVector<OpFoldResult> sizes, strides;
+
+  /// On the host, before the launch.
+  static KernelMemRef split(OpBuilder &b, Location loc, Value memref);
+  /// The pointer (or the whole memref), first thing in the kernel body:
+  /// gpu-kernel-outlining orders the kernel's parameters by first use.
+  void touchBase(OpBuilder &b, Location loc) const;
+  /// The memref, rebuilt in the kernel.
+  Value rebuild(OpBuilder &b, Location loc) const;
+};
+
 /// Loads `width` consecutive elements (1: scalar, else a vector) of the
 /// source of both streams (K and V) of `plan` at `srcIdx`.
 std::array<Value, 2> loadSources(OpBuilder &b, Location loc,
@@ -158,6 +185,43 @@ void buildCacheLoops(OpBuilder &b, Location loc, const KVQTarget &target,
 void buildCacheLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                       const CacheOpPlan &plan, int64_t threadsPerBlock,
                       ValueRange scalars);
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+/// What the code of an attention function depends on.
+struct AttentionSignature {
+  MemRefType query, cache, tables, lens;
+  /// Null without a workspace.
+  MemRefType workspace;
+  AttentionPrecision precision;
+
+  auto key() const {
+    return std::make_tuple(
+        query.getAsOpaquePointer(), cache.getAsOpaquePointer(),
+        tables.getAsOpaquePointer(), lens.getAsOpaquePointer(),
+        workspace ? workspace.getAsOpaquePointer() : nullptr,
+        unsigned(precision));
+  }
+};
+
+/// Why `target` has no attention kernel for `sig` (the end of a sentence
+/// that starts "kvq.paged_attention "), or std::nullopt when it has one.
+std::optional<std::string>
+getAttentionKernelLimit(const KVQTarget &target, const AttentionSignature &sig);
+
+/// CTAs of the attention kernel the chip runs at once, the split rule's
+/// target (docs/KernelABI.md).
+int64_t getAttentionResidentCTAs(const ModuleTarget &target);
+
+/// The host code of the GPU attention function of `sig`: the split rule
+/// and one `gpu.launch`. `entry`'s arguments: query, key cache, value
+/// cache, block tables, context lengths, output, the workspace if `sig`
+/// has one, then the f32 score scale (log2 domain: RN(s_k * scale *
+/// log2(e)), times s_q in the fp8 modes), V scale and Q scale.
+void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
+                          const AttentionSignature &sig, Block *entry);
 
 } // namespace mlir::kvq
 

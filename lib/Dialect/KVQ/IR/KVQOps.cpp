@@ -188,9 +188,11 @@ LayerOp mlir::kvq::lookupLayer(CacheOpInterface op,
 
 /// The memref form or the tensor form: every operand of `op` a memref, or
 /// every one a ranked tensor.
-static LogicalResult verifyOneForm(Operation *op) {
+/// (The attention op's workspace is a memref in both forms, and is not
+/// passed here.)
+static LogicalResult verifyOneForm(Operation *op, ValueRange operands) {
   bool tensors = isa<TensorType>(op->getOperand(0).getType());
-  for (Value operand : op->getOperands())
+  for (Value operand : operands)
     if (isa<TensorType>(operand.getType()) != tensors)
       return op->emitOpError("expects all operands to be memrefs (the memref "
                              "form) or all ranked tensors (the tensor form), "
@@ -218,7 +220,7 @@ static void getCacheOpEffects(
 }
 
 LogicalResult CacheStoreOp::verify() {
-  if (failed(verifyOneForm(*this)))
+  if (failed(verifyOneForm(*this, getOperands())))
     return failure();
   return verifyCacheShapes(*this, "keys and values", getActivationType(),
                            getCacheType(),
@@ -238,7 +240,7 @@ void CacheStoreOp::getEffects(
 }
 
 LogicalResult CacheLoadOp::verify() {
-  if (failed(verifyOneForm(*this)))
+  if (failed(verifyOneForm(*this, getOperands())))
     return failure();
   return verifyCacheShapes(*this, "outputs", getActivationType(),
                            getCacheType(),
@@ -267,8 +269,14 @@ static std::string dimText(ShapedType type, unsigned dim) {
 }
 
 LogicalResult PagedAttentionOp::verify() {
-  if (failed(verifyOneForm(*this)))
+  if (failed(verifyOneForm(*this,
+                           getOperands().drop_back(getWorkspace() ? 1 : 0))))
     return failure();
+  if (Value workspace = getWorkspace();
+      workspace &&
+      !cast<MemRefType>(workspace.getType()).getLayout().isIdentity())
+    return emitOpError("expects a contiguous workspace, got ")
+           << workspace.getType();
   auto q = cast<ShapedType>(getQuery().getType());
   auto cache = cast<ShapedType>(getKeyCache().getType());
   auto tables = cast<ShapedType>(getBlockTables().getType());
@@ -331,6 +339,10 @@ void PagedAttentionOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   getCacheOpEffects(*this, effects);
+  // The workspace is scratch: written (and read back) by the kernels.
+  if (getWorkspace())
+    effects.emplace_back(MemoryEffects::Write::get(), &getWorkspaceMutable()[0],
+                         SideEffects::DefaultResource::get());
 }
 
 std::optional<float> PagedAttentionOp::getSoftmaxScale() {

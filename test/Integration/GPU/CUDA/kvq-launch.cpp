@@ -19,14 +19,17 @@
 //   buffer <name> <elem_bytes> <d0>x<d1>x... <init>
 //       init: zero | fill:<hex byte> | iota |
 //       slots:<capacity>:<seed>:<pad_every>
-//             | randn:<bf16|f16>:<seed>
+//             | randn:<bf16|f16>:<seed> | file:<path> (the bytes of a file
+//             of exactly the buffer's size)
 //   launch <kernel> <grid> <block> <operand>...
 //   time <kernel> <grid> <block> <iterations> <operand>...
+//       grid and block: <x> or <x>x<y>x<z>;
 //       operands in kernel order: a buffer name (the pointer of a memref),
 //       scale:<s> (the f32 pair s, RN(1/s) that cache kernels take per
-//       stream after their memrefs), or size:<buffer> (the buffer's
+//       stream after their memrefs), size:<buffer> (the buffer's
 //       leading size, an i64, for a memref type whose leading size is
-//       dynamic)
+//       dynamic), f32:<x> (x given as a C hex float keeps every bit) or
+//       i64:<n>
 //   dump <buffer> <file>
 //   timecopy <bytes> <iterations>   (device-to-device copy, for reference)
 // `iota` sets element i to i (truncated to the element size); `slots`
@@ -39,12 +42,14 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <random>
@@ -145,7 +150,31 @@ void initBuffer(Buffer &b, const std::string &init) {
     }
     return;
   }
+  if (kind == "file") {
+    std::string path;
+    std::getline(parts, path);
+    std::ifstream f(path, std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
+    if (!f.good() && !f.eof())
+      fail("cannot read " + path);
+    if (bytes.size() != b.host.size())
+      fail(path + ": " + std::to_string(bytes.size()) +
+           " bytes, the buffer has " + std::to_string(b.host.size()));
+    b.host = std::move(bytes);
+    return;
+  }
   fail("unknown init '" + init + "'");
+}
+
+/// "<x>" or "<x>x<y>x<z>".
+std::array<unsigned, 3> parseDims(const std::string &text) {
+  std::array<unsigned, 3> dims = {1, 1, 1};
+  std::istringstream in(text);
+  std::string part;
+  for (unsigned i = 0; i < 3 && std::getline(in, part, 'x'); ++i)
+    dims[i] = unsigned(std::stoul(part));
+  return dims;
 }
 
 } // namespace
@@ -204,9 +233,11 @@ int main(int argc, char **argv) {
       check(cuMemcpyHtoD(b.dev, b.host.data(), b.host.size()), "HtoD");
       buffers[bname] = std::move(b);
     } else if (cmd == "launch" || cmd == "time") {
-      std::string kernel;
-      unsigned grid, block, iterations = 1;
-      in >> kernel >> grid >> block;
+      std::string kernel, gridText, blockText;
+      unsigned iterations = 1;
+      in >> kernel >> gridText >> blockText;
+      std::array<unsigned, 3> grid = parseDims(gridText),
+                              block = parseDims(blockText);
       if (cmd == "time")
         in >> iterations;
       CUfunction fn;
@@ -235,6 +266,13 @@ int main(int argc, char **argv) {
           }
         } else if (n.rfind("size:", 0) == 0) {
           storage.push_back(uint64_t(bufferNamed(n.substr(5)).shape.at(0)));
+        } else if (n.rfind("f32:", 0) == 0) {
+          float f = std::strtof(n.c_str() + 4, nullptr);
+          uint64_t slot = 0;
+          std::memcpy(&slot, &f, sizeof(f));
+          storage.push_back(slot);
+        } else if (n.rfind("i64:", 0) == 0) {
+          storage.push_back(uint64_t(std::stoll(n.substr(4))));
         } else {
           storage.push_back(bufferNamed(n).dev);
         }
@@ -245,22 +283,23 @@ int main(int argc, char **argv) {
       CUevent start, stop;
       check(cuEventCreate(&start, 0), "cuEventCreate");
       check(cuEventCreate(&stop, 0), "cuEventCreate");
+      auto launch = [&] {
+        return cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1],
+                              block[2], 0, nullptr, params.data(), nullptr);
+      };
       if (cmd == "time") // warm up
-        check(cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, nullptr,
-                             params.data(), nullptr),
-              "cuLaunchKernel");
+        check(launch(), "cuLaunchKernel");
       check(cuEventRecord(start, nullptr), "cuEventRecord");
       for (unsigned i = 0; i < iterations; ++i)
-        check(cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, nullptr,
-                             params.data(), nullptr),
-              ("cuLaunchKernel " + kernel).c_str());
+        check(launch(), ("cuLaunchKernel " + kernel).c_str());
       check(cuEventRecord(stop, nullptr), "cuEventRecord");
       check(cuCtxSynchronize(), ("kernel " + kernel).c_str());
       float ms = 0;
       cuEventElapsedTime(&ms, start, stop);
       if (cmd == "time")
-        std::printf("time %s grid %u block %u: %.4f ms/launch\n",
-                    kernel.c_str(), grid, block, ms / iterations);
+        std::printf("time %s grid %s block %s: %.4f ms/launch\n",
+                    kernel.c_str(), gridText.c_str(), blockText.c_str(),
+                    ms / iterations);
     } else if (cmd == "timecopy") {
       size_t bytes;
       unsigned iterations;

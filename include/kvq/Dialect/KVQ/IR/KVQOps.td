@@ -329,6 +329,12 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
       `[0, max_blocks * block_size]`.
     - `scale`: the softmax scale, default `1 / sqrt(head_size)` (f32).
     - `precision`: `#kvq.attention_precision`, default `dequantized`.
+    - `workspace` (optional, always a memref): `memref<? x i8>` of device
+      scratch that lets a GPU lowering split long contexts across thread
+      blocks (flash-decoding); it must be zero-filled when allocated, and
+      every call leaves it zero-filled again. Any size is correct: the
+      lowering splits no more than the workspace holds (none without
+      one). The CPU lowering does not touch it. Sizes: docs/KernelABI.md.
 
     Grouped-query attention: `num_heads` is a multiple of `num_kv_heads`,
     and query head `h` attends with KV head `h / (num_heads /
@@ -384,12 +390,15 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
                   "1-D tensor or memref of i32">,
         "context lengths">:$context_lens,
     Arg<KVQ_TensorOrMemRef, "outputs">:$out,
+    Arg<Optional<MemRefRankOf<[I8], [1]>>, "scratch of the GPU kernels">
+        :$workspace,
     OptionalAttr<F32Attr>:$scale,
     DefaultValuedAttr<KVQ_AttentionPrecisionAttr,
         "::mlir::kvq::AttentionPrecision::Dequantized">:$precision);
   let assemblyFormat = [{
     $layer `(` $query `)` `cache` `(` $key_cache `,` $value_cache `)`
     `blocks` `(` $block_tables `,` $context_lens `)` `into` `(` $out `)`
+    (`workspace` `(` $workspace^ `:` type($workspace) `)`)?
     (`scale` `(` $scale^ `)`)?
     custom<AttentionPrecision>($precision)
     attr-dict `:` type($query) `,` type($key_cache) `,` type($block_tables)

@@ -1,0 +1,45 @@
+// RUN: kvq-opt %s --kvq-lower-attention | FileCheck %s
+// RUN: kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t.ptx -o /dev/null
+// RUN: FileCheck %s --check-prefix=PTX < %t.ptx
+
+// On an NVIDIA target kvq.paged_attention becomes one gpu.launch per call:
+// grid (splits, KV heads, sequences) of 128 threads, the split count from
+// the workspace's size (docs/KernelABI.md), tensor-core tiles (mma.sync
+// m16n8k16 on f16 operands converted from e4m3 by cvt), exp2 by
+// ex2.approx.f32 with log2(e) folded into the score scale.
+
+gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// CHECK-LABEL: func.func @decode
+// RN(0.05 * 1/sqrt(128) * log2(e)) = 0.0063758716.
+// CHECK: call @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-LABEL: func.func private @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws(
+// CHECK: %[[WS:.*]] = memref.dim %arg6
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
+// CHECK-SAME: workgroup(%{{.*}} : memref<512xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8x128xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK: nvvm.convert.f8x2.to.f16x2
+// CHECK: nvvm.mma.sync
+// CHECK: ex2.approx.f32
+// CHECK: gpu.shuffle  idx
+// CHECK: nvvm.prmt
+// CHECK: nvvm.mma.sync
+// The last CTA of a (sequence, KV head) merges the splits.
+// CHECK: memref.atomic_rmw addi
+func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
+                  %bt: memref<?x?xi32>, %cl: memref<?xi32>,
+                  %o: memref<?x32x128xbf16>, %ws: memref<?xi8>) {
+  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%o)
+      workspace(%ws : memref<?xi8>)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+
+// PTX: .visible .entry kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_kernel(
+// PTX-COUNT-7: .param .u64 .ptr
+// PTX-COUNT-3: .param .f32
+// PTX: cvt.rn.f16x2.e4m3x2
+// PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
+// PTX: ex2.approx.f32
+// PTX: atom.global
