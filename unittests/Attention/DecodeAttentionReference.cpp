@@ -443,9 +443,11 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
 
 KernelArithmetic
 mlir::kvq::test::getTensorCoreArithmetic(const DecodeAttentionProblem &p,
-                                         int64_t tilesPerWarp, bool fp8Query) {
+                                         int64_t tilesPerWarp,
+                                         int64_t splitMerges, bool fp8Query) {
   KernelArithmetic a;
-  a.rescales = unsigned(std::max<int64_t>(tilesPerWarp, 1)) + 2;
+  a.rescales = unsigned(std::max<int64_t>(tilesPerWarp, 1)) + 1 +
+               unsigned(std::max<int64_t>(splitMerges, 1));
   const bool bf16Operands = p.cacheFormat == CacheFormat::BF16;
   int64_t terms = 1;
   if (!fp8Query) {

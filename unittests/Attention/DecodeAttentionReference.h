@@ -123,8 +123,10 @@
 //    rounded weights, so step 2's argument holds with one more relative
 //    error weightRel (2^-11 for f16, 2^-8 for bf16) and an absolute
 //    weightAbs (2^-25 below f16's normal range) per weight, added to
-//    abs_l (2 L weightAbs) and abs_d (2 weightAbs sum_j |v_jd|). R = T + 2:
-//    T rescales in a warp, then the warps' and the splits' merges.
+//    abs_l (2 L weightAbs) and abs_d (2 weightAbs sum_j |v_jd|). R = T + 1
+//    + S: T rescales in a warp, one in the warps' merge, and S in the
+//    splits' merge (an online merge of batches of states: one rescale per
+//    batch).
 //
 // Conditions (else bound_d is +infinity, or `error` is set): (L + R + 1) u
 // <= 1/2 (any L up to 2^22, D up to 2^20), (R + 1) E <= 2^-4, Delta_max <= 1
@@ -268,10 +270,12 @@ computeDecodeAttentionReference(const DecodeAttentionProblem &problem,
 
 /// The arithmetic of kvq's GPU kernel (AttentionKernel.cpp) for `problem`,
 /// when each warp takes at most `tilesPerWarp` tiles of 16 tokens (the
-/// split size over 4 warps), with Q quantized to fp8 (`fp8Query`) or not.
-/// Step 8 derives it.
+/// split size over 4 warps), the splits are merged in `splitMerges` >= 1
+/// rescaling steps (the batches of the last CTA's online merge), with Q
+/// quantized to fp8 (`fp8Query`) or not. Step 8 derives it.
 KernelArithmetic getTensorCoreArithmetic(const DecodeAttentionProblem &problem,
-                                         int64_t tilesPerWarp, bool fp8Query);
+                                         int64_t tilesPerWarp,
+                                         int64_t splitMerges, bool fp8Query);
 
 /// Deliberate mistakes for showing that the bound rejects wrong kernels.
 enum class KernelFault {

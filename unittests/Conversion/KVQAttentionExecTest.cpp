@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
 #include "kvq/Conversion/Passes.h"
 #include "kvq/InitAllKVQ.h"
 #include "unittests/Attention/DecodeAttentionReference.h"
@@ -650,7 +651,7 @@ std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
     int64_t cap = workspaceBytes > counterBytes
                       ? (workspaceBytes - counterBytes) / perSplit
                       : 0;
-    int64_t want = ceilDiv(528, p.numSeqs * p.numKVHeads); // sm_90
+    int64_t want = 528 / (p.numSeqs * p.numKVHeads); // sm_90
     int64_t splits =
         std::max<int64_t>(1, std::min({want, cap, ceilDiv(maxTiles, 4)}));
     splitTiles = ceilDiv(maxTiles, splits);
@@ -838,10 +839,16 @@ TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
                 counterBytes)
           << "the split counters are not reset";
     }
-    int64_t tilesPerWarp = (splitTilesOf[c.name] + 3) / 4;
+    int64_t splitTiles = splitTilesOf[c.name];
+    int64_t tilesPerWarp = (splitTiles + 3) / 4;
+    int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);
+    int64_t splits = (maxTiles + splitTiles - 1) / splitTiles;
+    int64_t splitMerges =
+        (splits + kvq::kAttentionMergeBatch - 1) / kvq::kAttentionMergeBatch;
     DecodeAttentionProblem exact = exactProblemOf(c, p);
     DecodeAttentionReference ref = computeDecodeAttentionReference(
-        exact, getTensorCoreArithmetic(exact, tilesPerWarp, c.fp8Query));
+        exact,
+        getTensorCoreArithmetic(exact, tilesPerWarp, splitMerges, c.fp8Query));
     ASSERT_TRUE(ref.error.empty()) << ref.error;
     BoundCheck check = checkAgainstReference(p, ref, got);
     EXPECT_EQ(check.violations, 0u)

@@ -99,18 +99,21 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
 
 def KVQLimitKernelRegisters
     : Pass<"kvq-limit-kernel-registers", "::mlir::ModuleOp"> {
-  let summary = "cap the registers of the outlined kvq cache kernels (NVVM)";
+  let summary = "set the register limits of the outlined kvq kernels (NVVM)";
   let description = [{
-    Sets `nvvm.maxnreg = max-registers` on every kernel `gpu.func` of the
-    `gpu.module @kvq_cache_kernels` that has no register limit yet and does
-    no `arith.divf` (a true division's slow path keeps registers live).
+    Sets `nvvm.maxnreg = max-registers` on every cache kernel `gpu.func` of
+    the `gpu.module @kvq_cache_kernels` that has no register limit yet and
+    does no `arith.divf` (a true division's slow path keeps registers live),
+    and `nvvm.minctasm = 4` on every attention kernel
+    (`kvq_paged_attention_*`): the split rule of the attention lowering
+    counts on 4 resident CTAs per SM (docs/KernelABI.md).
     Left alone, ptxas gives the store kernel 32 registers and then issues
     the V and slot loads only after converting K, so a thread waits for two
     memory round trips; with a cap it issues every load first
     (bench/RESULTS.md has the measurements). Run it after
     `gpu-kernel-outlining`, which does not carry attributes of a
     `gpu.launch` over. `kvq-to-ptx` runs it with 48; `max-registers=0`
-    does nothing.
+    leaves the cache kernels alone.
 
     ```
     kvq-opt m.mlir --kvq-lower-cache-ops=chip=sm_90 --gpu-kernel-outlining \

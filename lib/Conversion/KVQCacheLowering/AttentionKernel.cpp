@@ -59,12 +59,11 @@ static constexpr int64_t kTableTiles = 512;
 static constexpr int64_t kMinSplitTiles = 4;
 
 int64_t mlir::kvq::getAttentionResidentCTAs(const ModuleTarget &target) {
-  // 4 CTAs of 128 threads per SM (the kernel's registers and shared memory
-  // allow 4 at head size 128), times the SM count of the chip's largest
-  // part: H100 / H200 132, A100 108, RTX 4090 128.
+  // The CTAs per SM times the SM count of the chip's largest part: H100 /
+  // H200 132, A100 108, RTX 4090 128.
   unsigned sm = target.getSmVersion();
   int64_t sms = sm >= 90 ? 132 : sm == 89 ? 128 : sm == 80 ? 108 : 84;
-  return 4 * sms;
+  return kAttentionCTAsPerSM * sms;
 }
 
 std::optional<std::string>
@@ -376,16 +375,34 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
   Value first = mul(split, splitTiles);
   Value nsplit = arith::MaxUIOp::create(
       b, loc, arith::CeilDivUIOp::create(b, loc, numTiles, splitTiles), idx(1));
-  // Split 0 of an empty sequence runs (it writes zeros); the splits past a
-  // sequence's end exit.
-  Value active = cmpi(P::ult, split, nsplit);
-  auto ifActive = scf::IfOp::create(b, loc, active, /*withElseRegion=*/false);
-  OpBuilder::InsertionGuard activeGuard(b);
-  b.setInsertionPointToStart(ifActive.thenBlock());
-  Value count = arith::MinUIOp::create(
-      b, loc, splitTiles,
-      arith::SubIOp::create(
-          b, loc, arith::MaxUIOp::create(b, loc, numTiles, first), first));
+  // The block numbers of tiles [first + base, first + end) (those inside
+  // the table) into shared memory. The first chunk is loaded before the
+  // context length arrives: entries past a sequence's end may be loaded,
+  // never used.
+  Value tilesPerBlock = idx(blockSize / kTileTokens);
+  Value tableCols = dimOf(b, loc, tables, 1);
+  auto loadTable = [&](Value base, Value end) {
+    scf::ForOp::create(
+        b, loc, add(base, tid), end, idx(kWarps * 32), ValueRange{},
+        [&](OpBuilder &, Location, Value k, ValueRange) {
+          Value col =
+              arith::DivUIOp::create(b, loc, add(first, k), tilesPerBlock);
+          auto inside = scf::IfOp::create(b, loc, cmpi(P::ult, col, tableCols),
+                                          /*withElseRegion=*/false);
+          {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPointToStart(inside.thenBlock());
+            Value entry =
+                memref::LoadOp::create(b, loc, tables, ValueRange{seq, col});
+            memref::StoreOp::create(
+                b, loc, entry, smTable,
+                ValueRange{arith::SubIOp::create(b, loc, k, base)});
+          }
+          scf::YieldOp::create(b, loc);
+        });
+  };
+  loadTable(idx(0),
+            arith::MinUIOp::create(b, loc, splitTiles, idx(kTableTiles)));
 
   // Q^T fragments (B operand of S^T = K Q^T): lane (g, t) holds head g
   // (zero for g >= G), dims d0 .. d0 + 3 of chunk c.
@@ -429,6 +446,17 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     }
   }
 
+  // Split 0 of an empty sequence runs (it writes zeros); the splits past a
+  // sequence's end exit.
+  Value active = cmpi(P::ult, split, nsplit);
+  auto ifActive = scf::IfOp::create(b, loc, active, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard activeGuard(b);
+  b.setInsertionPointToStart(ifActive.thenBlock());
+  Value count = arith::MinUIOp::create(
+      b, loc, splitTiles,
+      arith::SubIOp::create(
+          b, loc, arith::MaxUIOp::create(b, loc, numTiles, first), first));
+
   // Per-lane state: acc[mt] (dims of m-tile mt x heads 2t, 2t+1), the
   // running maxima and sums of heads 2t and 2t+1.
   SmallVector<Value> init;
@@ -438,74 +466,96 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     init.push_back(zeros4);
   init.append({f32(negInf), f32(negInf), f32(0.0f), f32(0.0f)});
 
-  Value tilesPerBlock = idx(blockSize / kTileTokens);
-  Value rowsOfBlock = idx(blockSize);
   // Table chunks of kTableTiles tiles.
   auto tableLoop = scf::ForOp::create(
       b, loc, idx(0), count, idx(kTableTiles), init,
       [&](OpBuilder &, Location, Value base, ValueRange state0) {
         Value end =
             arith::MinUIOp::create(b, loc, count, add(base, idx(kTableTiles)));
+        auto later = scf::IfOp::create(b, loc, cmpi(P::ne, base, idx(0)),
+                                       /*withElseRegion=*/false);
+        {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(later.thenBlock());
+          gpu::BarrierOp::create(b, loc); // the previous chunk is done
+          loadTable(base, end);
+        }
         gpu::BarrierOp::create(b, loc);
-        scf::ForOp::create(
-            b, loc, add(base, tid), end, idx(kWarps * 32), ValueRange{},
-            [&](OpBuilder &, Location, Value k, ValueRange) {
-              Value tile = add(first, k);
-              Value entry = memref::LoadOp::create(
-                  b, loc, tables,
-                  ValueRange{seq, arith::DivUIOp::create(b, loc, tile,
-                                                         tilesPerBlock)});
-              memref::StoreOp::create(
-                  b, loc, entry, smTable,
-                  ValueRange{arith::SubIOp::create(b, loc, k, base)});
-              scf::YieldOp::create(b, loc);
-            });
-        gpu::BarrierOp::create(b, loc);
+        // The cache words of tile k (of this chunk) a lane holds: K rows g
+        // and g + 8 (lane t's pieces), then V rows 2t, 2t + 1, 2t + 8,
+        // 2t + 9 (lane g's pieces), unmasked.
+        const int64_t kWords = 2 * (headSize / kPitch) * 4;
+        const int64_t vWordsPerRow = (headSize / vPitch) * (vBytes / 4);
+        auto loadTile = [&](Value k) {
+          Value tile = add(first, k);
+          Value blk = arith::IndexCastOp::create(
+              b, loc, b.getIndexType(),
+              memref::LoadOp::create(
+                  b, loc, smTable,
+                  ValueRange{arith::SubIOp::create(b, loc, k, base)}));
+          Value row0 = mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
+                           idx(kTileTokens));
+          SmallVector<Value> words;
+          for (int64_t r = 0; r < 2; ++r) {
+            Value row = add(row0, add(g, idx(8 * r)));
+            for (int64_t i = 0; i < headSize / kPitch; ++i)
+              llvm::append_range(words,
+                                 loadWords(keys,
+                                           ValueRange{blk, row, kvHead,
+                                                      add(idx(kPitch * i),
+                                                          mul(t, idx(kPiece)))},
+                                           4));
+          }
+          for (int64_t j = 0; j < 4; ++j) {
+            Value row =
+                add(row0, add(mul(t, idx(2)), idx((j & 1) + 8 * (j >> 1))));
+            for (int64_t i = 0; i < headSize / vPitch; ++i)
+              llvm::append_range(words,
+                                 loadWords(values,
+                                           ValueRange{blk, row, kvHead,
+                                                      add(idx(vPitch * i),
+                                                          mul(g, idx(vPiece)))},
+                                           vBytes / 4));
+          }
+          return words;
+        };
+        // Software pipelining: the words of a warp's next tile are loaded
+        // before its current tile is computed (past the chunk's end, its
+        // last tile again, which is in bounds), so a warp always has a
+        // tile's loads in flight.
+        Value lastTile = arith::SubIOp::create(b, loc, end, idx(1));
+        auto nextTile = [&](Value k) {
+          return arith::MinUIOp::create(b, loc, k, lastTile).getResult();
+        };
+        SmallVector<Value> loopInit(state0.begin(), state0.end());
+        llvm::append_range(loopInit, loadTile(nextTile(add(base, warp))));
+        const int64_t numState = state0.size();
         auto tileLoop = scf::ForOp::create(
-            b, loc, add(base, warp), end, idx(kWarps), state0,
-            [&](OpBuilder &, Location, Value k, ValueRange state) {
+            b, loc, add(base, warp), end, idx(kWarps), loopInit,
+            [&](OpBuilder &, Location, Value k, ValueRange iter) {
+              ValueRange state = iter.take_front(numState);
+              ValueRange words = iter.drop_front(numState);
+              SmallVector<Value> prefetched =
+                  loadTile(nextTile(add(k, idx(kWarps))));
               SmallVector<Value> acc(state.begin(), state.begin() + mTiles);
               Value m0 = state[mTiles], m1 = state[mTiles + 1],
                     l0 = state[mTiles + 2], l1 = state[mTiles + 3];
-              Value tile = add(first, k);
-              Value blk = arith::IndexCastOp::create(
-                  b, loc, b.getIndexType(),
-                  memref::LoadOp::create(
-                      b, loc, smTable,
-                      ValueRange{arith::SubIOp::create(b, loc, k, base)}));
-              Value row0 =
-                  mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
-                      idx(kTileTokens));
-              (void)rowsOfBlock;
-              Value tok0 = mul(tile, idx(kTileTokens));
+              Value tok0 = mul(add(first, k), idx(kTileTokens));
               Value valid = arith::SubIOp::create(b, loc, len, tok0); // >= 1
-              // K rows g and g + 8: words of lane t's pieces.
               SmallVector<SmallVector<Value>> kw(2);
-              for (int64_t r = 0; r < 2; ++r) {
-                Value row = add(row0, add(g, idx(8 * r)));
-                for (int64_t i = 0; i < headSize / kPitch; ++i)
-                  llvm::append_range(
-                      kw[r], loadWords(keys,
-                                       ValueRange{blk, row, kvHead,
-                                                  add(idx(kPitch * i),
-                                                      mul(t, idx(kPiece)))},
-                                       4));
-              }
-              // V rows 2t, 2t + 1, 2t + 8, 2t + 9 (zero past the end: P = 0
-              // times a NaN of an unused row would be NaN).
+              for (int64_t r = 0; r < 2; ++r)
+                kw[r].assign(words.begin() + r * kWords / 2,
+                             words.begin() + (r + 1) * kWords / 2);
+              // V rows past the end are zero: P = 0 times a NaN of an unused
+              // row would be NaN.
               std::array<SmallVector<Value>, 4> vw;
               for (int64_t j = 0; j < 4; ++j) {
                 Value tokInTile =
                     add(mul(t, idx(2)), idx((j & 1) + 8 * (j >> 1)));
-                Value row = add(row0, tokInTile);
                 Value inside = cmpi(P::ult, tokInTile, valid);
-                for (int64_t i = 0; i < headSize / vPitch; ++i)
-                  for (Value w : loadWords(values,
-                                           ValueRange{blk, row, kvHead,
-                                                      add(idx(vPitch * i),
-                                                          mul(g, idx(vPiece)))},
-                                           vBytes / 4))
-                    vw[j].push_back(select(inside, w, zero32));
+                for (int64_t w = 0; w < vWordsPerRow; ++w)
+                  vw[j].push_back(select(
+                      inside, words[kWords + j * vWordsPerRow + w], zero32));
               }
               // S^T: s0 (token g, head 2t), s1 (g, 2t + 1), s2 (g + 8, 2t),
               // s3 (g + 8, 2t + 1).
@@ -593,9 +643,11 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
                     mma(a, pb, arith::MulFOp::create(b, loc, acc[mt], alpha)));
               }
               next.append({n0, n1, nl0, nl1});
+              llvm::append_range(next, prefetched);
               scf::YieldOp::create(b, loc, next);
             });
-        scf::YieldOp::create(b, loc, tileLoop.getResults());
+        scf::YieldOp::create(b, loc,
+                             tileLoop.getResults().take_front(numState));
       });
   ValueRange state = tableLoop.getResults();
   Value m0 = state[mTiles], m1 = state[mTiles + 1];
@@ -662,29 +714,50 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         /*nontemporal=*/false,
         llvm::Align(4 * outElem.getIntOrFloatBitWidth() / 8));
   };
-  // Merges `n` states (m_i, l_i, acc_i) read by `read(i)`: weights
-  // exp2(m_i - max) (0 for an empty state); returns (max, l, acc).
-  auto merge = [&](Value n, function_ref<std::array<Value, 3>(Value)> read)
+  // Merges `n` >= 1 states (m_i, l_i, acc_i) read by `read(i)`, online in
+  // batches of `batch` states whose loads are in flight together (indices
+  // clamped to n - 1, the extra ones masked): per batch, the running
+  // maximum M grows to M' (-inf while every state is empty), the sums are
+  // rescaled by exp2(M - M') and take exp2(m_i - M') l_i and
+  // exp2(m_i - M') acc_i (0 for an empty state). Returns (M, l, acc).
+  auto merge = [&](Value n, int64_t batch,
+                   function_ref<std::array<Value, 3>(Value)> read)
       -> std::array<Value, 3> {
-    Value maxAll = scf::ForOp::create(
-                       b, loc, idx(0), n, idx(1), ValueRange{f32(negInf)},
-                       [&](OpBuilder &, Location, Value i, ValueRange mx) {
-                         scf::YieldOp::create(b, loc, fmax(mx[0], read(i)[0]));
-                       })
-                       .getResult(0);
+    Value lastIndex = arith::SubIOp::create(b, loc, n, idx(1));
+    Value trueV = arith::ConstantIntOp::create(b, loc, 1, 1);
     auto loop = scf::ForOp::create(
-        b, loc, idx(0), n, idx(1), ValueRange{f32(0.0f), zeros4},
-        [&](OpBuilder &, Location, Value i, ValueRange sums) {
-          auto [m, l, acc] = read(i);
-          Value f = select(isNegInf(m), f32(0.0f),
-                           exp2(arith::SubFOp::create(b, loc, m, maxAll)));
-          Value fv = vector::BroadcastOp::create(b, loc, f32x4, f);
-          scf::YieldOp::create(b, loc,
-                               ValueRange{fadd(sums[0], fmul(f, l)),
-                                          arith::AddFOp::create(
-                                              b, loc, sums[1], fmul(fv, acc))});
+        b, loc, idx(0), n, idx(batch),
+        ValueRange{f32(negInf), f32(0.0f), zeros4},
+        [&](OpBuilder &, Location, Value i, ValueRange run) {
+          SmallVector<std::pair<std::array<Value, 3>, Value>> states;
+          for (int64_t u = 0; u < batch; ++u) {
+            Value j = add(i, idx(u));
+            states.push_back(
+                {read(arith::MinUIOp::create(b, loc, j, lastIndex)),
+                 cmpi(P::ult, j, n)});
+          }
+          Value mx = run[0];
+          for (auto &[st, valid] : states)
+            mx = fmax(mx, select(valid, st[0], f32(negInf)));
+          Value shift = select(isNegInf(mx), f32(0.0f), mx);
+          Value r = exp2(arith::SubFOp::create(b, loc, run[0], shift));
+          Value l = fmul(run[1], r);
+          Value acc =
+              fmul(run[2], vector::BroadcastOp::create(b, loc, f32x4, r));
+          for (auto &[st, valid] : states) {
+            Value skip = arith::OrIOp::create(
+                b, loc, isNegInf(st[0]),
+                arith::XOrIOp::create(b, loc, valid, trueV));
+            Value f = select(skip, f32(0.0f),
+                             exp2(arith::SubFOp::create(b, loc, st[0], shift)));
+            l = fadd(l, fmul(f, st[1]));
+            acc = arith::AddFOp::create(
+                b, loc, acc,
+                fmul(vector::BroadcastOp::create(b, loc, f32x4, f), st[2]));
+          }
+          scf::YieldOp::create(b, loc, ValueRange{mx, l, acc});
         });
-    return {maxAll, loop.getResult(0), loop.getResult(1)};
+    return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};
   };
   // Warp w's state of `head` (dims d .. d + 3), from shared memory.
   auto readWarp = [&](Value head, Value d) {
@@ -738,7 +811,7 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
           auto [head, d] = headDims(e);
-          auto [mx, l, o] = merge(idx(kWarps), readWarp(head, d));
+          auto [mx, l, o] = merge(idx(kWarps), kWarps, readWarp(head, d));
           writeOut(head, d, o, l);
           scf::YieldOp::create(b, loc);
         });
@@ -751,7 +824,7 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
           auto [head, d] = headDims(e);
-          auto [maxAll, l, o] = merge(idx(kWarps), readWarp(head, d));
+          auto [maxAll, l, o] = merge(idx(kWarps), kWarps, readWarp(head, d));
           Value slot = slotOf(head, split);
           vector::StoreOp::create(b, loc, o, partials,
                                   ValueRange{add(mul(slot, idx(headSize)), d)},
@@ -805,17 +878,19 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
           auto [head, d] = headDims(e);
-          auto [mx, l, o] = merge(nsplit, [&](Value s) -> std::array<Value, 3> {
-            Value slot = slotOf(head, s);
-            Value at = mul(slot, idx(2));
-            return {memref::LoadOp::create(b, loc, states, ValueRange{at}),
-                    memref::LoadOp::create(b, loc, states,
-                                           ValueRange{add(at, idx(1))}),
-                    vector::LoadOp::create(
-                        b, loc, f32x4, partials,
-                        ValueRange{add(mul(slot, idx(headSize)), d)},
-                        /*nontemporal=*/false, llvm::Align(16))};
-          });
+          auto [mx, l, o] = merge(
+              nsplit, kAttentionMergeBatch,
+              [&](Value s) -> std::array<Value, 3> {
+                Value slot = slotOf(head, s);
+                Value at = mul(slot, idx(2));
+                return {memref::LoadOp::create(b, loc, states, ValueRange{at}),
+                        memref::LoadOp::create(b, loc, states,
+                                               ValueRange{add(at, idx(1))}),
+                        vector::LoadOp::create(
+                            b, loc, f32x4, partials,
+                            ValueRange{add(mul(slot, idx(headSize)), d)},
+                            /*nontemporal=*/false, llvm::Align(16))};
+              });
           writeOut(head, d, o, l);
           scf::YieldOp::create(b, loc);
         });
@@ -874,9 +949,10 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
             b, loc, arith::SubIOp::create(b, loc, bytes, counterBytes),
             perSplit),
         idx(0));
-    Value want =
-        ceilDiv(idx(getAttentionResidentCTAs(target.getModuleTarget())),
-                mul(numSeqs, idx(numKVHeads)));
+    // Never more than one wave: a second, partial one costs a whole wave.
+    Value want = arith::DivUIOp::create(
+        b, loc, idx(getAttentionResidentCTAs(target.getModuleTarget())),
+        mul(numSeqs, idx(numKVHeads)));
     Value splits = arith::MinUIOp::create(
         b, loc, want,
         arith::MinUIOp::create(b, loc, cap,

@@ -69,7 +69,7 @@ static std::string functionName(const AttentionSignature &sig) {
     return type.isDynamicDim(dim) ? "dyn"
                                   : std::to_string(type.getDimSize(dim));
   };
-  std::string name = "kvq_paged_attention_" +
+  std::string name = kAttentionNamePrefix.str() +
                      getTypeSpelling(sig.query.getElementType()) + "_" +
                      getTypeSpelling(sig.cache.getElementType()) + "_" +
                      size(sig.query, 1) + "x" + size(sig.cache, 2) + "x" +

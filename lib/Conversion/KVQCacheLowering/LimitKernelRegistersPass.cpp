@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
 #include "kvq/Conversion/Passes.h"
 #include "kvq/Target/ModuleTarget.h"
 
@@ -34,16 +35,25 @@ struct KVQLimitKernelRegistersPass final
   }
 
   void runOnOperation() override {
-    if (maxRegisters == 0)
-      return markAllAnalysesPreserved();
-    StringRef name = NVVM::NVVMDialect::getMaxnregAttrName();
-    auto limit = IntegerAttr::get(IntegerType::get(&getContext(), 32),
-                                  maxRegisters.getValue());
+    MLIRContext *ctx = &getContext();
+    StringRef maxnreg = NVVM::NVVMDialect::getMaxnregAttrName();
+    StringRef minctasm = NVVM::NVVMDialect::getMinctasmAttrName();
+    auto i32 = [&](int64_t v) {
+      return IntegerAttr::get(IntegerType::get(ctx, 32), v);
+    };
     getOperation().walk([&](gpu::GPUModuleOp module) {
       if (module.getSymName() != kKernelModuleName)
         return;
       for (auto func : module.getOps<gpu::GPUFuncOp>()) {
-        if (!func.isKernel() || func->hasAttr(name))
+        if (!func.isKernel() || func->hasAttr(maxnreg) ||
+            func->hasAttr(minctasm))
+          continue;
+        // The attention kernel's split rule counts on its residency.
+        if (func.getName().starts_with(kAttentionNamePrefix)) {
+          func->setAttr(minctasm, i32(kAttentionCTAsPerSM));
+          continue;
+        }
+        if (maxRegisters == 0)
           continue;
         // A true division keeps its slow path's registers live: capped at
         // 48, the divf store ran 13% slower at T = 32768 on an H100.
@@ -51,7 +61,7 @@ struct KVQLimitKernelRegistersPass final
             func.walk([](arith::DivFOp) { return WalkResult::interrupt(); })
                 .wasInterrupted();
         if (!divides)
-          func->setAttr(name, limit);
+          func->setAttr(maxnreg, i32(maxRegisters));
       }
     });
   }

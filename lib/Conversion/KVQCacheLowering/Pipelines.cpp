@@ -56,7 +56,7 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef kind,
   lower.quantizeDivision = options.quantizeDivision;
   pm.addPass(createKVQLowerCacheOps(lower));
   pm.addPass(createGpuKernelOutliningPass());
-  if (maxRegisters)
+  if (kind == "nvvm")
     pm.addPass(createKVQLimitKernelRegisters({maxRegisters}));
   pm.addPass(createSCFToControlFlowPass());
   OpPassManager &gpuModule = pm.nest<gpu::GPUModuleOp>();

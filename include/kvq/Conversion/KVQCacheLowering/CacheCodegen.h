@@ -211,6 +211,20 @@ struct AttentionSignature {
 std::optional<std::string>
 getAttentionKernelLimit(const KVQTarget &target, const AttentionSignature &sig);
 
+/// The prefix of the attention functions' and kernels' names
+/// (docs/KernelABI.md).
+inline constexpr llvm::StringLiteral kAttentionNamePrefix =
+    "kvq_paged_attention_";
+
+/// CTAs of the NVVM attention kernel an SM runs at once: the kernel asks
+/// ptxas for it (`nvvm.minctasm`, set by kvq-limit-kernel-registers), and
+/// the split rule counts on it.
+inline constexpr int64_t kAttentionCTAsPerSM = 4;
+
+/// Split states the last CTA of a (sequence, KV head) loads at once and
+/// merges in one rescaling step (the merge is online over such batches).
+inline constexpr int64_t kAttentionMergeBatch = 16;
+
 /// CTAs of the attention kernel the chip runs at once, the split rule's
 /// target (docs/KernelABI.md).
 int64_t getAttentionResidentCTAs(const ModuleTarget &target);
