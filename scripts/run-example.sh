@@ -9,7 +9,8 @@
 #   2. lowers the folded model to PTX for sm_90 and to AMDGCN for gfx950
 #      (OCP fp8) and gfx942 (FNUZ fp8, scales doubled), and counts the fp8
 #      conversion instructions in each;
-#   3. folds and lowers a decode step (store, then attend) for the CPU.
+#   3. folds a decode step (store, then attend) and lowers it for the CPU
+#      and to PTX for sm_90.
 # Outputs land in build/example/.
 #
 #   bash scripts/run-example.sh
@@ -50,11 +51,15 @@ run "$kvq" "$ex/model-fnuz.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-write-isa="output=$out/llama-tiny.gfx942.s" -o /dev/null
 
 # A decode step (store the new token's K/V, then attend) of every layer,
-# folded from the same checkpoint and lowered for the CPU.
+# folded from the same checkpoint and lowered for the CPU and for sm_90.
 run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-import-checkpoint="checkpoint=$ex/quark" \
   --kvq-fold-scales="summary=false" --kvq-to-llvm \
   -o "$out/decode-step.llvm.mlir"
+run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
+  --kvq-import-checkpoint="checkpoint=$ex/quark" \
+  --kvq-fold-scales="summary=false" --kvq-to-ptx=chip=sm_90 \
+  --kvq-write-isa="output=$out/decode-step.sm_90.ptx" -o /dev/null
 
 count() { grep -c -- "$2" "$1" || true; }
 echo
@@ -71,3 +76,8 @@ for chip in gfx950 gfx942; do
 done
 printf '%-26s %5s attention function(s) for 8 layers (CPU)\n' \
   decode-step.llvm.mlir "$(count "$out/decode-step.llvm.mlir" 'llvm.func @kvq_paged_attention')"
+printf '%-26s %5s kernels (%s attention), %4s x mma.sync, %4s x cvt.rn.f16x2.e4m3x2\n' \
+  decode-step.sm_90.ptx "$(count "$out/decode-step.sm_90.ptx" '^\.visible \.entry')" \
+  "$(count "$out/decode-step.sm_90.ptx" '^\.visible \.entry kvq_paged_attention')" \
+  "$(count "$out/decode-step.sm_90.ptx" 'mma.sync')" \
+  "$(count "$out/decode-step.sm_90.ptx" 'cvt.rn.f16x2.e4m3x2')"

@@ -41,6 +41,7 @@ import math
 import os
 import statistics
 import sys
+import time
 
 import kvq_bench as kb   # noqa: E402  (CUDA driver setup, timing helpers)
 import numpy as np
@@ -54,6 +55,8 @@ SK, SV = 0.05, 0.07
 LOG2E = 1.4426950408889634
 # 4 resident CTAs per SM x 132 SMs (docs/KernelABI.md, the split rule).
 RESIDENT_CTAS = 528
+# At most 32 splits per (sequence, KV head) (kAttentionMaxSplits).
+MAX_SPLITS = 32
 SHAPES = [(1, 1024, 32), (1, 32768, 32), (8, 8192, 32), (64, 8192, 32),
           (64, 32768, 32), (128, 2048, 64)]
 TARGETS = {  # (B, L, Hq, cache): (what, test on the graph time)
@@ -82,7 +85,7 @@ def split_tiles(B, Hq, T, ws_bytes):
     """The lowering's host split rule (docs/KernelABI.md)."""
     counters = -(-4 * B * HKV // 16) * 16
     cap = (ws_bytes - counters) // (4 * B * Hq * (D + 4)) if ws_bytes > counters else 0
-    want = RESIDENT_CTAS // (B * HKV)
+    want = min(MAX_SPLITS, RESIDENT_CTAS // (B * HKV))
     splits = max(1, min(want, cap, -(-T // 4)))
     return -(-T // splits)
 
@@ -166,18 +169,26 @@ def sanity(c, launch):
     c.out.fill_(float("nan"))
     launch()
     kb.sync("attention")
-    k, v = c.dense()
-    qf = c.q.float().unsqueeze(2)                      # [B, Hq, 1, D]
     G = c.Hq // HKV
-    kf = k.float().repeat_interleave(G, 1)
-    vf = v.float().repeat_interleave(G, 1)
-    p = torch.softmax((qf @ kf.transpose(-1, -2)) / math.sqrt(D), -1)
-    ref = (p @ vf).squeeze(2)                          # [B, Hq, D]
-    rowmax = ref.abs().amax(-1, keepdim=True)
-    # 2 bf16 ulps of the row's largest magnitude: 2 * 2^(e - 7).
-    ulp = torch.exp2(torch.floor(torch.log2(rowmax)) - 7)
-    err = ((c.out.float() - ref).abs() / ulp).nan_to_num(float("inf"))
-    worst = err.max().item()
+    worst = 0.0
+    # A few sequences at a time, grouped by KV head (no copy of K and V per
+    # query head): float32 from the exactly dequantized cache values.
+    for s0 in range(0, c.B, 8):
+        bt = c.bt[s0:s0 + 8].long()
+        n = bt.shape[0]
+        def dq(cache, scale):
+            x = cache[bt].float() * scale             # [n, nbps, BS, Hkv, D]
+            return x.flatten(1, 2)[:, :c.L].permute(0, 2, 1, 3)  # [n, Hkv, L, D]
+        kf, vf = dq(c.kc, c.sk), dq(c.vc, c.sv)
+        qf = c.q[s0:s0 + n].float().view(n, HKV, G, D)
+        p = torch.softmax((qf @ kf.transpose(-1, -2)) / math.sqrt(D), -1)
+        ref = (p @ vf).reshape(n, c.Hq, D)
+        rowmax = ref.abs().amax(-1, keepdim=True)
+        # One bf16 ulp of the row's largest magnitude, 2^(e - 7).
+        ulp = torch.exp2(torch.floor(torch.log2(rowmax)) - 7)
+        err = ((c.out[s0:s0 + n].float() - ref).abs() / ulp).nan_to_num(float("inf"))
+        worst = max(worst, err.max().item())
+        del kf, vf, p, ref
     return worst
 
 
@@ -185,11 +196,13 @@ def n_sets(set_bytes, cap=64):
     return max(1, min(cap, math.ceil(200e6 / set_bytes)))
 
 
-def graph_us(fns, calls, reps, warm=3):
-    """kvq_bench.time_graph_us with `warm` untimed replays first: the first
-    replays of a graph over freshly touched gigabytes ran about 10% slower
-    than the ones after (and than single launches) on the H200; a serving
-    engine replays its graph every step."""
+def graph_us(fns, calls, reps, warm=3, warm_s=0.25):
+    """kvq_bench.time_graph_us with untimed replays first, at least `warm`
+    and for at least `warm_s` seconds: the first replays of a graph over
+    freshly touched gigabytes ran about 10% slower than the ones after (and
+    than single launches) on the H200, and with 3 replays only, the first
+    measurement of B 128 came out 16% slower than a second one on an H100;
+    a serving engine replays its graph every step."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -201,9 +214,11 @@ def graph_us(fns, calls, reps, warm=3):
     with torch.cuda.graph(graph):
         for i in range(calls):
             fns[i % len(fns)]()
-    for _ in range(warm):
+    t0, n = time.perf_counter(), 0
+    while n < warm or time.perf_counter() - t0 < warm_s:
         graph.replay()
-    torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        n += 1
     ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
           for _ in range(reps)]
     for a, b in ev:
@@ -235,13 +250,14 @@ def bench_shape(mod, B, L, Hq, cache, copy_tbps, gen, sweep):
     st = split_tiles(B, Hq, T, cases[0].ws.numel())
     assert st == rule_st, (st, rule_st)
     launches = [AttnLaunch(mod, c, st) for c in cases]
-    worst = sanity(cases[0], launches[0])
     big = set_bytes > 400e6
     kv = cases[0].kv_bytes()
     g, s = time_pair(launches, big)
+    g_again = graph_us(launches, calls=16 if big else 64, reps=10 if big else 30)
+    worst = sanity(cases[0], launches[0])
     rec = dict(B=B, L=L, Hq=Hq, cache=cache, kv_bytes=kv, splits=launches[0].grid[0],
                st=st, regs=launches[0].regs, occ=launches[0].occ, sets=ns,
-               sanity_ulps=worst, us=g, us_single=s,
+               sanity_ulps=worst, us=g, us_single=s, us_graph_again=g_again,
                tbps=kv / g / 1e6, pct_copy=100 * kv / g / 1e6 / copy_tbps,
                copy_floor_us=kv / copy_tbps / 1e6)
     rec["sweep"] = {}
@@ -271,7 +287,7 @@ def bench_shape(mod, B, L, Hq, cache, copy_tbps, gen, sweep):
 
 
 def ncu_mode(mod, gen):
-    for B, L, Hq in [(64, 8192, 32), (1, 32768, 32), (128, 2048, 64)]:
+    for B, L, Hq in [(1, 32768, 32), (1, 1024, 32), (64, 8192, 32), (128, 2048, 64)]:
         c = Case(B, L, Hq, "fp8", gen, 1024)
         la = AttnLaunch(mod, c, split_tiles(B, Hq, tiles(L), c.ws.numel()))
         la()
@@ -299,7 +315,9 @@ def probe(mod, gen):
 def main():
     torch.cuda.init()
     torch.ones(1, device=dev)     # makes PyTorch's primary context current
-    mod = kb.Module(os.path.join(kb.HERE, "ptx", "attention.ptx"))
+    # ATTN_PTX: another PTX of the same kernels (variants); ATTN_SHAPES:
+    # "BxL[xHq],..." to run only those fp8 shapes.
+    mod = kb.Module(os.path.join(kb.HERE, "ptx", os.environ.get("ATTN_PTX", "attention.ptx")))
     gen = torch.Generator(device=dev)
     gen.manual_seed(20261202)
     if "--ncu" in sys.argv:
@@ -314,6 +332,9 @@ def main():
     recs = []
     bad = 0
     runs = [(B, L, Hq, "fp8") for B, L, Hq in SHAPES] + [(64, 8192, 32, "bf16")]
+    if os.environ.get("ATTN_SHAPES"):
+        pick = [tuple(int(x) for x in t.split("x")) for t in os.environ["ATTN_SHAPES"].split(",")]
+        runs = [r for r in runs if r[:2] in pick or r[:3] in pick]
     for B, L, Hq, cache in runs:
         r = bench_shape(mod, B, L, Hq, cache, copy["tbps"], gen, sweep)
         recs.append(r)
@@ -322,7 +343,7 @@ def main():
         sw = " ".join(f"{k}:{v:.1f}" for k, v in r["sweep"].items())
         log(f"B={B:4d} L={L:6d} Hq={Hq} {cache:4s} splits={r['splits']:3d} "
             f"kvq {r['us']:8.1f} us graph ({r['tbps']:.2f} TB/s, {r['pct_copy']:.1f}% copy) "
-            f"{r['us_single']:8.1f} single | copy floor {r['copy_floor_us']:.1f} | "
+            f"{r['us_single']:8.1f} single {r['us_graph_again']:8.1f} graph again | copy floor {r['copy_floor_us']:.1f} | "
             f"SDPA dense {r['sdpa_us']:.1f}/{r['sdpa_us_single']:.1f} | "
             f"eager paged {r['eager_us']:.1f}/{r['eager_us_single']:.1f} | "
             f"sanity {r['sanity_ulps']:.2f} ulp{'' if ok else ' FAIL'}"

@@ -7,9 +7,9 @@
 //
 //   kvq-opt examples/llama-tiny/decode-step.mlir \
 //     --kvq-import-checkpoint=checkpoint=examples/llama-tiny/quark \
-//     --kvq-fold-scales --kvq-to-llvm
+//     --kvq-fold-scales --kvq-to-llvm     # or --kvq-to-ptx=chip=sm_90
 //
-// (Only the CPU lowering of kvq.paged_attention exists so far.)
+// (kvq.paged_attention has no ROCDL lowering yet.)
 
 kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
 kvq.layer @model.layers.1 prefix("model.layers.1") cache(fp8)

@@ -651,7 +651,8 @@ std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
     int64_t cap = workspaceBytes > counterBytes
                       ? (workspaceBytes - counterBytes) / perSplit
                       : 0;
-    int64_t want = 528 / (p.numSeqs * p.numKVHeads); // sm_90
+    int64_t want = std::min<int64_t>(528 / (p.numSeqs * p.numKVHeads),
+                                     kvq::kAttentionMaxSplits); // sm_90
     int64_t splits =
         std::max<int64_t>(1, std::min({want, cap, ceilDiv(maxTiles, 4)}));
     splitTiles = ceilDiv(maxTiles, splits);

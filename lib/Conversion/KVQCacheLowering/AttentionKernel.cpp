@@ -519,24 +519,36 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           }
           return words;
         };
-        // Software pipelining: the words of a warp's next tile are loaded
-        // before its current tile is computed (past the chunk's end, its
-        // last tile again, which is in bounds), so a warp always has a
-        // tile's loads in flight.
+        // Software pipelining: with an 8-bit cache a warp's next tile is
+        // loaded before its current tile is computed (past the chunk's end,
+        // its last tile again, which is in bounds), so a warp always has a
+        // tile's loads in flight. A 16-bit cache's tile is twice the bytes
+        // (as many in flight unpipelined) and twice the registers: held
+        // ahead, it spilled under the 4-CTA register budget.
+        const int64_t ahead = cacheBytes == 1 ? 1 : 0;
         Value lastTile = arith::SubIOp::create(b, loc, end, idx(1));
         auto nextTile = [&](Value k) {
           return arith::MinUIOp::create(b, loc, k, lastTile).getResult();
         };
         SmallVector<Value> loopInit(state0.begin(), state0.end());
-        llvm::append_range(loopInit, loadTile(nextTile(add(base, warp))));
+        for (int64_t d = 0; d < ahead; ++d)
+          llvm::append_range(
+              loopInit,
+              loadTile(nextTile(add(base, add(warp, idx(d * kWarps))))));
         const int64_t numState = state0.size();
         auto tileLoop = scf::ForOp::create(
             b, loc, add(base, warp), end, idx(kWarps), loopInit,
             [&](OpBuilder &, Location, Value k, ValueRange iter) {
               ValueRange state = iter.take_front(numState);
-              ValueRange words = iter.drop_front(numState);
-              SmallVector<Value> prefetched =
-                  loadTile(nextTile(add(k, idx(kWarps))));
+              // The words of tiles k, k + 4, ..., k + 4 * ahead.
+              SmallVector<Value> window(iter.drop_front(numState));
+              llvm::append_range(
+                  window, loadTile(nextTile(add(k, idx(ahead * kWarps)))));
+              const int64_t oneTile = window.size() / (ahead + 1);
+              ArrayRef<Value> words =
+                  ArrayRef<Value>(window).take_front(oneTile);
+              SmallVector<Value> prefetched(window.begin() + oneTile,
+                                            window.end());
               SmallVector<Value> acc(state.begin(), state.begin() + mTiles);
               Value m0 = state[mTiles], m1 = state[mTiles + 1],
                     l0 = state[mTiles + 2], l1 = state[mTiles + 3];
@@ -841,8 +853,11 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           }
           scf::YieldOp::create(b, loc);
         });
-    // The last CTA of (seq, kvHead) to finish merges the splits.
-    NVVM::MembarOp::create(b, loc, NVVM::MemScopeKind::GPU);
+    // The last CTA of (seq, kvHead) to finish merges the splits: each
+    // thread's partial-state stores are released (fence.acq_rel.gpu, not
+    // the sequentially consistent membar.gl) before the barrier and the
+    // leader's atomic; the last CTA acquires them after it.
+    LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::release, "device");
     gpu::BarrierOp::create(b, loc);
     Value counterAt = add(mul(seq, idx(numKVHeads)), kvHead);
     auto leader = scf::IfOp::create(b, loc, cmpi(P::eq, tid, idx(0)),
@@ -873,7 +888,7 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     auto ifLast = scf::IfOp::create(b, loc, isLast, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g2(b);
     b.setInsertionPointToStart(ifLast.thenBlock());
-    NVVM::MembarOp::create(b, loc, NVVM::MemScopeKind::GPU);
+    LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::acquire, "device");
     scf::ForOp::create(
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
@@ -931,7 +946,7 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
 
   // The split rule (docs/KernelABI.md): as many splits as bring the grid to
   // the chip's resident CTAs, no fewer than kMinSplitTiles tiles each, no
-  // more than the workspace holds.
+  // more than kAttentionMaxSplits or the workspace holds.
   Value maxTiles = arith::MaxUIOp::create(
       b, loc, mul(dimOf(b, loc, memrefs[3], 1), idx(blockSize / kTileTokens)),
       idx(1));
@@ -950,9 +965,12 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
             perSplit),
         idx(0));
     // Never more than one wave: a second, partial one costs a whole wave.
-    Value want = arith::DivUIOp::create(
-        b, loc, idx(getAttentionResidentCTAs(target.getModuleTarget())),
-        mul(numSeqs, idx(numKVHeads)));
+    Value want = arith::MinUIOp::create(
+        b, loc,
+        arith::DivUIOp::create(
+            b, loc, idx(getAttentionResidentCTAs(target.getModuleTarget())),
+            mul(numSeqs, idx(numKVHeads))),
+        idx(kAttentionMaxSplits));
     Value splits = arith::MinUIOp::create(
         b, loc, want,
         arith::MinUIOp::create(b, loc, cap,

@@ -225,6 +225,13 @@ inline constexpr int64_t kAttentionCTAsPerSM = 4;
 /// merges in one rescaling step (the merge is online over such batches).
 inline constexpr int64_t kAttentionMergeBatch = 16;
 
+/// The most splits the split rule gives a (sequence, KV head): the last CTA
+/// loads the states of two merge batches, two dependent L2 round trips.
+/// More splits cost it more round trips than their extra CTAs gain
+/// (bench/RESULTS.md: 64 splits against 32 at one sequence of 32768
+/// tokens).
+inline constexpr int64_t kAttentionMaxSplits = 2 * kAttentionMergeBatch;
+
 /// CTAs of the attention kernel the chip runs at once, the split rule's
 /// target (docs/KernelABI.md).
 int64_t getAttentionResidentCTAs(const ModuleTarget &target);
