@@ -9,8 +9,8 @@
 #   2. lowers the folded model to PTX for sm_90 and to AMDGCN for gfx950
 #      (OCP fp8) and gfx942 (FNUZ fp8, scales doubled), and counts the fp8
 #      conversion instructions in each;
-#   3. folds a decode step (store, then attend) and lowers it for the CPU
-#      and to PTX for sm_90.
+#   3. folds a decode step (store, then attend) and lowers it for the CPU,
+#      to PTX for sm_90 and to AMDGCN for gfx950.
 # Outputs land in build/example/.
 #
 #   bash scripts/run-example.sh
@@ -51,7 +51,8 @@ run "$kvq" "$ex/model-fnuz.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-write-isa="output=$out/llama-tiny.gfx942.s" -o /dev/null
 
 # A decode step (store the new token's K/V, then attend) of every layer,
-# folded from the same checkpoint and lowered for the CPU and for sm_90.
+# folded from the same checkpoint and lowered for the CPU, sm_90 and gfx950
+# (whose attention is the portable kernel, which a remark says).
 run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-import-checkpoint="checkpoint=$ex/quark" \
   --kvq-fold-scales="summary=false" --kvq-to-llvm \
@@ -60,6 +61,11 @@ run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-import-checkpoint="checkpoint=$ex/quark" \
   --kvq-fold-scales="summary=false" --kvq-to-ptx=chip=sm_90 \
   --kvq-write-isa="output=$out/decode-step.sm_90.ptx" -o /dev/null
+run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
+  --kvq-import-checkpoint="checkpoint=$ex/quark" \
+  --kvq-fold-scales="summary=false" --kvq-to-amdgcn=chip=gfx950 \
+  --kvq-write-isa="output=$out/decode-step.gfx950.s" -o /dev/null 2>&1 |
+  sort | uniq -c
 
 count() { grep -c -- "$2" "$1" || true; }
 echo
@@ -81,3 +87,8 @@ printf '%-26s %5s kernels (%s attention), %4s x mma.sync, %4s x cvt.rn.f16x2.e4m
   "$(count "$out/decode-step.sm_90.ptx" '^\.visible \.entry kvq_paged_attention')" \
   "$(count "$out/decode-step.sm_90.ptx" 'mma.sync')" \
   "$(count "$out/decode-step.sm_90.ptx" 'cvt.rn.f16x2.e4m3x2')"
+printf '%-26s %5s kernels (%s attention), %4s x v_exp_f32, %4s x v_cvt_*pk_f32_fp8\n' \
+  decode-step.gfx950.s "$(count "$out/decode-step.gfx950.s" '^\s*\.amdhsa_kernel ')" \
+  "$(count "$out/decode-step.gfx950.s" '^\s*\.amdhsa_kernel kvq_paged_attention')" \
+  "$(count "$out/decode-step.gfx950.s" 'v_exp_f32')" \
+  "$(count "$out/decode-step.gfx950.s" 'v_cvt_.*pk_f32_fp8')"

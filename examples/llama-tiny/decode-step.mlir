@@ -7,9 +7,8 @@
 //
 //   kvq-opt examples/llama-tiny/decode-step.mlir \
 //     --kvq-import-checkpoint=checkpoint=examples/llama-tiny/quark \
-//     --kvq-fold-scales --kvq-to-llvm     # or --kvq-to-ptx=chip=sm_90
-//
-// (kvq.paged_attention has no ROCDL lowering yet.)
+//     --kvq-fold-scales --kvq-to-llvm     # or --kvq-to-ptx=chip=sm_90,
+//                                         # --kvq-to-amdgcn=chip=gfx950
 
 kvq.layer @model.layers.0 prefix("model.layers.0") cache(fp8)
 kvq.layer @model.layers.1 prefix("model.layers.1") cache(fp8)

@@ -541,13 +541,17 @@ TEST_F(KVQAttentionExecTest, StoreThenAttendOnTheSameLayer) {
 // The GPU kernel (NVVM), checked on a real GPU
 //===----------------------------------------------------------------------===//
 //
-// The GPU form cannot run here. KVQ_ATTN_GPU_WRITE=<dir> writes into <dir>
-// (test/Integration/GPU/CUDA/prepare-gpu-checks.sh: <out>/attention) every
-// case's inputs, kernels.mlir (one function per signature, lowered to PTX
-// by the script) and plan.txt for kvq-launch; run-gpu-checks.sh runs it on
-// the GPU; KVQ_ATTN_GPU_DUMPS=<dumps-attention> then checks every output
-// element of every case against the bound of the tensor-core arithmetic
-// (DecodeAttentionReference.h, step 8) and prints the largest errors.
+// The GPU form cannot run here. KVQ_ATTN_GPU_WRITE=<out>/<config> writes
+// into that folder (test/Integration/GPU/CUDA/prepare-gpu-checks.sh:
+// `attention` for sm_90, `attention-portable` for sm_75, chosen by
+// KVQ_ATTN_GPU_CHIP) kernels.mlir (one function per signature, lowered to
+// PTX by the script), plan.txt for kvq-launch and manifest.txt; the sm_90
+// configuration also writes every case's inputs into <out>/attention/in,
+// which the other reads. run-gpu-checks.sh runs the plans on the GPU;
+// KVQ_ATTN_GPU_DUMPS=<dumps-<config>> then checks every output element of
+// every case against the bound of the kernel that ran it (the tensor-core
+// arithmetic of DecodeAttentionReference.h step 8, or the portable
+// kernel's, which is the CPU form's) and prints the largest errors.
 
 namespace {
 /// One kernel launch of the GPU checks.
@@ -625,6 +629,17 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
   GPUAttentionCase small = base("small_workspace", {2000});
   small.workspaceBytes = 100000; // room for a few splits only
   cases.push_back(small);
+  // Shapes only the portable kernel takes on sm_90.
+  GPUAttentionCase d96 = base("portable_d96", {200, 31});
+  d96.options.headSize = 96;
+  cases.push_back(d96);
+  GPUAttentionCase g16 = base("portable_g16", {130});
+  g16.options.numHeads = 32;
+  g16.options.headSize = 64;
+  cases.push_back(g16);
+  GPUAttentionCase b8 = base("portable_b8", {77, 8});
+  b8.options.blockSize = 8;
+  cases.push_back(b8);
   // fp8_qk: Q quantized with the layer's Q scale.
   for (CacheFormat format :
        {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ}) {
@@ -658,6 +673,14 @@ std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
     splitTiles = ceilDiv(maxTiles, splits);
   }
   return {splitTiles, ceilDiv(maxTiles, splitTiles)};
+}
+
+/// Whether the tensor-core kernel runs `p` on sm_`sm` (else the portable
+/// kernel; AttentionKernel.cpp, getTensorCoreAttentionLimit).
+bool takesTensorCores(const DecodeAttentionProblem &p, int sm) {
+  int64_t d = p.headSize;
+  return sm >= 80 && p.numHeads / p.numKVHeads <= 8 &&
+         (d == 64 || d == 128 || d == 256) && p.blockSize % 16 == 0;
 }
 
 /// The problem whose exact result the kernel approximates (fp8_qk: the
@@ -709,20 +732,32 @@ TEST(KVQAttentionGPU, WriteChecks) {
   if (!dir)
     GTEST_SKIP() << "set KVQ_ATTN_GPU_WRITE to write the GPU checks";
   const std::string out = dir;
+  const char *chipEnv = std::getenv("KVQ_ATTN_GPU_CHIP");
+  const std::string chip = chipEnv ? chipEnv : "sm_90";
+  ASSERT_TRUE(chip.size() == 5 && chip.rfind("sm_", 0) == 0)
+      << "KVQ_ATTN_GPU_CHIP: sm_NN, got " << chip;
+  const int sm = std::stoi(chip.substr(3));
+  // The configuration is the folder's name; the inputs are sm_90's.
+  const std::string config = out.substr(out.find_last_of('/') + 1);
+  const bool writeInputs = chip == "sm_90";
   std::ofstream plan(out + "/plan.txt"), manifest(out + "/manifest.txt");
   ASSERT_TRUE(plan.good() && manifest.good()) << "cannot write into " << out;
-  plan << "module attention/kernels.ptx\n";
+  plan << "module " << config << "/kernels.ptx\n";
   std::string kernels =
-      "gpu.module @kvq_cache_kernels [#nvvm.target<chip = \"sm_90\">] {}\n";
+      "gpu.module @kvq_cache_kernels [#nvvm.target<chip = \"" + chip +
+      "\">] {}\n";
   std::set<std::string> signatures;
   for (const GPUAttentionCase &c : getGPUAttentionCases()) {
     DecodeAttentionProblem p = makeRandomProblem(c.options);
     const std::string in = "attention/in/" + c.name;
-    writeFile(out + "/in/" + c.name + ".q", encode(p.query, p.type));
-    writeFile(out + "/in/" + c.name + ".kc", getCacheBytes(p, false));
-    writeFile(out + "/in/" + c.name + ".vc", getCacheBytes(p, true));
-    writeFile(out + "/in/" + c.name + ".bt", bytesOfI32(p.blockTables));
-    writeFile(out + "/in/" + c.name + ".cl", bytesOfI32(p.contextLens));
+    if (writeInputs) {
+      writeFile(out + "/in/" + c.name + ".q", encode(p.query, p.type));
+      writeFile(out + "/in/" + c.name + ".kc", getCacheBytes(p, false));
+      writeFile(out + "/in/" + c.name + ".vc", getCacheBytes(p, true));
+      writeFile(out + "/in/" + c.name + ".bt", bytesOfI32(p.blockTables));
+      writeFile(out + "/in/" + c.name + ".cl", bytesOfI32(p.contextLens));
+    }
+    const bool tensorCores = takesTensorCores(p, sm);
     const char *q = getAttentionTypeName(p.type);
     const char *ct = mlirTypeOf(p.cacheFormat);
     std::string hq = std::to_string(p.numHeads),
@@ -752,9 +787,11 @@ TEST(KVQAttentionGPU, WriteChecks) {
                  (c.fp8Query ? " precision(fp8_qk)" : "") + " : " + types +
                  "\n  return\n}\n";
     }
-    auto [ruleTiles, grid] = splitRule(p, c.workspaceBytes);
+    auto [ruleTiles, grid] = splitRule(p, tensorCores ? c.workspaceBytes : 0);
     int64_t splitTiles = c.splitTiles ? c.splitTiles : ruleTiles;
-    if (c.splitTiles)
+    if (!tensorCores) // docs/KernelABI.md, the portable kernel
+      splitTiles = 0;
+    else if (c.splitTiles)
       grid = (std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1) +
               splitTiles - 1) /
              splitTiles;
@@ -787,21 +824,28 @@ TEST(KVQAttentionGPU, WriteChecks) {
     float score = c.fp8Query
                       ? scoreScaleLog2(p.kScale * kGPUQScale, p.softmaxScale)
                       : scoreScaleLog2(p.kScale, p.softmaxScale);
-    plan << "launch " << kernel << " " << grid << "x" << p.numKVHeads << "x"
-         << p.numSeqs << " 128 q" << b << " kc" << b << " vc" << b << " bt" << b
-         << " cl" << b << " o" << b << (c.workspaceBytes ? " ws" + b : "")
-         << " f32:" << hexFloat(score) << " f32:" << hexFloat(p.vScale)
-         << " f32:" << hexFloat(kGPUQScale) << " i64:" << splitTiles
+    const bool ws = tensorCores && c.workspaceBytes;
+    if (tensorCores)
+      plan << "launch " << kernel << " " << grid << "x" << p.numKVHeads << "x"
+           << p.numSeqs << " 128";
+    else
+      plan << "launch " << kernel << " "
+           << (p.numSeqs * p.numHeads + kvq::kPortableAttentionThreads - 1) /
+                  kvq::kPortableAttentionThreads
+           << "x1x1 " << kvq::kPortableAttentionThreads;
+    plan << " q" << b << " kc" << b << " vc" << b << " bt" << b << " cl" << b
+         << " o" << b << (ws ? " ws" + b : "") << " f32:" << hexFloat(score)
+         << " f32:" << hexFloat(p.vScale) << " f32:" << hexFloat(kGPUQScale)
+         << (tensorCores ? " i64:" + std::to_string(splitTiles) : "")
          << " i64:" << p.numSeqs << " i64:" << p.numBlocks
          << " i64:" << p.numBlocks << " i64:" << p.numSeqs
          << " i64:" << p.maxBlocks << " i64:" << p.maxBlocks
          << " i64:" << p.numSeqs << " i64:" << p.numSeqs
-         << (c.workspaceBytes ? " i64:" + std::to_string(c.workspaceBytes) : "")
-         << "\n";
+         << (ws ? " i64:" + std::to_string(c.workspaceBytes) : "") << "\n";
     // The workspace must be zero-filled again after the call.
-    plan << "dump o" << b << " dumps-attention/" << c.name << ".out\n";
+    plan << "dump o" << b << " dumps-" << config << "/" << c.name << ".out\n";
     if (c.workspaceBytes)
-      plan << "dump ws" << b << " dumps-attention/" << c.name << ".ws\n";
+      plan << "dump ws" << b << " dumps-" << config << "/" << c.name << ".ws\n";
     manifest << c.name << " " << splitTiles << "\n";
   }
   std::ofstream(out + "/kernels.mlir") << kernels;
@@ -840,16 +884,22 @@ TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
                 counterBytes)
           << "the split counters are not reset";
     }
+    // 0 tiles per split: the portable kernel ran it, whose arithmetic is
+    // the CPU form's (two passes, one rescale) with exp2 for exp.
     int64_t splitTiles = splitTilesOf[c.name];
-    int64_t tilesPerWarp = (splitTiles + 3) / 4;
-    int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);
-    int64_t splits = (maxTiles + splitTiles - 1) / splitTiles;
-    int64_t splitMerges =
-        (splits + kvq::kAttentionMergeBatch - 1) / kvq::kAttentionMergeBatch;
     DecodeAttentionProblem exact = exactProblemOf(c, p);
-    DecodeAttentionReference ref = computeDecodeAttentionReference(
-        exact,
-        getTensorCoreArithmetic(exact, tilesPerWarp, splitMerges, c.fp8Query));
+    KernelArithmetic arithmetic;
+    if (splitTiles > 0) {
+      int64_t tilesPerWarp = (splitTiles + 3) / 4;
+      int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);
+      int64_t splits = (maxTiles + splitTiles - 1) / splitTiles;
+      int64_t splitMerges =
+          (splits + kvq::kAttentionMergeBatch - 1) / kvq::kAttentionMergeBatch;
+      arithmetic =
+          getTensorCoreArithmetic(exact, tilesPerWarp, splitMerges, c.fp8Query);
+    }
+    DecodeAttentionReference ref =
+        computeDecodeAttentionReference(exact, arithmetic);
     ASSERT_TRUE(ref.error.empty()) << ref.error;
     BoundCheck check = checkAgainstReference(p, ref, got);
     EXPECT_EQ(check.violations, 0u)
@@ -857,10 +907,11 @@ TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
         << got[check.firstViolation] << ", exact "
         << ref.out[check.firstViolation] << ", bound "
         << ref.bound[check.firstViolation];
-    std::printf("%-36s max error %.3g ulp (row %.3g), bound %.3g ulp, "
+    std::printf("%-36s %-8s max error %.3g ulp (row %.3g), bound %.3g ulp, "
                 "error/bound %.3g\n",
-                c.name.c_str(), check.maxErrorUlps, check.maxErrorRowUlps,
-                check.maxBoundUlps, check.maxErrorOverBound);
+                c.name.c_str(), splitTiles > 0 ? "mma" : "portable",
+                check.maxErrorUlps, check.maxErrorRowUlps, check.maxBoundUlps,
+                check.maxErrorOverBound);
     worstRowUlps = std::max(worstRowUlps, check.maxErrorRowUlps);
     worstOverBound = std::max(worstOverBound, check.maxErrorOverBound);
     ++checked;

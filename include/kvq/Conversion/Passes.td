@@ -64,7 +64,7 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
 }
 
 def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
-  let summary = "lower kvq.paged_attention (CPU loops, NVIDIA tensor cores)";
+  let summary = "lower kvq.paged_attention (CPU loops, GPU kernels)";
   let description = [{
     Rewrites every `kvq.paged_attention` (semantics on the op) into a call
     of a function shared by the ops of the same signature (query and cache
@@ -73,11 +73,14 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
     rounding of the exact product), `s_v`, `s_q` and `s_p`. For the CPU
     (the module's target, or none) the function holds host loops: per
     sequence and query head, the maximum score, then the exponentials and
-    the weighted sum of the V rows, in f32. For an NVIDIA target (sm_80+)
-    the function launches one tensor-core kernel (flash-decoding over the
-    op's workspace; score scale times log2(e), no `s_p`): its ABI and split
-    rule are in docs/KernelABI.md. AMD targets, `fp8_qk_pv` on a GPU and
-    shapes the kernel does not cover are errors at the op. Runs before
+    the weighted sum of the V rows, in f32. For a GPU target the function
+    launches one kernel (score scale times log2(e), no `s_p`): on NVIDIA
+    sm_80+ the tensor-core kernel (flash-decoding over the op's
+    workspace), elsewhere (AMD, older chips, shapes it does not cover) the
+    portable kernel, the CPU's loops with one thread per query head and
+    sequence, with a remark at the op saying why. ABIs and the split rule:
+    docs/KernelABI.md. `fp8_qk_pv`, dynamic head counts and sizes and
+    strided memrefs are errors at the op on a GPU. Runs before
     `kvq-lower-cache-ops` in the kvq-to-* pipelines.
 
     ```mlir
@@ -93,6 +96,7 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
     "::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect",
+    "::mlir::ROCDL::ROCDLDialect", "::mlir::amdgpu::AMDGPUDialect",
     "::mlir::LLVM::LLVMDialect",
   ];
 }

@@ -71,18 +71,6 @@ mlir::kvq::getAttentionKernelLimit(const KVQTarget &target,
                                    const AttentionSignature &sig) {
   std::string why;
   llvm::raw_string_ostream os(why);
-  const ModuleTarget &mt = target.getModuleTarget();
-  if (mt.getKind() != TargetKind::NVVM) {
-    os << "has no " << stringifyTargetKind(mt.getKind())
-       << " lowering yet (target " << mt.describe() << ")";
-    return why;
-  }
-  if (mt.getSmVersion() < 80) {
-    os << "needs sm_80 or newer on NVIDIA (mma.sync m16n8k16 with f16 and "
-          "bf16 operands), target "
-       << mt.describe();
-    return why;
-  }
   if (sig.precision == AttentionPrecision::Fp8QKPV) {
     os << "has no GPU lowering yet for precision 'fp8_qk_pv'";
     return why;
@@ -93,27 +81,49 @@ mlir::kvq::getAttentionKernelLimit(const KVQTarget &target,
        << sig.query << " and " << sig.cache << ")";
     return why;
   }
-  int64_t heads = sig.query.getDimSize(1), kvHeads = sig.cache.getDimSize(2);
-  int64_t headSize = sig.query.getDimSize(2), block = sig.cache.getDimSize(1);
-  if (ShapedType::isDynamic(heads) || ShapedType::isDynamic(kvHeads) ||
-      ShapedType::isDynamic(headSize) || ShapedType::isDynamic(block)) {
+  if (ShapedType::isDynamic(sig.query.getDimSize(1)) ||
+      ShapedType::isDynamic(sig.cache.getDimSize(2)) ||
+      ShapedType::isDynamic(sig.query.getDimSize(2)) ||
+      ShapedType::isDynamic(sig.cache.getDimSize(1))) {
     os << "needs static num_heads, num_kv_heads, head_size and block_size "
           "on the GPU (got "
        << sig.query << " and " << sig.cache << ")";
     return why;
   }
+  return std::nullopt;
+}
+
+std::optional<std::string>
+mlir::kvq::getTensorCoreAttentionLimit(const KVQTarget &target,
+                                       const AttentionSignature &sig) {
+  std::string why;
+  llvm::raw_string_ostream os(why);
+  const ModuleTarget &mt = target.getModuleTarget();
+  if (mt.getKind() != TargetKind::NVVM) {
+    os << "has no tensor-core kernel for " << mt.describe();
+    return why;
+  }
+  if (mt.getSmVersion() < 80) {
+    os << "has no tensor-core kernel before sm_80 (mma.sync m16n8k16 with "
+          "f16 and bf16 operands), target "
+       << mt.describe();
+    return why;
+  }
+  int64_t heads = sig.query.getDimSize(1), kvHeads = sig.cache.getDimSize(2);
+  int64_t headSize = sig.query.getDimSize(2), block = sig.cache.getDimSize(1);
   if (heads / kvHeads > kHeadsPerTile) {
-    os << "supports at most " << kHeadsPerTile
-       << " query heads per KV head on the GPU, got " << heads / kvHeads;
+    os << "has a tensor-core kernel for at most " << kHeadsPerTile
+       << " query heads per KV head, got " << heads / kvHeads;
     return why;
   }
   if (headSize != 64 && headSize != 128 && headSize != 256) {
-    os << "supports head sizes 64, 128 and 256 on the GPU, got " << headSize;
+    os << "has a tensor-core kernel for head sizes 64, 128 and 256, got "
+       << headSize;
     return why;
   }
   if (block % kTileTokens != 0) {
-    os << "needs a block_size that is a multiple of " << kTileTokens
-       << " on the GPU, got " << block;
+    os << "has a tensor-core kernel for block sizes that are multiples of "
+       << kTileTokens << ", got " << block;
     return why;
   }
   return std::nullopt;
@@ -184,9 +194,8 @@ private:
     return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x,
                                  f32(-std::numeric_limits<float>::infinity()));
   }
-  /// 2^x by ex2.approx.f32 (relative error below 2^-22; subnormal results
-  /// kept).
-  Value exp2(Value x);
+  /// 2^x (KVQTarget::exp2: ex2.approx.f32).
+  Value exp2(Value x) { return target.exp2(b, loc, x); }
   Value shuffle(Value v, Value offsetOrLane, gpu::ShuffleMode mode);
   Value shuffleXor(Value v, int64_t mask) {
     return shuffle(v, i32(mask), gpu::ShuffleMode::XOR);
@@ -216,16 +225,6 @@ private:
   int64_t kPiece, kPitch, vBytes, vPiece, vPitch;
 };
 } // namespace
-
-Value AttentionKernelBuilder::exp2(Value x) {
-  auto asmOp = LLVM::InlineAsmOp::create(
-      b, loc, b.getF32Type(), ValueRange{x}, "ex2.approx.f32 $0, $1;", "=f,f",
-      /*has_side_effects=*/false, /*is_align_stack=*/false,
-      LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-      /*operand_attrs=*/ArrayAttr());
-  return asmOp.getResult(0);
-}
 
 Value AttentionKernelBuilder::shuffle(Value v, Value offsetOrLane,
                                       gpu::ShuffleMode mode) {

@@ -21,6 +21,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -94,102 +95,108 @@ forLoop(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange init,
   return loop.getResults();
 }
 
-/// The body of the function of `sig`: arguments (query, key_cache,
-/// value_cache, block_tables, context_lens, out, score scale, v scale,
-/// q scale, prob scale).
-static void buildAttentionLoops(OpBuilder &b, Location loc,
-                                const KVQTarget &target,
-                                const AttentionSignature &sig, Block *entry) {
-  Value query = entry->getArgument(0), keys = entry->getArgument(1),
-        values = entry->getArgument(2), tables = entry->getArgument(3),
-        lens = entry->getArgument(4), out = entry->getArgument(5);
-  Value scoreScale = entry->getArgument(6), vScale = entry->getArgument(7);
-  StreamScales qScales{entry->getArgument(8), {}, {}, {}, {}};
-  StreamScales pScales{entry->getArgument(9), {}, {}, {}, {}};
+namespace {
+/// The operands of the attention arithmetic, wherever it runs.
+struct AttentionOperands {
+  Value query, keys, values, tables, lens, out;
+  /// The score scale (log2 domain on GPUs), V scale, Q scale, P scale (the
+  /// last two null where the precision does not use them).
+  Value score, v, q, prob;
+};
+} // namespace
+
+/// Query head `h` of sequence `s`: two passes over the context (the
+/// running maximum of the scores, then the weights, their sum and the
+/// weighted sum of the V rows), f32 throughout. `qRow` and `acc` are f32
+/// rows of head_size elements. On the CPU the weights are exp(score -
+/// max); on a GPU the score scale carries log2(e) and they are
+/// KVQTarget::exp2(score - max).
+static void buildAttentionRow(OpBuilder &b, Location loc,
+                              const KVQTarget &target,
+                              const AttentionSignature &sig,
+                              const AttentionOperands &ops, Value s, Value h,
+                              Value qRow, Value acc) {
   Type f32 = b.getF32Type();
   Type cacheElem = sig.cache.getElementType();
   Type outElem = sig.query.getElementType();
   bool fp8Q = sig.precision != AttentionPrecision::Dequantized;
   bool fp8P = sig.precision == AttentionPrecision::Fp8QKPV;
-
+  StreamScales qScales{ops.q, {}, {}, {}, {}};
+  StreamScales pScales{ops.prob, {}, {}, {}, {}};
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value numSeqs = dimOf(b, loc, query, 0);
-  Value numHeads = dimOf(b, loc, query, 1);
-  Value headSize = dimOf(b, loc, query, 2);
-  Value blockSize = dimOf(b, loc, keys, 1);
-  Value group =
-      arith::DivUIOp::create(b, loc, numHeads, dimOf(b, loc, keys, 2));
-  auto rowType = MemRefType::get({ShapedType::kDynamic}, f32);
-  Value qRow = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
-  Value acc = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
+  Value headSize = dimOf(b, loc, ops.query, 2);
+  Value blockSize = dimOf(b, loc, ops.keys, 1);
+  Value group = arith::DivUIOp::create(b, loc, dimOf(b, loc, ops.query, 1),
+                                       dimOf(b, loc, ops.keys, 2));
   Value zero = f32Const(b, loc, f32, 0.0f);
   Value negInf = f32Const(b, loc, f32, -std::numeric_limits<float>::infinity());
+  auto weightOf = [&](OpBuilder &b, Value x) -> Value {
+    if (target.isGPU())
+      return target.exp2(b, loc, x);
+    return math::ExpOp::create(b, loc, x);
+  };
 
-  forLoop(b, loc, c0, numSeqs, {}, [&](OpBuilder &b, Value s, ValueRange) {
-    // A negative length reads nothing.
-    Value len32 = memref::LoadOp::create(b, loc, lens, ValueRange{s});
-    Value len = arith::IndexCastOp::create(
-        b, loc, b.getIndexType(),
-        arith::MaxSIOp::create(b, loc, len32,
-                               arith::ConstantIntOp::create(b, loc, 0, 32)));
-    forLoop(b, loc, c0, numHeads, {}, [&](OpBuilder &b, Value h, ValueRange) {
-      Value g = arith::DivUIOp::create(b, loc, h, group);
-      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
-        Value x = memref::LoadOp::create(b, loc, query, ValueRange{s, h, d});
-        Value xf = fp8Q ? decodeToF32(b, loc, target,
-                                      quantize(b, loc, target, x, cacheElem,
-                                               /*quantized=*/true, qScales))
-                        : decodeToF32(b, loc, target, x);
-        memref::StoreOp::create(b, loc, xf, qRow, ValueRange{d});
-        return SmallVector<Value>{};
-      });
-      // Token j's cache row.
-      auto rowOf = [&](OpBuilder &b, Value j) -> std::pair<Value, Value> {
-        Value entry = memref::LoadOp::create(
-            b, loc, tables,
-            ValueRange{s, arith::DivUIOp::create(b, loc, j, blockSize)});
-        return {arith::IndexCastOp::create(b, loc, b.getIndexType(), entry),
-                arith::RemUIOp::create(b, loc, j, blockSize)};
-      };
-      auto score = [&](OpBuilder &b, Value blk, Value row) -> Value {
-        Value dot = forLoop(
-            b, loc, c0, headSize, {zero},
-            [&](OpBuilder &b, Value d, ValueRange sum) {
-              Value k = memref::LoadOp::create(b, loc, keys,
-                                               ValueRange{blk, row, g, d});
-              Value qd = memref::LoadOp::create(b, loc, qRow, ValueRange{d});
-              Value p = arith::MulFOp::create(b, loc, qd,
-                                              decodeToF32(b, loc, target, k));
-              return SmallVector<Value>{
-                  arith::AddFOp::create(b, loc, sum[0], p)};
-            })[0];
-        return arith::MulFOp::create(b, loc, dot, scoreScale);
-      };
-      Value max = forLoop(
-          b, loc, c0, len, {negInf}, [&](OpBuilder &b, Value j, ValueRange m) {
-            auto [blk, row] = rowOf(b, j);
-            return SmallVector<Value>{
-                arith::MaximumFOp::create(b, loc, m[0], score(b, blk, row))};
-          })[0];
-      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
-        memref::StoreOp::create(b, loc, zero, acc, ValueRange{d});
-        return SmallVector<Value>{};
-      });
-      Value sum = forLoop(
-          b, loc, c0, len, {zero}, [&](OpBuilder &b, Value j, ValueRange l) {
-            auto [blk, row] = rowOf(b, j);
-            Value e = math::ExpOp::create(
-                b, loc, arith::SubFOp::create(b, loc, score(b, blk, row), max));
-            // fp8_qk_pv: the weight is the quantized probability's code;
-            // its scale cancels between the sum and the normalizer.
-            Value w = fp8P ? decodeToF32(b, loc, target,
-                                         quantize(b, loc, target, e, cacheElem,
-                                                  /*quantized=*/true, pScales))
-                           : e;
-            forLoop(
-                b, loc, c0, headSize, {},
+  // A negative length reads nothing.
+  Value len32 = memref::LoadOp::create(b, loc, ops.lens, ValueRange{s});
+  Value len = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      arith::MaxSIOp::create(b, loc, len32,
+                             arith::ConstantIntOp::create(b, loc, 0, 32)));
+  Value g = arith::DivUIOp::create(b, loc, h, group);
+  forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+    Value x = memref::LoadOp::create(b, loc, ops.query, ValueRange{s, h, d});
+    Value xf = fp8Q ? decodeToF32(b, loc, target,
+                                  quantize(b, loc, target, x, cacheElem,
+                                           /*quantized=*/true, qScales))
+                    : decodeToF32(b, loc, target, x);
+    memref::StoreOp::create(b, loc, xf, qRow, ValueRange{d});
+    return SmallVector<Value>{};
+  });
+  // Token j's cache row.
+  auto rowOf = [&](OpBuilder &b, Value j) -> std::pair<Value, Value> {
+    Value entry = memref::LoadOp::create(
+        b, loc, ops.tables,
+        ValueRange{s, arith::DivUIOp::create(b, loc, j, blockSize)});
+    return {arith::IndexCastOp::create(b, loc, b.getIndexType(), entry),
+            arith::RemUIOp::create(b, loc, j, blockSize)};
+  };
+  auto score = [&](OpBuilder &b, Value blk, Value row) -> Value {
+    Value dot = forLoop(
+        b, loc, c0, headSize, {zero},
+        [&](OpBuilder &b, Value d, ValueRange sum) {
+          Value k = memref::LoadOp::create(b, loc, ops.keys,
+                                           ValueRange{blk, row, g, d});
+          Value qd = memref::LoadOp::create(b, loc, qRow, ValueRange{d});
+          Value p =
+              arith::MulFOp::create(b, loc, qd, decodeToF32(b, loc, target, k));
+          return SmallVector<Value>{arith::AddFOp::create(b, loc, sum[0], p)};
+        })[0];
+    return arith::MulFOp::create(b, loc, dot, ops.score);
+  };
+  Value max = forLoop(
+      b, loc, c0, len, {negInf}, [&](OpBuilder &b, Value j, ValueRange m) {
+        auto [blk, row] = rowOf(b, j);
+        return SmallVector<Value>{
+            arith::MaximumFOp::create(b, loc, m[0], score(b, blk, row))};
+      })[0];
+  forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+    memref::StoreOp::create(b, loc, zero, acc, ValueRange{d});
+    return SmallVector<Value>{};
+  });
+  Value sum = forLoop(
+      b, loc, c0, len, {zero}, [&](OpBuilder &b, Value j, ValueRange l) {
+        auto [blk, row] = rowOf(b, j);
+        Value e =
+            weightOf(b, arith::SubFOp::create(b, loc, score(b, blk, row), max));
+        // fp8_qk_pv: the weight is the quantized probability's code; its
+        // scale cancels between the sum and the normalizer.
+        Value w = fp8P ? decodeToF32(b, loc, target,
+                                     quantize(b, loc, target, e, cacheElem,
+                                              /*quantized=*/true, pScales))
+                       : e;
+        forLoop(b, loc, c0, headSize, {},
                 [&](OpBuilder &b, Value d, ValueRange) {
-                  Value v = memref::LoadOp::create(b, loc, values,
+                  Value v = memref::LoadOp::create(b, loc, ops.values,
                                                    ValueRange{blk, row, g, d});
                   Value a = memref::LoadOp::create(b, loc, acc, ValueRange{d});
                   Value p = arith::MulFOp::create(
@@ -199,26 +206,125 @@ static void buildAttentionLoops(OpBuilder &b, Location loc,
                                           acc, ValueRange{d});
                   return SmallVector<Value>{};
                 });
-            return SmallVector<Value>{arith::AddFOp::create(b, loc, l[0], w)};
-          })[0];
-      // out = acc * (s_v / l); an empty context (l = 0) writes zeros.
-      Value positive =
-          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, sum, zero);
-      Value factor = arith::SelectOp::create(
-          b, loc, positive, arith::DivFOp::create(b, loc, vScale, sum), zero);
-      forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
-        Value y = arith::MulFOp::create(
-            b, loc, memref::LoadOp::create(b, loc, acc, ValueRange{d}), factor);
-        Value o = outElem.isF32()
-                      ? y
-                      : arith::TruncFOp::create(b, loc, outElem, y).getResult();
-        memref::StoreOp::create(b, loc, o, out, ValueRange{s, h, d});
-        return SmallVector<Value>{};
-      });
-      return SmallVector<Value>{};
-    });
+        return SmallVector<Value>{arith::AddFOp::create(b, loc, l[0], w)};
+      })[0];
+  // out = acc * (s_v / l); an empty context (l = 0) writes zeros.
+  Value positive =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, sum, zero);
+  Value factor = arith::SelectOp::create(
+      b, loc, positive, arith::DivFOp::create(b, loc, ops.v, sum), zero);
+  forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
+    Value y = arith::MulFOp::create(
+        b, loc, memref::LoadOp::create(b, loc, acc, ValueRange{d}), factor);
+    Value o = outElem.isF32()
+                  ? y
+                  : arith::TruncFOp::create(b, loc, outElem, y).getResult();
+    memref::StoreOp::create(b, loc, o, ops.out, ValueRange{s, h, d});
     return SmallVector<Value>{};
   });
+}
+
+/// The body of the CPU function of `sig`: arguments (query, key_cache,
+/// value_cache, block_tables, context_lens, out, score scale, v scale,
+/// q scale, prob scale).
+static void buildAttentionLoops(OpBuilder &b, Location loc,
+                                const KVQTarget &target,
+                                const AttentionSignature &sig, Block *entry) {
+  AttentionOperands ops{entry->getArgument(0), entry->getArgument(1),
+                        entry->getArgument(2), entry->getArgument(3),
+                        entry->getArgument(4), entry->getArgument(5),
+                        entry->getArgument(6), entry->getArgument(7),
+                        entry->getArgument(8), entry->getArgument(9)};
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value headSize = dimOf(b, loc, ops.query, 2);
+  auto rowType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  Value qRow = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
+  Value acc = memref::AllocaOp::create(b, loc, rowType, ValueRange{headSize});
+  forLoop(b, loc, c0, dimOf(b, loc, ops.query, 0), {},
+          [&](OpBuilder &b, Value s, ValueRange) {
+            forLoop(b, loc, c0, dimOf(b, loc, ops.query, 1), {},
+                    [&](OpBuilder &b, Value h, ValueRange) {
+                      buildAttentionRow(b, loc, target, sig, ops, s, h, qRow,
+                                        acc);
+                      return SmallVector<Value>{};
+                    });
+            return SmallVector<Value>{};
+          });
+}
+
+void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
+                                             const KVQTarget &target,
+                                             const AttentionSignature &sig,
+                                             Block *entry) {
+  const int64_t numMemRefs = sig.workspace ? 7 : 6;
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  // The workspace is not used: it does not become a kernel parameter.
+  SmallVector<KernelMemRef> memrefs;
+  for (Value memref : entry->getArguments().take_front(6))
+    memrefs.push_back(KernelMemRef::split(b, loc, memref));
+  Value scoreScale = entry->getArgument(numMemRefs),
+        vScale = entry->getArgument(numMemRefs + 1),
+        qScale = entry->getArgument(numMemRefs + 2);
+  Value rows = arith::MulIOp::create(b, loc, dimOf(b, loc, memrefs[0].whole, 0),
+                                     idx(sig.query.getDimSize(1)));
+  Value blocks =
+      arith::CeilDivUIOp::create(b, loc, rows, idx(kPortableAttentionThreads));
+  OpBuilder::InsertionGuard hostGuard(b);
+  auto nonEmpty = scf::IfOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows, idx(0)),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(nonEmpty.thenBlock());
+  MLIRContext *ctx = b.getContext();
+  auto rowType = MemRefType::get(
+      {sig.query.getDimSize(2)}, b.getF32Type(), MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Private));
+  Value c1 = idx(1);
+  auto launch = gpu::LaunchOp::create(
+      b, loc, blocks, c1, c1, idx(kPortableAttentionThreads), c1, c1,
+      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+      /*asyncDependencies=*/{}, /*workgroupAttributions=*/{},
+      /*privateAttributions=*/TypeRange{rowType, rowType},
+      /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
+      /*clusterSizeZ=*/nullptr, FlatSymbolRefAttr::get(ctx, kKernelModuleName));
+  b.setInsertionPointToStart(&launch.getBody().front());
+  // The kernel's parameters in order (docs/KernelABI.md): the memrefs'
+  // pointers, the f32 scalars, then the dynamic sizes.
+  for (const KernelMemRef &km : memrefs)
+    km.touchBase(b, loc);
+  for (Value scalar : {scoreScale, vScale, qScale})
+    arith::NegFOp::create(b, loc, scalar);
+  SmallVector<Value> kernel;
+  for (const KernelMemRef &km : memrefs)
+    kernel.push_back(km.rebuild(b, loc));
+  Value row = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, launch.getBlockIds().x,
+                            idx(kPortableAttentionThreads)),
+      launch.getThreadIds().x);
+  // From the kernel's own sizes: a host value would become a parameter.
+  Value kernelRows = arith::MulIOp::create(b, loc, dimOf(b, loc, kernel[0], 0),
+                                           idx(sig.query.getDimSize(1)));
+  auto inside = scf::IfOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, kernelRows),
+      /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(inside.thenBlock());
+    Value heads = idx(sig.query.getDimSize(1));
+    Value s = arith::DivUIOp::create(b, loc, row, heads);
+    Value h = arith::RemUIOp::create(b, loc, row, heads);
+    AttentionOperands ops{kernel[0], kernel[1], kernel[2],  kernel[3],
+                          kernel[4], kernel[5], scoreScale, vScale,
+                          qScale,    Value()};
+    buildAttentionRow(b, loc, target, sig, ops, s, h,
+                      launch.getPrivateAttributions()[0],
+                      launch.getPrivateAttributions()[1]);
+  }
+  gpu::TerminatorOp::create(b, loc);
 }
 
 static func::FuncOp buildAttentionFunction(ModuleOp module,
@@ -241,10 +347,12 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
   SymbolTable(module).insert(fn);
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  if (target.isGPU())
-    buildAttentionLaunch(b, loc, target, sig, entry);
-  else
+  if (!target.isGPU())
     buildAttentionLoops(b, loc, target, sig, entry);
+  else if (getTensorCoreAttentionLimit(target, sig))
+    buildPortableAttentionLaunch(b, loc, target, sig, entry);
+  else
+    buildAttentionLaunch(b, loc, target, sig, entry);
   func::ReturnOp::create(b, loc);
   return fn;
 }
@@ -307,6 +415,13 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
         symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
     AttentionSignature sig = signatureOf(op, target);
+    if (target.isGPU()) {
+      if (std::optional<std::string> why =
+              getTensorCoreAttentionLimit(target, sig))
+        op.emitRemark() << "kvq-lower-attention: kvq.paged_attention " << *why
+                        << "; lowered to the portable kernel (one thread per "
+                           "query head and sequence)";
+    }
     func::FuncOp &fn = functions[sig.key()];
     if (!fn)
       fn = buildAttentionFunction(module, sig, op.getLoc(), target);

@@ -9,6 +9,7 @@
 #include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
 #include "kvq/Conversion/KVQCacheLowering/SoftwareConversion.h"
 
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -65,6 +66,10 @@ static Value concatVectors(OpBuilder &b, Location loc,
     parts = std::move(next);
   }
   return parts.front();
+}
+
+Value KVQTarget::exp2(OpBuilder &b, Location loc, Value x) const {
+  return math::Exp2Op::create(b, loc, x);
 }
 
 void KVQTarget::storeIf(OpBuilder &b, Location loc, Value predicate,

@@ -113,6 +113,19 @@ public:
         /*operand_attrs=*/ArrayAttr());
   }
 
+  /// `ex2.approx.f32`: relative error at most 2^-22.1 (PTX ISA), subnormal
+  /// results kept (no .ftz), 2^-inf = +0.
+  Value exp2(OpBuilder &b, Location loc, Value x) const override {
+    return LLVM::InlineAsmOp::create(
+               b, loc, b.getF32Type(), ValueRange{x}, "ex2.approx.f32 $0, $1;",
+               "=f,f", /*has_side_effects=*/false, /*is_align_stack=*/false,
+               LLVM::tailcallkind::TailCallKind::None,
+               LLVM::AsmDialectAttr::get(b.getContext(),
+                                         LLVM::AsmDialect::AD_ATT),
+               /*operand_attrs=*/ArrayAttr())
+        .getResult(0);
+  }
+
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<NVVM::NVVMDialect, LLVM::LLVMDialect>();
   }

@@ -8,6 +8,7 @@
 
 #include "mlir/Dialect/AMDGPU/IR/AMDGPUDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/ROCDLDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -68,8 +69,17 @@ public:
             vector::ExtractOp::create(b, loc, f, 1)};
   }
 
+  /// `rocdl.exp2` (`llvm.amdgcn.exp2`, `v_exp_f32`: 1 ulp; results below
+  /// f32's normal range may flush to zero, which the bound's underflow
+  /// allowance covers). math.exp2 would become a call into the ROCm
+  /// device libraries, which kvq's binaries do not link, and
+  /// convert-gpu-to-rocdl refuses llvm.exp2.
+  Value exp2(OpBuilder &b, Location loc, Value x) const override {
+    return ROCDL::ROCDLExp2::create(b, loc, x.getType(), x);
+  }
+
   void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<amdgpu::AMDGPUDialect>();
+    registry.insert<amdgpu::AMDGPUDialect, ROCDL::ROCDLDialect>();
   }
 };
 } // namespace

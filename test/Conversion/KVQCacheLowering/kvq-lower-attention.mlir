@@ -66,30 +66,6 @@ func.func @dynamic_head_size(%q: memref<?x32x?xbf16>, %kc: memref<?x16x8x?xbf16>
 
 // -----
 
-gpu.module @kvq_cache_kernels [#rocdl.target<chip = "gfx942">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @gpu_target(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FNUZ>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention has no rocdl lowering yet (target rocdl chip=gfx942); lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
-      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FNUZ>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
-gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_75">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @old_chip(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention needs sm_80 or newer on NVIDIA (mma.sync m16n8k16 with f16 and bf16 operands), target nvvm chip=sm_75; lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
-      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
 gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 func.func @gpu_fp8_qk_pv(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
@@ -109,42 +85,6 @@ func.func @gpu_dynamic_heads(%q: memref<?x?x128xbf16>, %kc: memref<?x16x8x128xf8
   // expected-error @below {{kvq-lower-attention: kvq.paged_attention needs static num_heads, num_kv_heads, head_size and block_size on the GPU (got memref<?x?x128xbf16> and memref<?x16x8x128xf8E4M3FN>); lower it for the CPU}}
   kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
       : memref<?x?x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
-gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @gpu_group(%q: memref<?x128x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention supports at most 8 query heads per KV head on the GPU, got 16; lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
-      : memref<?x128x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
-gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @gpu_head_size(%q: memref<?x32x96xbf16>, %kc: memref<?x16x8x96xf8E4M3FN>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention supports head sizes 64, 128 and 256 on the GPU, got 96; lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
-      : memref<?x32x96xbf16>, memref<?x16x8x96xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
-gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @gpu_block_size(%q: memref<?x32x128xbf16>, %kc: memref<?x8x8x128xf8E4M3FN>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention needs a block_size that is a multiple of 16 on the GPU, got 8; lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
-      : memref<?x32x128xbf16>, memref<?x8x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
   return
 }
 

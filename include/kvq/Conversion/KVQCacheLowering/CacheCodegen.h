@@ -206,10 +206,19 @@ struct AttentionSignature {
   }
 };
 
-/// Why `target` has no attention kernel for `sig` (the end of a sentence
-/// that starts "kvq.paged_attention "), or std::nullopt when it has one.
+/// Why the GPU `target` has no attention kernel for `sig` (the end of a
+/// sentence that starts "kvq.paged_attention "), or std::nullopt when it
+/// has one.
 std::optional<std::string>
 getAttentionKernelLimit(const KVQTarget &target, const AttentionSignature &sig);
+
+/// Why the tensor-core kernel (NVVM, buildAttentionLaunch) does not take
+/// `sig` (the end of a sentence that starts "kvq.paged_attention "), or
+/// std::nullopt when it does. A signature it does not take gets the
+/// portable kernel (buildPortableAttentionLaunch).
+std::optional<std::string>
+getTensorCoreAttentionLimit(const KVQTarget &target,
+                            const AttentionSignature &sig);
 
 /// The prefix of the attention functions' and kernels' names
 /// (docs/KernelABI.md).
@@ -243,6 +252,17 @@ int64_t getAttentionResidentCTAs(const ModuleTarget &target);
 /// log2(e)), times s_q in the fp8 modes), V scale and Q scale.
 void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                           const AttentionSignature &sig, Block *entry);
+
+/// Threads per block of the portable attention kernel.
+inline constexpr int64_t kPortableAttentionThreads = 64;
+
+/// The host code of the portable GPU attention function of `sig` (any GPU
+/// target; docs/KernelABI.md): one thread per (sequence, query head), the
+/// CPU form's two passes over the context, exp through KVQTarget::exp2.
+/// `entry`'s arguments as for buildAttentionLaunch (the workspace unused).
+void buildPortableAttentionLaunch(OpBuilder &b, Location loc,
+                                  const KVQTarget &target,
+                                  const AttentionSignature &sig, Block *entry);
 
 } // namespace mlir::kvq
 

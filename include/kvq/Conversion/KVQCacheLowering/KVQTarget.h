@@ -68,6 +68,12 @@ public:
   virtual void storeIf(OpBuilder &b, Location loc, Value predicate, Value value,
                        Value memref, ValueRange indices) const;
 
+  /// 2^x for an f32 `x` <= 0 (the attention kernels' weights; 2^-inf = 0),
+  /// with a relative error below 2^-21, the bound's default exp32 error
+  /// (unittests/Attention/DecodeAttentionReference.h). The base class emits
+  /// `math.exp2`, for targets whose pipeline lowers it (the CPU).
+  virtual Value exp2(OpBuilder &b, Location loc, Value x) const;
+
   /// Adds the dialects the hooks create (for a pass's dependentDialects).
   virtual void getDependentDialects(DialectRegistry &registry) const {}
 

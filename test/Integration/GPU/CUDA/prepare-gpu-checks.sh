@@ -12,7 +12,8 @@
 #   sm80     for sm_80: the software conversion (runs on any newer GPU)
 #   sm90fma  sm_90 with quantize-division=fma (the corrected product for
 #            every stream, where the default picks the product alone)
-#   attention  kvq.paged_attention for sm_90 (see below)
+#   attention, attention-portable  kvq.paged_attention for sm_90 and sm_75
+#            (see below)
 # each with gen-gpu-checks.py's kernels.mlir, plan.txt and manifest.txt, the
 # PTX, and bench-<threads-per-block>.ptx of the timed kernels; plus the
 # launcher's source and run-gpu-checks.sh (which builds the launcher on the
@@ -47,14 +48,20 @@ for c in sm90 sm80 sm90fma; do
       "--kvq-write-isa=output=$dir/$c/bench-$tpb.ptx" -o /dev/null
   done
 done
-# kvq.paged_attention (sm_90): the cases, inputs and plan come from
+# kvq.paged_attention: the cases, inputs and plans come from
 # KVQCacheLoweringTests (KVQAttentionGPU.WriteChecks), the dumps are checked
-# by KVQAttentionGPU.GPUDumpsMatchReference.
+# by KVQAttentionGPU.GPUDumpsMatchReference. `attention` is sm_90 (the
+# tensor-core kernel, and the portable kernel for the shapes it does not
+# take), `attention-portable` sm_75 (the portable kernel for every case,
+# on the inputs of `attention`).
 tests=${KVQ_TESTS:-$(dirname "$opt")/../unittests/KVQCacheLoweringTests}
-mkdir -p "$dir/attention/in"
-KVQ_ATTN_GPU_WRITE="$dir/attention" "$tests" \
-  --gtest_filter=KVQAttentionGPU.WriteChecks >/dev/null
-"$opt" "$dir/attention/kernels.mlir" --kvq-to-ptx \
-  "--kvq-write-isa=output=$dir/attention/kernels.ptx" -o /dev/null
+mkdir -p "$dir/attention/in" "$dir/attention-portable"
+for c in attention:sm_90 attention-portable:sm_75; do
+  KVQ_ATTN_GPU_WRITE="$dir/${c%:*}" KVQ_ATTN_GPU_CHIP="${c#*:}" "$tests" \
+    --gtest_filter=KVQAttentionGPU.WriteChecks >/dev/null
+  "$opt" "$dir/${c%:*}/kernels.mlir" --kvq-to-ptx \
+    "--kvq-write-isa=output=$dir/${c%:*}/kernels.ptx" -o /dev/null \
+    --mlir-print-op-on-diagnostic=false
+done
 cp "$here/kvq-launch.cpp" "$here/run-gpu-checks.sh" "$dir/"
 echo "prepared $dir: $(ls "$dir" | tr '\n' ' ')"
