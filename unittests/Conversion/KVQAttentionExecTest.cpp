@@ -219,7 +219,7 @@ protected:
   /// Q scale `qScale`), runs it and returns its outputs.
   std::vector<double> run(const DecodeAttentionProblem &problem,
                           const char *precision = "dequantized",
-                          float qScale = 1.0f) {
+                          float qScale = 1.0f, float probScale = 1.0f) {
     const DecodeAttentionProblem &p = problem;
     std::string qType = "memref<" + std::to_string(p.numSeqs) + "x" +
                         std::to_string(p.numHeads) + "x" +
@@ -239,7 +239,7 @@ protected:
         std::string("kvq.layer @l cache(") + dtypeOf(p.cacheFormat) +
         ") resolved(#kvq.resolved_scales<k = " + floatText(p.kScale) + rule +
         ", v = " + floatText(p.vScale) + rule + ", q = " + floatText(qScale) +
-        " checkpoint, prob = 1.0 default>)\n" +
+        " checkpoint, prob = " + floatText(probScale) + " checkpoint>)\n" +
         "func.func @attend(%q: " + qType + ", %kc: " + cType +
         ", %vc: " + cType + ", %bt: " + bType + ", %cl: " + lType +
         ", %o: " + qType +
@@ -295,11 +295,13 @@ protected:
                                const std::string &what,
                                const char *precision = "dequantized",
                                float qScale = 1.0f,
-                               const DecodeAttentionProblem *exact = nullptr) {
+                               const DecodeAttentionProblem *exact = nullptr,
+                               float probScale = 1.0f,
+                               const KernelArithmetic &arithmetic = {}) {
     DecodeAttentionReference ref =
-        computeDecodeAttentionReference(exact ? *exact : problem);
+        computeDecodeAttentionReference(exact ? *exact : problem, arithmetic);
     EXPECT_TRUE(ref.error.empty()) << what << ": " << ref.error;
-    std::vector<double> got = run(problem, precision, qScale);
+    std::vector<double> got = run(problem, precision, qScale, probScale);
     if (got.size() != problem.outputSize() || !ref.error.empty())
       return {};
     BoundCheck check = checkAgainstReference(problem, ref, got);
@@ -408,6 +410,87 @@ TEST_F(KVQAttentionExecTest, Fp8QKQuantizesQueriesLikeTheStore) {
     expectWithinBound(problem,
                       std::string("fp8_qk ") + getCacheFormatName(format),
                       "fp8_qk", qScale, &exact);
+  }
+}
+
+/// fp8_qk_pv: Q quantized as in fp8_qk, and each weight e_j = exp(s_j - m)
+/// (<= 1, the two passes' shift m is the row's maximum score) quantized to
+/// the cache format with the layer's prob scale s_p, as the store
+/// quantizes: code_j = RNE_fp8(e_j / s_p), no saturation while 1 / s_p is
+/// at most the format's largest value. The code is the weight in both the
+/// sum l and every acc_d, so the common factor s_p cancels and each row
+/// stays a convex combination of V rows (no probability mass is lost: the
+/// normalizer is the sum of what was multiplied). In the bound's terms
+/// (DecodeAttentionReference.h, steps 2-4) the weight s_p * code_j is e_j
+/// rounded with relative error at most 2^-p (p = 4 significand bits for
+/// e4m3, 3 for e5m2) where e_j / s_p is normal, and absolute error at most
+/// s_p times half the format's smallest subnormal below. With s_p a power
+/// of two, e_j / s_p is exact before the one rounding.
+TEST_F(KVQAttentionExecTest, Fp8QKPVQuantizesWeightsWithTheProbScale) {
+  struct Format {
+    CacheFormat format;
+    double unitRoundoff, halfSubnormal;
+  } formats[] = {{CacheFormat::F8E4M3FN, 0x1p-4, 0x1p-10},
+                 {CacheFormat::F8E5M2, 0x1p-3, 0x1p-17},
+                 {CacheFormat::F8E4M3FNUZ, 0x1p-4, 0x1p-11},
+                 {CacheFormat::F8E5M2FNUZ, 0x1p-3, 0x1p-18}};
+  // 1 / s_p = 128: below every format's largest value (240 for e4m3fnuz).
+  const float probScale = 0x1p-7f, qScale = 0.03125f;
+  for (const Format &f : formats) {
+    RandomProblemOptions options;
+    options.seed = 41;
+    options.cacheFormat = f.format;
+    options.contextLens = {33, 1, 200};
+    options.queryStd = 2.0;
+    options.valueMean = 0.5;
+    DecodeAttentionProblem problem = makeRandomProblem(options);
+    DecodeAttentionProblem exact = problem;
+    for (float &x : exact.query)
+      x = quantizeLikeTheStore(x, qScale, f.format);
+    exact.kScale = problem.kScale * qScale;
+    KernelArithmetic arithmetic;
+    arithmetic.weightRel = f.unitRoundoff;
+    arithmetic.weightAbs = probScale * f.halfSubnormal;
+    BoundCheck check = expectWithinBound(
+        problem, std::string("fp8_qk_pv ") + getCacheFormatName(f.format),
+        "fp8_qk_pv", qScale, &exact, probScale, arithmetic);
+    std::printf("fp8_qk_pv %-12s max error %.3g ulp (row %.3g), bound %.3g "
+                "ulp, error/bound %.3g\n",
+                getCacheFormatName(f.format), check.maxErrorUlps,
+                check.maxErrorRowUlps, check.maxBoundUlps,
+                check.maxErrorOverBound);
+  }
+}
+
+/// The normalization of fp8_qk_pv loses no mass: with every V value equal,
+/// each output is that value up to the output's rounding, however coarsely
+/// the weights were quantized. A kernel dividing by the sum of the
+/// unquantized weights instead is off by the quantization's net relative
+/// error.
+TEST_F(KVQAttentionExecTest, Fp8QKPVKeepsRowsConvex) {
+  for (CacheFormat format : {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2}) {
+    RandomProblemOptions options;
+    options.seed = 43;
+    options.cacheFormat = format;
+    options.contextLens = {300, 7};
+    options.queryStd = 3.0;
+    // V scale = 4e-6 / max: every V value (mean 1) saturates to the
+    // format's largest code, so all are max * s_v.
+    options.valueStd = 1e-6;
+    options.valueMean = 1.0;
+    DecodeAttentionProblem problem = makeRandomProblem(options);
+    std::vector<double> got =
+        run(problem, "fp8_qk_pv", /*qScale=*/0.03125f, /*probScale=*/0x1p-7f);
+    ASSERT_EQ(got.size(), problem.outputSize());
+    double expected =
+        APFloat::getLargest(semanticsOf(format)).convertToDouble() *
+        double(problem.vScale);
+    // The bf16 output's rounding (2^-9 relative) and f32's sums and
+    // quotient (below 2^-20 at these lengths): 2^-8 leaves margin, and a
+    // normalizer off by more than 0.4% fails.
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], expected, std::fabs(expected) * 0x1p-8)
+          << getCacheFormatName(format) << " element " << i;
   }
 }
 
@@ -559,6 +642,8 @@ struct GPUAttentionCase {
   std::string name;
   RandomProblemOptions options;
   bool fp8Query = false;
+  /// fp8_qk_pv (with fp8Query): the weights quantized with kGPUProbScale.
+  bool fp8Probs = false;
   /// Workspace bytes (0: none, no split).
   int64_t workspaceBytes = 0;
   /// Tiles per split given to the kernel instead of the split rule's.
@@ -566,6 +651,23 @@ struct GPUAttentionCase {
 };
 
 constexpr float kGPUQScale = 0.03125f;
+/// 1 / s_p = 128 fits every fp8 format (no saturation of weights <= 1).
+constexpr float kGPUProbScale = 0x1p-7f;
+
+/// The weights of fp8_qk_pv in the bound's terms (see
+/// Fp8QKPVQuantizesWeightsWithTheProbScale): relative error the format's
+/// unit roundoff, absolute s_p times half its smallest subnormal.
+void setQuantizedWeights(KernelArithmetic &a, CacheFormat format,
+                         float probScale) {
+  bool e4m3 =
+      format == CacheFormat::F8E4M3FN || format == CacheFormat::F8E4M3FNUZ;
+  double halfSubnormal = format == CacheFormat::F8E4M3FN     ? 0x1p-10
+                         : format == CacheFormat::F8E4M3FNUZ ? 0x1p-11
+                         : format == CacheFormat::F8E5M2     ? 0x1p-17
+                                                             : 0x1p-18;
+  a.weightRel = e4m3 ? 0x1p-4 : 0x1p-3;
+  a.weightAbs = double(probScale) * halfSubnormal;
+}
 
 std::vector<GPUAttentionCase> getGPUAttentionCases() {
   std::vector<GPUAttentionCase> cases;
@@ -640,6 +742,18 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
   GPUAttentionCase b8 = base("portable_b8", {77, 8});
   b8.options.blockSize = 8;
   cases.push_back(b8);
+  // fp8_qk_pv (the portable kernel): Q and the weights quantized.
+  for (CacheFormat format :
+       {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ,
+        CacheFormat::F8E5M2FNUZ}) {
+    GPUAttentionCase c = base(
+        std::string("fp8_qk_pv_") + getCacheFormatName(format), {300, 1, 45});
+    c.options.cacheFormat = format;
+    c.options.queryStd = 2.0;
+    c.options.valueMean = 0.5;
+    c.fp8Query = c.fp8Probs = true;
+    cases.push_back(c);
+  }
   // fp8_qk: Q quantized with the layer's Q scale.
   for (CacheFormat format :
        {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2, CacheFormat::F8E4M3FNUZ}) {
@@ -675,11 +789,12 @@ std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
   return {splitTiles, ceilDiv(maxTiles, splitTiles)};
 }
 
-/// Whether the tensor-core kernel runs `p` on sm_`sm` (else the portable
-/// kernel; AttentionKernel.cpp, getTensorCoreAttentionLimit).
-bool takesTensorCores(const DecodeAttentionProblem &p, int sm) {
+/// Whether the tensor-core kernel runs `p` (fp8_qk_pv if `fp8Probs`) on
+/// sm_`sm`, else the portable kernel (AttentionKernel.cpp,
+/// getTensorCoreAttentionLimit).
+bool takesTensorCores(const DecodeAttentionProblem &p, int sm, bool fp8Probs) {
   int64_t d = p.headSize;
-  return sm >= 80 && p.numHeads / p.numKVHeads <= 8 &&
+  return sm >= 80 && !fp8Probs && p.numHeads / p.numKVHeads <= 8 &&
          (d == 64 || d == 128 || d == 256) && p.blockSize % 16 == 0;
 }
 
@@ -757,7 +872,7 @@ TEST(KVQAttentionGPU, WriteChecks) {
       writeFile(out + "/in/" + c.name + ".bt", bytesOfI32(p.blockTables));
       writeFile(out + "/in/" + c.name + ".cl", bytesOfI32(p.contextLens));
     }
-    const bool tensorCores = takesTensorCores(p, sm);
+    const bool tensorCores = takesTensorCores(p, sm, c.fp8Probs);
     const char *q = getAttentionTypeName(p.type);
     const char *ct = mlirTypeOf(p.cacheFormat);
     std::string hq = std::to_string(p.numHeads),
@@ -765,7 +880,10 @@ TEST(KVQAttentionGPU, WriteChecks) {
                 d = std::to_string(p.headSize),
                 bs = std::to_string(p.blockSize);
     std::string sig = std::string(q) + "_" + ct + "_" + hq + "x" + hkv + "x" +
-                      d + "_b" + bs + (c.fp8Query ? "_fp8_qk" : "") +
+                      d + "_b" + bs +
+                      (c.fp8Probs   ? "_fp8_qk_pv"
+                       : c.fp8Query ? "_fp8_qk"
+                                    : "") +
                       (c.workspaceBytes ? "_ws" : "");
     std::string kernel = "kvq_paged_attention_" + sig + "_kernel";
     if (signatures.insert(sig).second) {
@@ -777,15 +895,20 @@ TEST(KVQAttentionGPU, WriteChecks) {
       std::string ws = c.workspaceBytes ? ", %ws: memref<?xi8>" : "";
       kernels += "kvq.layer @l_" + sig + " cache(" + dtypeOf(p.cacheFormat) +
                  ") resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = "
-                 "1.0 checkpoint, q = 1.0 checkpoint, prob = 1.0 default>)\n"
+                 "1.0 checkpoint, q = 1.0 checkpoint, prob = " +
+                 (c.fp8Probs ? floatText(kGPUProbScale) + " checkpoint"
+                             : std::string("1.0 default")) +
+                 ">)\n"
                  "func.func @attend_" +
                  sig + "(%q: " + qType + ", %kc: " + cType + ", %vc: " + cType +
                  ", %bt: memref<?x?xi32>, %cl: memref<?xi32>, %o: " + qType +
                  ws + ") {\n  kvq.paged_attention @l_" + sig +
                  " (%q) cache(%kc, %vc) blocks(%bt, %cl) into(%o)" +
                  (c.workspaceBytes ? " workspace(%ws : memref<?xi8>)" : "") +
-                 (c.fp8Query ? " precision(fp8_qk)" : "") + " : " + types +
-                 "\n  return\n}\n";
+                 (c.fp8Probs   ? " precision(fp8_qk_pv)"
+                  : c.fp8Query ? " precision(fp8_qk)"
+                               : "") +
+                 " : " + types + "\n  return\n}\n";
     }
     auto [ruleTiles, grid] = splitRule(p, tensorCores ? c.workspaceBytes : 0);
     int64_t splitTiles = c.splitTiles ? c.splitTiles : ruleTiles;
@@ -836,6 +959,7 @@ TEST(KVQAttentionGPU, WriteChecks) {
     plan << " q" << b << " kc" << b << " vc" << b << " bt" << b << " cl" << b
          << " o" << b << (ws ? " ws" + b : "") << " f32:" << hexFloat(score)
          << " f32:" << hexFloat(p.vScale) << " f32:" << hexFloat(kGPUQScale)
+         << (c.fp8Probs ? " f32:" + hexFloat(kGPUProbScale) : "")
          << (tensorCores ? " i64:" + std::to_string(splitTiles) : "")
          << " i64:" << p.numSeqs << " i64:" << p.numBlocks
          << " i64:" << p.numBlocks << " i64:" << p.numSeqs
@@ -889,6 +1013,8 @@ TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
     int64_t splitTiles = splitTilesOf[c.name];
     DecodeAttentionProblem exact = exactProblemOf(c, p);
     KernelArithmetic arithmetic;
+    if (c.fp8Probs)
+      setQuantizedWeights(arithmetic, p.cacheFormat, kGPUProbScale);
     if (splitTiles > 0) {
       int64_t tilesPerWarp = (splitTiles + 3) / 4;
       int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);

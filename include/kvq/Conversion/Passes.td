@@ -78,9 +78,10 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
     sm_80+ the tensor-core kernel (flash-decoding over the op's
     workspace), elsewhere (AMD, older chips, shapes it does not cover) the
     portable kernel, the CPU's loops with one thread per query head and
-    sequence, with a remark at the op saying why. ABIs and the split rule:
-    docs/KernelABI.md. `fp8_qk_pv`, dynamic head counts and sizes and
-    strided memrefs are errors at the op on a GPU. Runs before
+    sequence, with a remark at the op saying why (also for `fp8_qk_pv`,
+    whose function then takes `s_p`). ABIs and the split rule:
+    docs/KernelABI.md. Dynamic head counts and sizes and strided memrefs
+    are errors at the op on a GPU. Runs before
     `kvq-lower-cache-ops` in the kvq-to-* pipelines.
 
     ```mlir

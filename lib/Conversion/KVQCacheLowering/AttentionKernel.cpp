@@ -71,10 +71,6 @@ mlir::kvq::getAttentionKernelLimit(const KVQTarget &target,
                                    const AttentionSignature &sig) {
   std::string why;
   llvm::raw_string_ostream os(why);
-  if (sig.precision == AttentionPrecision::Fp8QKPV) {
-    os << "has no GPU lowering yet for precision 'fp8_qk_pv'";
-    return why;
-  }
   auto identity = [](MemRefType t) { return t.getLayout().isIdentity(); };
   if (!identity(sig.query) || !identity(sig.cache)) {
     os << "needs contiguous queries, outputs and caches on the GPU (got "
@@ -107,6 +103,10 @@ mlir::kvq::getTensorCoreAttentionLimit(const KVQTarget &target,
     os << "has no tensor-core kernel before sm_80 (mma.sync m16n8k16 with "
           "f16 and bf16 operands), target "
        << mt.describe();
+    return why;
+  }
+  if (sig.precision == AttentionPrecision::Fp8QKPV) {
+    os << "has no tensor-core kernel for precision 'fp8_qk_pv'";
     return why;
   }
   int64_t heads = sig.query.getDimSize(1), kvHeads = sig.cache.getDimSize(2);

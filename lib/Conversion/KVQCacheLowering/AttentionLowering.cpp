@@ -267,6 +267,9 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
   Value scoreScale = entry->getArgument(numMemRefs),
         vScale = entry->getArgument(numMemRefs + 1),
         qScale = entry->getArgument(numMemRefs + 2);
+  Value probScale = sig.precision == AttentionPrecision::Fp8QKPV
+                        ? entry->getArgument(numMemRefs + 3)
+                        : Value();
   Value rows = arith::MulIOp::create(b, loc, dimOf(b, loc, memrefs[0].whole, 0),
                                      idx(sig.query.getDimSize(1)));
   Value blocks =
@@ -294,8 +297,9 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
   // pointers, the f32 scalars, then the dynamic sizes.
   for (const KernelMemRef &km : memrefs)
     km.touchBase(b, loc);
-  for (Value scalar : {scoreScale, vScale, qScale})
-    arith::NegFOp::create(b, loc, scalar);
+  for (Value scalar : {scoreScale, vScale, qScale, probScale})
+    if (scalar)
+      arith::NegFOp::create(b, loc, scalar);
   SmallVector<Value> kernel;
   for (const KernelMemRef &km : memrefs)
     kernel.push_back(km.rebuild(b, loc));
@@ -319,12 +323,19 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
     Value h = arith::RemUIOp::create(b, loc, row, heads);
     AttentionOperands ops{kernel[0], kernel[1], kernel[2],  kernel[3],
                           kernel[4], kernel[5], scoreScale, vScale,
-                          qScale,    Value()};
+                          qScale,    probScale};
     buildAttentionRow(b, loc, target, sig, ops, s, h,
                       launch.getPrivateAttributions()[0],
                       launch.getPrivateAttributions()[1]);
   }
   gpu::TerminatorOp::create(b, loc);
+}
+
+/// Whether the function of `sig` takes the prob scale: always on the CPU,
+/// on a GPU for fp8_qk_pv only (docs/KernelABI.md).
+static bool usesProbScale(const KVQTarget &target,
+                          const AttentionSignature &sig) {
+  return !target.isGPU() || sig.precision == AttentionPrecision::Fp8QKPV;
 }
 
 static func::FuncOp buildAttentionFunction(ModuleOp module,
@@ -339,7 +350,7 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
   if (target.isGPU() && sig.workspace)
     args.push_back(sig.workspace);
   args.append({f32, f32, f32});
-  if (!target.isGPU())
+  if (usesProbScale(target, sig))
     args.push_back(f32);
   auto fn = func::FuncOp::create(b, loc, functionName(sig),
                                  b.getFunctionType(args, {}));
@@ -441,7 +452,7 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
     if (gpu && sig.workspace)
       operands.push_back(op.getWorkspace());
     SmallVector<float> values = {scales.score, scales.v, scales.q};
-    if (!gpu)
+    if (usesProbScale(target, sig))
       values.push_back(scales.prob);
     for (float value : values)
       operands.push_back(arith::ConstantOp::create(

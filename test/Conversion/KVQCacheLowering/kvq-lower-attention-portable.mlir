@@ -89,3 +89,24 @@ func.func @gpu_block_size(%q: memref<?x32x128xbf16>, %kc: memref<?x8x8x128xf8E4M
       : memref<?x32x128xbf16>, memref<?x8x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
   return
 }
+
+// -----
+
+gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 2.500000e-01 checkpoint, prob = 7.812500e-03 checkpoint>)
+// fp8_qk_pv: the GPU function also takes the prob scale (after s_q).
+// CHECK-LABEL: func.func @gpu_fp8_qk_pv(
+// CHECK:       %[[P:.*]] = arith.constant 7.812500e-03 : f32
+// CHECK:       call @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_fp8_qk_pv(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[P]])
+// CHECK-LABEL: func.func private @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_fp8_qk_pv(
+// CHECK-SAME:    f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32)
+// CHECK:       gpu.launch
+// CHECK-NOT:   nvvm.mma.sync
+// CHECK:       gpu.terminator
+func.func @gpu_fp8_qk_pv(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
+    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-remark @below {{kvq-lower-attention: kvq.paged_attention has no tensor-core kernel for precision 'fp8_qk_pv'; lowered to the portable kernel (one thread per query head and sequence)}}
+  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q) precision(fp8_qk_pv)
+      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}

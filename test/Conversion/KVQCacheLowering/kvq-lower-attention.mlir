@@ -68,18 +68,6 @@ func.func @dynamic_head_size(%q: memref<?x32x?xbf16>, %kc: memref<?x16x8x?xbf16>
 
 gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @gpu_fp8_qk_pv(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
-    %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{kvq-lower-attention: kvq.paged_attention has no GPU lowering yet for precision 'fp8_qk_pv'; lower it for the CPU}}
-  kvq.paged_attention @l (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q) precision(fp8_qk_pv)
-      : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
-  return
-}
-
-// -----
-
-gpu.module @kvq_cache_kernels [#nvvm.target<chip = "sm_90">] {}
-kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 func.func @gpu_dynamic_heads(%q: memref<?x?x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
     %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
   // expected-error @below {{kvq-lower-attention: kvq.paged_attention needs static num_heads, num_kv_heads, head_size and block_size on the GPU (got memref<?x?x128xbf16> and memref<?x16x8x128xf8E4M3FN>); lower it for the CPU}}
