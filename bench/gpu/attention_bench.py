@@ -243,6 +243,8 @@ def bench_shape(mod, B, L, Hq, cache, copy_tbps, gen, sweep):
     del base
     ns = n_sets(set_bytes)
     want_splits = [1, 2, 4, 8, 16, 32, 64, 128] if sweep else []
+    if sweep and os.environ.get("ATTN_SPLITS"):   # "a,b,c": these instead
+        want_splits = [int(x) for x in os.environ["ATTN_SPLITS"].split(",")]
     ws_probe = 1 << 40
     rule_st = split_tiles(B, Hq, T, ws_probe)
     max_splits = max([-(-T // rule_st)] + [s for s in want_splits if s <= T])
@@ -316,7 +318,8 @@ def main():
     torch.cuda.init()
     torch.ones(1, device=dev)     # makes PyTorch's primary context current
     # ATTN_PTX: another PTX of the same kernels (variants); ATTN_SHAPES:
-    # "BxL[xHq],..." to run only those fp8 shapes.
+    # "BxL[xHq],..." to run only those fp8 shapes; ATTN_SPLITS: the split
+    # counts --splits sweeps.
     mod = kb.Module(os.path.join(kb.HERE, "ptx", os.environ.get("ATTN_PTX", "attention.ptx")))
     gen = torch.Generator(device=dev)
     gen.manual_seed(20261202)
