@@ -5,6 +5,14 @@
 // queries of its kvq.paged_attention.
 // RUN: kvq-opt %s -split-input-file -verify-diagnostics \
 // RUN:   --kvq-fold-scales="summary=false" | FileCheck %s
+// The fold report shows each per-head field's range (JSON lists every
+// head: kvq-layer-report.mlir).
+// RUN: kvq-opt %s -split-input-file \
+// RUN:   --kvq-fold-scales="summary=false report=-" -o /dev/null 2>/dev/null \
+// RUN:   | FileCheck %s --check-prefix=REPORT
+// REPORT: ct_attn_head  ct_attn_head  fp8    0.100000001..0.200000003 [2 heads] (checkpoint)  0.300000012..0.400000006 [2 heads] (checkpoint)  0.200000003..0.5 [2 heads] (checkpoint)  1 (default)
+// REPORT: base_duplicated  base_duplicated  fp8    0.100000001..0.200000003 [2 heads] (duplicated)  0.100000001..0.200000003 [2 heads] (duplicated)  0.5 (checkpoint)  0.25 (checkpoint)
+// REPORT: ct_attn_head_fnuz  ct_attn_head_fnuz  fp8    0.200000003..0.400000006 [2 heads] (checkpoint x2)
 
 // compressed-tensors attn_head as llm-compressor writes it: k, v and q of
 // shape [heads, 1, 1]; 2 KV heads, 4 attention heads.

@@ -45,7 +45,9 @@ def KVQLayerReport : Pass<"kvq-layer-report", "::mlir::ModuleOp"> {
   let description = [{
     Read-only. Prints one row per `kvq.layer`: symbol, checkpoint prefix,
     KV-cache dtype, and each scale (raw or resolved, with the rule that
-    produced it) to the standard output or to `output`.
+    produced it) to the standard output or to `output`. A per-head scale
+    shows the range of its heads (`0.1..0.4 [8 heads]`); the JSON format
+    lists every head (`heads`, with `min` and `max`; `value` is the max).
 
     ```
     $ kvq-opt model.mlir --kvq-layer-report -o /dev/null
