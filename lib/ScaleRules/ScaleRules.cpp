@@ -70,6 +70,8 @@ llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
     return "HEAD-COUNT-MISMATCH";
   case FindingKind::PerHeadMixed:
     return "PER-HEAD-MIXED";
+  case FindingKind::TpHeadsIndivisible:
+    return "TP-HEADS-INDIVISIBLE";
   }
   llvm_unreachable("unknown FindingKind");
 }
@@ -179,6 +181,27 @@ std::string mlir::kvq::scales::formatScale(double value) {
   return text;
 }
 
+std::optional<std::vector<unsigned>>
+mlir::kvq::scales::shardKvHeads(unsigned numKvHeads, unsigned tpSize,
+                                unsigned tpRank) {
+  if (numKvHeads == 0 || tpSize == 0 || tpRank >= tpSize)
+    return std::nullopt;
+  std::vector<unsigned> heads;
+  if (numKvHeads >= tpSize) {
+    if (numKvHeads % tpSize)
+      return std::nullopt;
+    const unsigned perRank = numKvHeads / tpSize;
+    for (unsigned head = tpRank * perRank; head < (tpRank + 1) * perRank;
+         ++head)
+      heads.push_back(head);
+  } else {
+    if (tpSize % numKvHeads)
+      return std::nullopt;
+    heads.push_back(tpRank / (tpSize / numKvHeads));
+  }
+  return heads;
+}
+
 std::vector<double>
 mlir::kvq::scales::reduceToKvHeads(const std::vector<double> &values,
                                    unsigned numKvHeads) {
@@ -277,6 +300,8 @@ public:
   }
 
   Result run() {
+    if (options.tpSize > 1 && !shard())
+      return std::move(result);
     if (options.method == ScaleMethod::CompressedTensors) {
       foldCompressedTensors();
       return std::move(result);
@@ -580,6 +605,100 @@ private:
           "ct-fnuz=vllm gives exact vLLM parity (no doubling)");
   }
 
+  /// Tensor parallelism: replaces the per-head k, v (and q, reduced to KV
+  /// heads first, over the whole model) by the heads of rank tpRank.
+  /// Returns false, with the other results left at their defaults, when
+  /// the heads cannot be sharded.
+  bool shard() {
+    if (!k.hasHeads() && !v.hasHeads() && !q.hasHeads())
+      return true;
+    const std::string rank = "tp-rank " + std::to_string(options.tpRank) +
+                             " of tp-size " + std::to_string(options.tpSize);
+    // The model's KV heads: those of the per-head k and v.
+    std::optional<size_t> total;
+    for (auto [scale, kind] :
+         {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
+          {&v, ScaleKind::V}}) {
+      if (!scale->hasHeads())
+        continue;
+      if (total && *total != scale->numElements) {
+        addHeadCountMismatch(
+            kind, "v has " + std::to_string(scale->numElements) +
+                      " per-head scales but k has " + std::to_string(*total) +
+                      "; both must have one per KV head");
+        return false;
+      }
+      total = scale->numElements;
+    }
+    if (!total) {
+      addHeadCountMismatch(
+          ScaleKind::Q,
+          "q has " + std::to_string(q.numElements) +
+              " per-head scales, but the model's number of KV heads, needed "
+              "to shard them for " +
+              rank + ", is unknown (k and v are not per-head)");
+      return false;
+    }
+    std::optional<std::vector<unsigned>> mine =
+        shardKvHeads(*total, options.tpSize, options.tpRank);
+    if (!mine) {
+      add(Severity::Error, FindingKind::TpHeadsIndivisible,
+          k.hasHeads() ? ScaleKind::K : ScaleKind::V,
+          "the " + std::to_string(*total) +
+              " KV heads of the per-head k/v scales cannot be sharded over "
+              "tp-size " +
+              std::to_string(options.tpSize) +
+              ": one must divide the other (vLLM's tensor-parallel rule)");
+      return false;
+    }
+    if (q.hasHeads()) {
+      // Reduced over the whole model, so that every rank holding a
+      // replicated KV head uses the same q scale for it.
+      if (counts.numHeads &&
+          q.numElements != *counts.numHeads * size_t(options.tpSize)) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales but the model has " +
+                                 std::to_string(*counts.numHeads) +
+                                 " attention heads on each of " +
+                                 std::to_string(options.tpSize) + " ranks");
+        return false;
+      }
+      if (q.numElements % *total) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales, not a multiple of the " +
+                                 std::to_string(*total) +
+                                 " KV heads they are reduced to");
+        return false;
+      }
+      q.heads = reduceToKvHeads(q.heads, *total);
+      q.numElements = q.heads.size();
+      qReduced = true;
+    }
+    for (Scale *scale : {&k, &v, &q}) {
+      if (!scale->hasHeads())
+        continue;
+      std::vector<double> heads;
+      for (unsigned head : *mine)
+        heads.push_back(scale->heads[head]);
+      scale->heads = std::move(heads);
+      scale->numElements = scale->heads.size();
+    }
+    shardedFrom = *total;
+    return true;
+  }
+
+  /// " (the heads of tp-rank r of tp-size t, from N in the checkpoint)"
+  /// when the scales were sharded, else "".
+  std::string shardNote() const {
+    if (!shardedFrom)
+      return "";
+    return " (the heads of tp-rank " + std::to_string(options.tpRank) +
+           " of tp-size " + std::to_string(options.tpSize) + ", from " +
+           std::to_string(*shardedFrom) + " in the checkpoint)";
+  }
+
   /// A per-head final scale: the heads and their max.
   static FinalScale perHead(std::vector<double> heads, ScaleRule rule,
                             bool doubled) {
@@ -639,7 +758,8 @@ private:
     if (scale.numElements != *n) {
       addHeadCountMismatch(kind, stringifyScaleKind(kind).str() + " has " +
                                      std::to_string(scale.numElements) +
-                                     " per-head scales but the layer has " +
+                                     " per-head scales" + shardNote() +
+                                     " but the layer has " +
                                      std::to_string(*n) + " KV heads");
       return std::nullopt;
     }
@@ -651,6 +771,22 @@ private:
     if (!q.hasHeads()) {
       addEmpty(q, ScaleKind::Q);
       return std::nullopt;
+    }
+    if (qReduced) {
+      // Sharded: already one per KV head of this rank.
+      std::optional<unsigned> n = numKvHeads(true, ScaleKind::Q);
+      if (!n)
+        return std::nullopt;
+      if (q.numElements != *n) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales" + shardNote() +
+                                 " after the reduction to KV heads, but the "
+                                 "layer has " +
+                                 std::to_string(*n) + " KV heads");
+        return std::nullopt;
+      }
+      return q.heads;
     }
     if (counts.numHeads && q.numElements != *counts.numHeads) {
       addHeadCountMismatch(ScaleKind::Q,
@@ -712,7 +848,8 @@ private:
       if (scale->isPerHead() && scale->numElements != *n) {
         addHeadCountMismatch(kind, stringifyScaleKind(kind).str() + " has " +
                                        std::to_string(scale->numElements) +
-                                       " per-head scales but the layer has " +
+                                       " per-head scales" + shardNote() +
+                                       " but the layer has " +
                                        std::to_string(*n) + " KV heads");
         countsOk = false;
       }
@@ -841,6 +978,10 @@ private:
   Result result;
   /// A k/v count mismatch was reported (once for k, v and q).
   bool kvCountReported = false;
+  /// q was reduced to KV heads before sharding (tensor parallelism).
+  bool qReduced = false;
+  /// The KV heads in the checkpoint, when the scales were sharded.
+  std::optional<size_t> shardedFrom;
   /// K and V hold defined values (no KV-block error).
   bool kvValid = true;
   /// The KV block ran and found q absent (the q quirk applies).

@@ -60,6 +60,15 @@ const Options f16 = opts(false, ModelDtype::F16);
 const Options strict =
     opts(false, ModelDtype::None, QFallback::SeedFinal, true);
 const Options qFromK = opts(false, ModelDtype::None, QFallback::K);
+/// Tensor parallelism: rank `rank` of `size`.
+Options tp(unsigned size, unsigned rank,
+           ScaleMethod method = ScaleMethod::Base) {
+  Options options;
+  options.tpSize = size;
+  options.tpRank = rank;
+  options.method = method;
+  return options;
+}
 const Options qFromKFnuz = opts(true, ModelDtype::None, QFallback::K);
 
 constexpr KVCacheDtype Auto = KVCacheDtype::Auto;
@@ -429,6 +438,59 @@ const Case decisionTable[] = {
     {"PerHeadQAndKV", scales(heads({1, 2}), s(1), heads({1, 2}), heads({1, 2})),
      Fp8, false, plain, ph({1, 2}), ph({1, 1}), ph({1, 2}), dflt, false,
      {{FK::PerHeadQP, E, "prob", "prob has 2"}}},
+
+    // --- Tensor parallelism: per-head scales sharded for one rank ---------
+    {"TpShardKV", scales(heads({0.1, 0.2, 0.3, 0.4}),
+     heads({0.5, 0.6, 0.7, 0.8}), s(0.2), s(0.3)), Fp8, false, tp(2, 1),
+     ph({0.3, 0.4}), ph({0.7, 0.8}), ckpt(0.2), ckpt(0.3), false, {}, {2}},
+    // Fewer KV heads than ranks: each is replicated on 2 ranks.
+    {"TpShardReplicated", scales(heads({0.1, 0.2}), heads({0.3, 0.4}), s(0.2),
+     s(0.3)), Fp8, false, tp(4, 3), ph({0.2}), ph({0.4}), ckpt(0.2),
+     ckpt(0.3), false, {}, {1}},
+    // q is reduced over the whole model first, then sharded as k and v.
+    {"TpShardQReducedFirst", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.5, 0.2, 0.05})), Fp8, false,
+     tp(2, 0, ScaleMethod::CompressedTensors), ph({0.1}), ph({0.3}),
+     ph({0.5}), dflt, false, {}, {1, 2}},
+    {"TpPerTensorUntouched", scales(s(0.05), s(0.1), s(0.2), s(0.3)), Fp8,
+     false, tp(4, 2), ckpt(0.05), ckpt(0.1), ckpt(0.2), ckpt(0.3), false, {}},
+    {"TpHeadsIndivisible", scales(heads({1, 2, 3, 4, 5, 6}),
+     heads({1, 2, 3, 4, 5, 6}), s(0.2), s(0.3)), Fp8, false, tp(4, 0), dflt,
+     dflt, dflt, dflt, false,
+     {{FK::TpHeadsIndivisible, E, "k", "the 6 KV heads of the per-head k/v "
+                                       "scales cannot be sharded over "
+                                       "tp-size 4"}}},
+    {"TpCountMismatchAfterSharding", scales(heads({1, 2, 3, 4, 5, 6, 7, 8}),
+     heads({1, 2, 3, 4, 5, 6, 7, 8}), s(0.2), s(0.3)), Fp8, false, tp(2, 0),
+     dflt, dflt, ckpt(0.2), ckpt(0.3), false,
+     {{FK::HeadCountMismatch, E, "k", "k has 4 per-head scales (the heads of "
+                                      "tp-rank 0 of tp-size 2, from 8 in the "
+                                      "checkpoint) but the layer has 8 KV "
+                                      "heads"},
+      {FK::HeadCountMismatch, E, "v", "v has 4 per-head scales"}},
+     {8}},
+    {"TpQCountAfterReduction", scales(heads({1, 2, 3, 4, 5, 6, 7, 8}),
+     heads({1, 2, 3, 4, 5, 6, 7, 8}), heads({1, 2, 3, 4, 5, 6, 7, 8})), Fp8,
+     false, tp(2, 1, ScaleMethod::CompressedTensors), dflt, dflt, dflt, dflt,
+     false,
+     {{FK::HeadCountMismatch, E, "k", "k has 4 per-head scales"},
+      {FK::HeadCountMismatch, E, "v", "v has 4 per-head scales"},
+      {FK::HeadCountMismatch, E, "q", "q has 4 per-head scales (the heads of "
+                                      "tp-rank 1 of tp-size 2, from 8 in the "
+                                      "checkpoint) after the reduction to KV "
+                                      "heads, but the layer has 8 KV heads"}},
+     {8}},
+    {"TpQCountMismatch", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.2, 0.3, 0.4})), Fp8, false,
+     tp(2, 0, ScaleMethod::CompressedTensors), dflt, dflt, dflt, dflt, false,
+     {{FK::HeadCountMismatch, E, "q", "q has 4 per-head scales but the model "
+                                      "has 3 attention heads on each of 2 "
+                                      "ranks"}},
+     {1, 3}},
+    {"TpQUnknownKvHeads", scales(s(0.1), s(0.1), heads({0.1, 0.2})), Fp8,
+     false, tp(2, 0), dflt, dflt, dflt, dflt, false,
+     {{FK::HeadCountMismatch, E, "q", "needed to shard them for tp-rank 0 of "
+                                      "tp-size 2"}}},
 
     // --- auto: K = V = 1.0, only the Q/P block ----------------------------
     {"AutoIgnoresKV", scales(s(0.05), s(0.1), s(0.2), s(0.3)), Auto, false,
@@ -988,9 +1050,27 @@ TEST(ScaleRulesHelpers, FindingKeys) {
       {FK::CtFnuz, "CT-FNUZ"},
       {FK::HeadCountMismatch, "HEAD-COUNT-MISMATCH"},
       {FK::PerHeadMixed, "PER-HEAD-MIXED"},
+      {FK::TpHeadsIndivisible, "TP-HEADS-INDIVISIBLE"},
   };
   for (auto [kind, key] : keys)
     EXPECT_EQ(getFindingKey(kind), key);
+}
+
+TEST(ScaleRulesHelpers, ShardKvHeads) {
+  using Heads = std::vector<unsigned>;
+  // n = numKvHeads / tpSize heads per rank: [r*n, (r+1)*n).
+  EXPECT_EQ(shardKvHeads(8, 2, 1), Heads({4, 5, 6, 7}));
+  EXPECT_EQ(shardKvHeads(8, 8, 3), Heads({3}));
+  EXPECT_EQ(shardKvHeads(8, 1, 0), Heads({0, 1, 2, 3, 4, 5, 6, 7}));
+  // Fewer KV heads than ranks: head r / (tpSize / numKvHeads).
+  EXPECT_EQ(shardKvHeads(2, 8, 3), Heads({0}));
+  EXPECT_EQ(shardKvHeads(2, 8, 4), Heads({1}));
+  EXPECT_EQ(shardKvHeads(1, 4, 3), Heads({0}));
+  // Neither divides the other; a rank out of range.
+  EXPECT_EQ(shardKvHeads(6, 4, 0), std::nullopt);
+  EXPECT_EQ(shardKvHeads(3, 8, 0), std::nullopt);
+  EXPECT_EQ(shardKvHeads(8, 2, 2), std::nullopt);
+  EXPECT_EQ(shardKvHeads(0, 2, 0), std::nullopt);
 }
 
 TEST(ScaleRulesHelpers, ReduceToKvHeads) {

@@ -100,6 +100,10 @@ struct Options {
   QFallback qFallback = QFallback::SeedFinal;
   bool strict = false; // missing scales are errors (production builds)
                        // instead of warnings
+  /// Tensor parallelism: per-head scales are sharded for rank `tpRank` of
+  /// `tpSize` before folding (see shardKvHeads). 1 and 0: no sharding.
+  unsigned tpSize = 1;
+  unsigned tpRank = 0;
 };
 
 /// A raw checkpoint scale: absent (std::nullopt) or its element values in
@@ -142,6 +146,8 @@ enum class FindingKind {
   PerHeadMixed,         // PER-HEAD-MIXED: the heads of a per-head scale
                         // would fold by different rules (0, NaN or a
                         // negative value among positive ones)
+  TpHeadsIndivisible,   // TP-HEADS-INDIVISIBLE: the KV heads cannot be
+                        // sharded over tp-size ranks
 };
 
 /// Stable upper-case key, e.g. "Q-MISSING" (used in messages and tests).
@@ -200,6 +206,15 @@ struct Result {
 Result foldScales(const RawScales &raw, KVCacheDtype dtype,
                   bool calculateKvScales, const Options &options,
                   const HeadCounts &heads = {});
+
+/// The KV heads tensor-parallel rank `tpRank` of `tpSize` holds, as vLLM's
+/// loader shards them: with n = numKvHeads / tpSize heads per rank, rank r
+/// takes [r*n, (r+1)*n); when numKvHeads < tpSize, each KV head is
+/// replicated on tpSize / numKvHeads ranks and rank r takes head
+/// r / (tpSize / numKvHeads). Returns std::nullopt when neither count
+/// divides the other (or tpRank >= tpSize).
+std::optional<std::vector<unsigned>>
+shardKvHeads(unsigned numKvHeads, unsigned tpSize, unsigned tpRank);
 
 /// Reduces per-attention-head q scales to KV heads: the max over each group
 /// of `values.size() / numKvHeads` consecutive heads (NaN if one is NaN, as

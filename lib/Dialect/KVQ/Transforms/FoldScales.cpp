@@ -163,6 +163,15 @@ LogicalResult KVQFoldScalesPass::parseOptions(rules::Options &options,
   if (!ctMode)
     return bad("ct-fnuz", ctFnuz, "'double' or 'vllm'");
   options.ctFnuz = *ctMode;
+  const unsigned size = tpSize, rank = tpRank;
+  if (size == 0)
+    return bad("tp-size", "0", "at least 1");
+  if (rank >= size)
+    return emitError(module.getLoc())
+           << "kvq-fold-scales: invalid tp-rank '" << rank
+           << "', expected 0 to " << size - 1 << " for tp-size " << size;
+  options.tpSize = size;
+  options.tpRank = rank;
   if (fp8Format != "auto" && fp8Format != "ocp" && fp8Format != "fnuz")
     return bad("fp8-format", fp8Format, "'auto', 'ocp' or 'fnuz'");
   FailureOr<std::optional<StatedTarget>> stated = lookupModuleTarget(module);
