@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <tuple>
 #include <utility>
 
@@ -65,6 +66,12 @@ llvm::StringRef mlir::kvq::scales::getFindingKey(FindingKind kind) {
     return "CT-PROB-IGNORED";
   case FindingKind::CtFnuz:
     return "CT-FNUZ";
+  case FindingKind::HeadCountMismatch:
+    return "HEAD-COUNT-MISMATCH";
+  case FindingKind::PerHeadMixed:
+    return "PER-HEAD-MIXED";
+  case FindingKind::TpHeadsIndivisible:
+    return "TP-HEADS-INDIVISIBLE";
   }
   llvm_unreachable("unknown FindingKind");
 }
@@ -174,6 +181,45 @@ std::string mlir::kvq::scales::formatScale(double value) {
   return text;
 }
 
+std::optional<std::vector<unsigned>>
+mlir::kvq::scales::shardKvHeads(unsigned numKvHeads, unsigned tpSize,
+                                unsigned tpRank) {
+  if (numKvHeads == 0 || tpSize == 0 || tpRank >= tpSize)
+    return std::nullopt;
+  std::vector<unsigned> heads;
+  if (numKvHeads >= tpSize) {
+    if (numKvHeads % tpSize)
+      return std::nullopt;
+    const unsigned perRank = numKvHeads / tpSize;
+    for (unsigned head = tpRank * perRank; head < (tpRank + 1) * perRank;
+         ++head)
+      heads.push_back(head);
+  } else {
+    if (tpSize % numKvHeads)
+      return std::nullopt;
+    heads.push_back(tpRank / (tpSize / numKvHeads));
+  }
+  return heads;
+}
+
+std::vector<double>
+mlir::kvq::scales::reduceToKvHeads(const std::vector<double> &values,
+                                   unsigned numKvHeads) {
+  std::vector<double> reduced;
+  if (numKvHeads == 0 || values.size() % numKvHeads)
+    return reduced;
+  const size_t group = values.size() / numKvHeads;
+  for (unsigned head = 0; head < numKvHeads; ++head) {
+    double max = values[head * group];
+    for (size_t i = head * group; i < (head + 1) * group; ++i)
+      max = std::isnan(max) || std::isnan(values[i])
+                ? std::numeric_limits<double>::quiet_NaN()
+                : std::max(max, values[i]);
+    reduced.push_back(max);
+  }
+  return reduced;
+}
+
 bool Result::failed() const {
   for (const Finding &finding : findings)
     if (finding.severity == Severity::Error)
@@ -191,8 +237,9 @@ namespace {
 struct Scale {
   enum class Kind { Missing, PerTensor, NotPerTensor };
   Kind kind = Kind::Missing;
-  double value = -1.0;    // for PerTensor
-  size_t numElements = 0; // for NotPerTensor
+  double value = -1.0;       // for PerTensor
+  size_t numElements = 0;    // for NotPerTensor
+  std::vector<double> heads; // for NotPerTensor, rounded
 
   Scale(const RawScale &raw, ModelDtype modelDtype) {
     if (!raw)
@@ -200,6 +247,8 @@ struct Scale {
     if (raw->size() != 1) {
       kind = Kind::NotPerTensor;
       numElements = raw->size();
+      for (double head : *raw)
+        heads.push_back(roundToModelDtype(head, modelDtype));
       return;
     }
     kind = Kind::PerTensor;
@@ -207,6 +256,11 @@ struct Scale {
   }
 
   bool isPerHead() const { return kind == Kind::NotPerTensor; }
+  /// Per-head with at least one head (zero elements cannot be folded).
+  bool hasHeads() const { return isPerHead() && numElements > 0; }
+  /// The value head `head` sees: its own, the per-tensor value every head
+  /// shares, or the sentinel -1.0 when absent.
+  double at(size_t head) const { return isPerHead() ? heads[head] : value; }
   /// The seed's `scale < 0.0` on its -1.0 sentinel.
   bool isAbsent() const {
     return kind == Kind::Missing || (kind == Kind::PerTensor && value < 0.0);
@@ -238,14 +292,16 @@ std::string formatFixed6(double value) {
 class Folder {
 public:
   Folder(const RawScales &raw, KVCacheDtype dtype, bool calculateKvScales,
-         const Options &options)
+         const Options &options, const HeadCounts &counts)
       : q(raw.q, options.modelDtype), k(raw.k, options.modelDtype),
         v(raw.v, options.modelDtype), prob(raw.prob, options.modelDtype),
-        dtype(dtype), options(options) {
+        dtype(dtype), options(options), counts(counts) {
     result.calculateKvScales = calculateKvScales;
   }
 
   Result run() {
+    if (options.tpSize > 1 && !shard())
+      return std::move(result);
     if (options.method == ScaleMethod::CompressedTensors) {
       foldCompressedTensors();
       return std::move(result);
@@ -284,22 +340,8 @@ private:
     const double factor = kvFactor();
     const bool doubled = factor == 2.0;
     if (k.isPerHead() || v.isPerHead()) {
-      // The seed's "Only support per-tensor scaling factor for fp8 KV cache".
-      for (auto [scale, kind] :
-           {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
-            {&v, ScaleKind::V}}) {
-        if (!scale->isPerHead())
-          continue;
-        std::string field = stringifyScaleKind(kind).str();
-        add(Severity::Error, FindingKind::PerHeadKV, kind,
-            "per-head KV scales are not supported: " + field + " has " +
-                scale->describe() + ", the " + dtypeName() +
-                " KV cache needs one per-tensor " + field +
-                " scale (vLLM: \"Only support per-tensor scaling factor "
-                "for fp8 KV cache\"); the compressed-tensors per-head path is "
-                "not implemented");
-      }
-      kvValid = false;
+      if (!foldKVHeads(factor, doubled))
+        kvValid = false;
     } else if (k.isPositive() && v.isPositive()) {
       result.k = {k.value * factor, ScaleRule::Checkpoint, doubled};
       result.v = {v.value * factor, ScaleRule::Checkpoint, doubled};
@@ -417,8 +459,7 @@ private:
     bool qpValid = true;
 
     if (q.isPerHead()) {
-      addPerHeadQP(q, ScaleKind::Q);
-      qpValid = false;
+      qpValid = foldQPerHead(factor, doubled);
     } else if (q.isPositive()) {
       // Doubled in place on the model-dtype parameter.
       result.q = {roundToModelDtype(q.value * factor, options.modelDtype),
@@ -435,7 +476,8 @@ private:
       }
       result.calculateKvScales = false;
     } else if (qAbsentInKV && kvValid && options.qFallback == QFallback::K) {
-      result.q = {result.k.value, ScaleRule::KFallback, result.k.doubled};
+      result.q = {result.k.value, ScaleRule::KFallback, result.k.doubled,
+                  result.k.heads};
     } else {
       result.q = {1.0, ScaleRule::Default, false};
     }
@@ -499,13 +541,20 @@ private:
       FinalScale &final = result[kind];
       std::string field = stringifyScaleKind(kind).str();
       if (scale.isPerHead()) {
-        add(Severity::Error,
-            kind == ScaleKind::Q ? FindingKind::PerHeadQP
-                                 : FindingKind::PerHeadKV,
-            kind,
-            "per-head scales are not supported yet (per-tensor only): " +
-                field + " has " + scale.describe() +
-                " on the compressed-tensors path");
+        // strategy attn_head: the loaded values, q reduced to KV heads.
+        std::optional<std::vector<double>> heads =
+            kind == ScaleKind::Q ? reduceQ() : kvHeadsOf(scale, kind);
+        if (!heads)
+          return;
+        for (double &head : *heads) {
+          if (doubles && applyFnuz)
+            head = kind == ScaleKind::Q
+                       ? roundToModelDtype(head * 2.0, options.modelDtype)
+                       : head * 2.0;
+        }
+        anyDoubled |= doubles && applyFnuz;
+        final = perHead(std::move(*heads), ScaleRule::Checkpoint,
+                        doubles && applyFnuz);
         return;
       }
       if (scale.kind == Scale::Kind::Missing) {
@@ -536,6 +585,9 @@ private:
     else {
       foldOne(k, ScaleKind::K, isFp8(dtype), /*reportMissing=*/true);
       foldOne(v, ScaleKind::V, isFp8(dtype), /*reportMissing=*/true);
+      // Per-head k beside a per-tensor v (or the reverse): every head gets
+      // the per-tensor value, so both have one value per KV head.
+      broadcastKV();
     }
     foldOne(q, ScaleKind::Q, /*doubles=*/true,
             /*reportMissing=*/kvFromCheckpoint);
@@ -553,6 +605,364 @@ private:
           "ct-fnuz=vllm gives exact vLLM parity (no doubling)");
   }
 
+  /// Tensor parallelism: replaces the per-head k, v (and q, reduced to KV
+  /// heads first, over the whole model) by the heads of rank tpRank.
+  /// Returns false, with the other results left at their defaults, when
+  /// the heads cannot be sharded.
+  bool shard() {
+    if (!k.hasHeads() && !v.hasHeads() && !q.hasHeads())
+      return true;
+    const std::string rank = "tp-rank " + std::to_string(options.tpRank) +
+                             " of tp-size " + std::to_string(options.tpSize);
+    // The model's KV heads: those of the per-head k and v.
+    std::optional<size_t> total;
+    for (auto [scale, kind] :
+         {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
+          {&v, ScaleKind::V}}) {
+      if (!scale->hasHeads())
+        continue;
+      if (total && *total != scale->numElements) {
+        addHeadCountMismatch(
+            kind, "v has " + std::to_string(scale->numElements) +
+                      " per-head scales but k has " + std::to_string(*total) +
+                      "; both must have one per KV head");
+        return false;
+      }
+      total = scale->numElements;
+    }
+    if (!total) {
+      addHeadCountMismatch(
+          ScaleKind::Q,
+          "q has " + std::to_string(q.numElements) +
+              " per-head scales, but the model's number of KV heads, needed "
+              "to shard them for " +
+              rank + ", is unknown (k and v are not per-head)");
+      return false;
+    }
+    std::optional<std::vector<unsigned>> mine =
+        shardKvHeads(*total, options.tpSize, options.tpRank);
+    if (!mine) {
+      add(Severity::Error, FindingKind::TpHeadsIndivisible,
+          k.hasHeads() ? ScaleKind::K : ScaleKind::V,
+          "the " + std::to_string(*total) +
+              " KV heads of the per-head k/v scales cannot be sharded over "
+              "tp-size " +
+              std::to_string(options.tpSize) +
+              ": one must divide the other (vLLM's tensor-parallel rule)");
+      return false;
+    }
+    if (q.hasHeads()) {
+      // Reduced over the whole model, so that every rank holding a
+      // replicated KV head uses the same q scale for it.
+      if (counts.numHeads &&
+          q.numElements != *counts.numHeads * size_t(options.tpSize)) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales but the model has " +
+                                 std::to_string(*counts.numHeads) +
+                                 " attention heads on each of " +
+                                 std::to_string(options.tpSize) + " ranks");
+        return false;
+      }
+      if (q.numElements % *total) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales, not a multiple of the " +
+                                 std::to_string(*total) +
+                                 " KV heads they are reduced to");
+        return false;
+      }
+      q.heads = reduceToKvHeads(q.heads, *total);
+      q.numElements = q.heads.size();
+      qReduced = true;
+    }
+    for (Scale *scale : {&k, &v, &q}) {
+      if (!scale->hasHeads())
+        continue;
+      std::vector<double> heads;
+      for (unsigned head : *mine)
+        heads.push_back(scale->heads[head]);
+      scale->heads = std::move(heads);
+      scale->numElements = scale->heads.size();
+    }
+    shardedFrom = *total;
+    return true;
+  }
+
+  /// " (the heads of tp-rank r of tp-size t, from N in the checkpoint)"
+  /// when the scales were sharded, else "".
+  std::string shardNote() const {
+    if (!shardedFrom)
+      return "";
+    return " (the heads of tp-rank " + std::to_string(options.tpRank) +
+           " of tp-size " + std::to_string(options.tpSize) + ", from " +
+           std::to_string(*shardedFrom) + " in the checkpoint)";
+  }
+
+  /// A per-head final scale: the heads and their max.
+  static FinalScale perHead(std::vector<double> heads, ScaleRule rule,
+                            bool doubled) {
+    double max = heads.front();
+    for (double head : heads)
+      max = std::isnan(max) || std::isnan(head)
+                ? std::numeric_limits<double>::quiet_NaN()
+                : std::max(max, head);
+    return {max, rule, doubled, std::move(heads)};
+  }
+
+  void addHeadCountMismatch(ScaleKind kind, std::string message) {
+    add(Severity::Error, FindingKind::HeadCountMismatch, kind,
+        std::move(message));
+  }
+
+  /// The number of KV heads: the layer's where known, else that of the
+  /// per-head k and v; reports a mismatch and returns nullopt.
+  std::optional<unsigned> numKvHeads(bool reportUnknown, ScaleKind forKind) {
+    if (counts.numKvHeads)
+      return *counts.numKvHeads;
+    if (k.hasHeads() && v.hasHeads() && k.numElements != v.numElements) {
+      if (!kvCountReported)
+        addHeadCountMismatch(ScaleKind::V,
+                             "v has " + std::to_string(v.numElements) +
+                                 " per-head scales but k has " +
+                                 std::to_string(k.numElements) +
+                                 "; both must have one per KV head");
+      kvCountReported = true;
+      return std::nullopt;
+    }
+    if (k.hasHeads())
+      return k.numElements;
+    if (v.hasHeads())
+      return v.numElements;
+    if (reportUnknown)
+      addHeadCountMismatch(
+          forKind, stringifyScaleKind(forKind).str() + " has " +
+                       std::to_string(q.numElements) +
+                       " per-head scales, but the layer's number of KV heads "
+                       "is unknown (no cache or attention op states it, and "
+                       "k and v are not per-head), so they cannot be reduced "
+                       "to KV heads");
+    return std::nullopt;
+  }
+
+  /// The heads of a per-head k or v, checked against the KV head count.
+  std::optional<std::vector<double>> kvHeadsOf(const Scale &scale,
+                                               ScaleKind kind) {
+    if (!scale.hasHeads()) {
+      addEmpty(scale, kind);
+      return std::nullopt;
+    }
+    std::optional<unsigned> n = numKvHeads(false, kind);
+    if (!n)
+      return std::nullopt;
+    if (scale.numElements != *n) {
+      addHeadCountMismatch(kind, stringifyScaleKind(kind).str() + " has " +
+                                     std::to_string(scale.numElements) +
+                                     " per-head scales" + shardNote() +
+                                     " but the layer has " +
+                                     std::to_string(*n) + " KV heads");
+      return std::nullopt;
+    }
+    return scale.heads;
+  }
+
+  /// q's per-attention-head scales reduced to KV heads by the group max.
+  std::optional<std::vector<double>> reduceQ() {
+    if (!q.hasHeads()) {
+      addEmpty(q, ScaleKind::Q);
+      return std::nullopt;
+    }
+    if (qReduced) {
+      // Sharded: already one per KV head of this rank.
+      std::optional<unsigned> n = numKvHeads(true, ScaleKind::Q);
+      if (!n)
+        return std::nullopt;
+      if (q.numElements != *n) {
+        addHeadCountMismatch(ScaleKind::Q,
+                             "q has " + std::to_string(q.numElements) +
+                                 " per-head scales" + shardNote() +
+                                 " after the reduction to KV heads, but the "
+                                 "layer has " +
+                                 std::to_string(*n) + " KV heads");
+        return std::nullopt;
+      }
+      return q.heads;
+    }
+    if (counts.numHeads && q.numElements != *counts.numHeads) {
+      addHeadCountMismatch(ScaleKind::Q,
+                           "q has " + std::to_string(q.numElements) +
+                               " per-head scales but the layer has " +
+                               std::to_string(*counts.numHeads) +
+                               " attention heads");
+      return std::nullopt;
+    }
+    std::optional<unsigned> n = numKvHeads(true, ScaleKind::Q);
+    if (!n)
+      return std::nullopt;
+    if (q.numElements % *n) {
+      addHeadCountMismatch(ScaleKind::Q,
+                           "q has " + std::to_string(q.numElements) +
+                               " per-head scales, not a multiple of the " +
+                               std::to_string(*n) +
+                               " KV heads they are reduced to");
+      return std::nullopt;
+    }
+    return reduceToKvHeads(q.heads, *n);
+  }
+
+  void addEmpty(const Scale &scale, ScaleKind kind) {
+    add(Severity::Error,
+        kind == ScaleKind::Q ? FindingKind::PerHeadQP : FindingKind::PerHeadKV,
+        kind,
+        "per-head scale " + stringifyScaleKind(kind).str() + " has " +
+            scale.describe() + ", at least one per KV head is needed");
+  }
+
+  /// compressed-tensors: a per-head k or v beside a per-tensor one.
+  void broadcastKV() {
+    if (result.k.heads.empty() == result.v.heads.empty())
+      return;
+    FinalScale &perTensor = result.k.heads.empty() ? result.k : result.v;
+    size_t n = std::max(result.k.heads.size(), result.v.heads.size());
+    perTensor.heads.assign(n, perTensor.value);
+  }
+
+  /// The KV block for per-head k or v: each head by the rows of the table;
+  /// all heads must take the same row. Returns false on an error.
+  bool foldKVHeads(double factor, bool doubled) {
+    if ((k.isPerHead() && !k.hasHeads()) || (v.isPerHead() && !v.hasHeads())) {
+      for (auto [scale, kind] :
+           {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
+            {&v, ScaleKind::V}})
+        if (scale->isPerHead() && !scale->hasHeads())
+          addEmpty(*scale, kind);
+      return false;
+    }
+    std::optional<unsigned> n = numKvHeads(false, ScaleKind::K);
+    if (!n)
+      return false;
+    bool countsOk = true;
+    for (auto [scale, kind] :
+         {std::pair<const Scale *, ScaleKind>{&k, ScaleKind::K},
+          {&v, ScaleKind::V}}) {
+      if (scale->isPerHead() && scale->numElements != *n) {
+        addHeadCountMismatch(kind, stringifyScaleKind(kind).str() + " has " +
+                                       std::to_string(scale->numElements) +
+                                       " per-head scales" + shardNote() +
+                                       " but the layer has " +
+                                       std::to_string(*n) + " KV heads");
+        countsOk = false;
+      }
+    }
+    if (!countsOk)
+      return false;
+
+    // The row of the table each head takes.
+    std::vector<double> kOut, vOut;
+    std::optional<ScaleRule> rule;
+    size_t ruleHead = 0;
+    for (size_t head = 0; head < *n; ++head) {
+      // A per-tensor scale (or an absent one, -1.0) is every head's.
+      const double kh = k.at(head), vh = v.at(head);
+      ScaleRule headRule;
+      if (kh > 0.0 && vh > 0.0) {
+        headRule = ScaleRule::Checkpoint;
+        kOut.push_back(kh * factor);
+        vOut.push_back(vh * factor);
+      } else if (kh < 0.0 && vh < 0.0) {
+        headRule = ScaleRule::Default;
+        kOut.push_back(1.0);
+        vOut.push_back(1.0);
+      } else if (kh > 0.0) {
+        headRule = ScaleRule::Duplicated;
+        kOut.push_back(kh * factor);
+        vOut.push_back(kh * factor);
+      } else {
+        std::string reason = kh < 0.0    ? "only v present"
+                             : kh == 0.0 ? "k = 0"
+                                         : "k is NaN";
+        add(Severity::Error, FindingKind::KScaleInvalid, ScaleKind::K,
+            "invalid k scale of head " + std::to_string(head) + " for the " +
+                dtypeName() + " KV cache (" + reason +
+                "): k = " + formatScale(kh) + ", v = " + formatScale(vh) +
+                "; k must be > 0 for every head (vLLM dies on `assert "
+                "k_scale > 0`)");
+        return false;
+      }
+      if (!rule) {
+        rule = headRule;
+        ruleHead = head;
+      } else if (*rule != headRule) {
+        // The field whose value is not usable at one of the two heads.
+        const double kFirst = k.at(ruleHead), vFirst = v.at(ruleHead);
+        ScaleKind field =
+            kh > 0.0 && kFirst > 0.0 ? ScaleKind::V : ScaleKind::K;
+        add(Severity::Error, FindingKind::PerHeadMixed, field,
+            "the per-head k/v scales of the " + dtypeName() +
+                " KV cache fold by different rules: head " +
+                std::to_string(ruleHead) + " by '" +
+                stringifyScaleRule(*rule).str() + "' (k = " +
+                formatScale(kFirst) + ", v = " + formatScale(vFirst) +
+                "), head " + std::to_string(head) + " by '" +
+                stringifyScaleRule(headRule).str() +
+                "' (k = " + formatScale(kh) + ", v = " + formatScale(vh) +
+                "); every head must have usable (> 0) scales, or none");
+        return false;
+      }
+    }
+    const bool headsDoubled = doubled && *rule != ScaleRule::Default;
+    result.k = perHead(std::move(kOut), *rule, headsDoubled);
+    result.v = perHead(std::move(vOut), *rule, headsDoubled);
+    return true;
+  }
+
+  /// The Q/P block for a per-head q: reduced to KV heads, then each head
+  /// by the q rule; all heads must take the same one. Returns false on an
+  /// error.
+  bool foldQPerHead(double factor, bool doubled) {
+    std::optional<std::vector<double>> heads = reduceQ();
+    if (!heads)
+      return false;
+    bool anyPositive = false, allPositive = true;
+    for (double head : q.heads) {
+      anyPositive |= head > 0.0;
+      allPositive &= head > 0.0;
+    }
+    if (!anyPositive) {
+      // No usable value at all: as an absent q.
+      result.q = {1.0, ScaleRule::Default, false};
+      return true;
+    }
+    if (!allPositive) {
+      size_t bad = 0, good = 0;
+      while (q.heads[bad] > 0.0)
+        ++bad;
+      while (!(q.heads[good] > 0.0))
+        ++good;
+      add(Severity::Error, FindingKind::PerHeadMixed, ScaleKind::Q,
+          "the per-head q scales fold by different rules: head " +
+              std::to_string(good) + " by 'checkpoint' (q = " +
+              formatScale(q.heads[good]) + "), head " + std::to_string(bad) +
+              " by 'default' (q = " + formatScale(q.heads[bad]) +
+              "); every head must have a usable (> 0) scale, or none");
+      return false;
+    }
+    for (double &head : *heads)
+      head = roundToModelDtype(head * factor, options.modelDtype);
+    result.q = perHead(std::move(*heads), ScaleRule::Checkpoint, doubled);
+    if (result.calculateKvScales && isQuantized(dtype))
+      add(Severity::Warning, FindingKind::RuntimeScalesFrozen, ScaleKind::Q,
+          "the checkpoint q scale (q = " + q.describe() +
+              ") switches calculate_kv_scales off after the KV block was "
+              "skipped for it, so K = V = 1.0 for good and are never "
+              "computed at run time for the " +
+              dtypeName() + " KV cache",
+          "drop calculate_kv_scales to use the checkpoint's k/v scales, or "
+          "drop the q scale to compute all scales at run time");
+    result.calculateKvScales = false;
+    return true;
+  }
+
   void addPerHeadQP(const Scale &scale, ScaleKind kind) {
     add(Severity::Error, FindingKind::PerHeadQP, kind,
         "per-head Q/prob scales are not supported: " +
@@ -564,7 +974,14 @@ private:
   Scale q, k, v, prob;
   KVCacheDtype dtype;
   const Options &options;
+  const HeadCounts &counts;
   Result result;
+  /// A k/v count mismatch was reported (once for k, v and q).
+  bool kvCountReported = false;
+  /// q was reduced to KV heads before sharding (tensor parallelism).
+  bool qReduced = false;
+  /// The KV heads in the checkpoint, when the scales were sharded.
+  std::optional<size_t> shardedFrom;
   /// K and V hold defined values (no KV-block error).
   bool kvValid = true;
   /// The KV block ran and found q absent (the q quirk applies).
@@ -575,6 +992,7 @@ private:
 
 Result mlir::kvq::scales::foldScales(const RawScales &raw, KVCacheDtype dtype,
                                      bool calculateKvScales,
-                                     const Options &options) {
-  return Folder(raw, dtype, calculateKvScales, options).run();
+                                     const Options &options,
+                                     const HeadCounts &heads) {
+  return Folder(raw, dtype, calculateKvScales, options, heads).run();
 }

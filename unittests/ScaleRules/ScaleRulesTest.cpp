@@ -60,6 +60,15 @@ const Options f16 = opts(false, ModelDtype::F16);
 const Options strict =
     opts(false, ModelDtype::None, QFallback::SeedFinal, true);
 const Options qFromK = opts(false, ModelDtype::None, QFallback::K);
+/// Tensor parallelism: rank `rank` of `size`.
+Options tp(unsigned size, unsigned rank,
+           ScaleMethod method = ScaleMethod::Base) {
+  Options options;
+  options.tpSize = size;
+  options.tpRank = rank;
+  options.method = method;
+  return options;
+}
 const Options qFromKFnuz = opts(true, ModelDtype::None, QFallback::K);
 
 constexpr KVCacheDtype Auto = KVCacheDtype::Auto;
@@ -76,6 +85,14 @@ FinalScale dup(double value, bool doubled = false) {
 }
 FinalScale kfb(double value, bool doubled = false) {
   return {value, ScaleRule::KFallback, doubled};
+}
+/// A per-head final scale: the heads and their max.
+FinalScale ph(std::vector<double> heads, ScaleRule rule = ScaleRule::Checkpoint,
+              bool doubled = false) {
+  double max = heads.front();
+  for (double head : heads)
+    max = std::max(max, head);
+  return {max, rule, doubled, std::move(heads)};
 }
 const FinalScale dflt{1.0, ScaleRule::Default, false};
 const FinalScale notQuant{1.0, ScaleRule::NotQuantized, false};
@@ -108,6 +125,8 @@ struct Case {
   FinalScale k, v, q, prob;
   bool calculateKvScalesAfter;
   std::vector<Expect> findings;
+  /// The layer's head counts (unknown unless given).
+  HeadCounts heads = {};
 };
 
 std::ostream &operator<<(std::ostream &os, const Case &c) {
@@ -123,6 +142,7 @@ void expectScale(const FinalScale &actual, const FinalScale &expected,
     EXPECT_EQ(actual.value, expected.value);
   EXPECT_EQ(stringifyScaleRule(actual.rule), stringifyScaleRule(expected.rule));
   EXPECT_EQ(actual.doubled, expected.doubled);
+  EXPECT_EQ(actual.heads, expected.heads);
 }
 
 /// Checks the scales, the flag and the findings (in order) of one fold, and
@@ -172,7 +192,7 @@ void expectFold(const Result &result, const FinalScale &k, const FinalScale &v,
 }
 
 Result fold(const Case &c) {
-  return foldScales(c.raw, c.dtype, c.calculateKvScales, c.options);
+  return foldScales(c.raw, c.dtype, c.calculateKvScales, c.options, c.heads);
 }
 
 //===----------------------------------------------------------------------===//
@@ -299,29 +319,58 @@ const Case decisionTable[] = {
      dflt, dflt, dflt, false,
      {{FK::KScaleInvalid, E, "k", "k = 0"}, qMissing, uncalibrated11}},
 
-    // --- Per-head KV scales on the KV path -> error ----------------------
+    // --- Per-head scales: each head by the same rows ---------------------
+    {"PerHeadKVCheckpoint", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     s(0.2), s(0.3)), Fp8, false, plain, ph({0.1, 0.2}), ph({0.3, 0.4}),
+     ckpt(0.2), ckpt(0.3), false, {}, {2, std::nullopt}},
+    {"PerHeadKVFnuzDoubled", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     s(0.2), s(0.3)), E4M3, false, fnuz,
+     ph({0.2, 0.4}, ScaleRule::Checkpoint, true),
+     ph({0.6, 0.8}, ScaleRule::Checkpoint, true), ckpt(0.4, true),
+     ckpt(0.6, true), false, {}},
+    // A per-tensor scale beside a per-head one is every head's.
     {"PerHeadK", scales(heads({0.1, 0.2}), s(0.1), s(0.2), s(0.3)), Fp8, false,
-     plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
-     {{FK::PerHeadKV, E, "k", "k has 2 elements"}}},
-    {"PerHeadKMessage", scales(heads({0.1, 0.2}), s(0.1), s(0.2), s(0.3)), Fp8,
-     false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
-     {{FK::PerHeadKV, E, "k", "compressed-tensors per-head path is not "
-                              "implemented"}}},
+     plain, ph({0.1, 0.2}), ph({0.1, 0.1}), ckpt(0.2), ckpt(0.3), false, {}},
     {"PerHeadV", scales(s(0.1), heads({0.1, 0.2, 0.3}), s(0.2), s(0.3)), Int8,
-     false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
-     {{FK::PerHeadKV, E, "v", "per-head KV scales are not supported"}}},
+     false, plain, ph({0.1, 0.1, 0.1}), ph({0.1, 0.2, 0.3}), ckpt(0.2),
+     ckpt(0.3), false, {}},
     {"PerHeadKAndV", scales(heads({0.1, 0.2}), heads({0.1, 0.2}), s(0.2)),
-     E5M2, false, plain, dflt, dflt, ckpt(0.2), dflt, false,
-     {{FK::PerHeadKV, E, "k", "k has 2 elements"},
-      {FK::PerHeadKV, E, "v", "v has 2 elements"}}},
-    // No K-SCALE-INVALID next to the per-head error.
+     E5M2, false, plain, ph({0.1, 0.2}), ph({0.1, 0.2}), ckpt(0.2), dflt,
+     false, {}},
+    // A single per-head kv scale is duplicated, head by head.
     {"PerHeadKVAbsent", scales(heads({0.1, 0.2}), none, s(0.2), s(0.3)), Fp8,
-     false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
-     {{FK::PerHeadKV, E, "k", "Only support per-tensor scaling factor for "
-                              "fp8 KV cache"}}},
+     false, plain, ph({0.1, 0.2}, ScaleRule::Duplicated),
+     ph({0.1, 0.2}, ScaleRule::Duplicated), ckpt(0.2), ckpt(0.3), false, {}},
+    {"PerHeadDuplicatedFnuz", scales(heads({0.1, 0.2}), none, s(0.2), s(0.3)),
+     Fp8, false, fnuz, ph({0.2, 0.4}, ScaleRule::Duplicated, true),
+     ph({0.2, 0.4}, ScaleRule::Duplicated, true), ckpt(0.4, true),
+     ckpt(0.6, true), false, {}},
+    // k must be > 0 at every head: the error names the head.
     {"PerHeadVKZero", scales(s(0.0), heads({0.1, 0.2}), s(0.2), s(0.3)), Fp8,
      false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
-     {{FK::PerHeadKV, E, "v", "v has 2 elements"}}},
+     {{FK::KScaleInvalid, E, "k", "invalid k scale of head 0 for the 'fp8' "
+                                  "KV cache (k = 0)"}}},
+    {"PerHeadKZeroHead", scales(heads({0.1, 0.0}), heads({0.1, 0.1}), s(0.2),
+     s(0.3)), Fp8, false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
+     {{FK::KScaleInvalid, E, "k", "head 1 for the 'fp8' KV cache (k = 0)"}}},
+    {"PerHeadKNaNHead", scales(heads({kNaN, 0.1}), heads({0.1, 0.1}), s(0.2),
+     s(0.3)), Fp8, false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
+     {{FK::KScaleInvalid, E, "k", "head 0 for the 'fp8' KV cache (k is NaN)"}}},
+    {"PerHeadOnlyV", scales(none, heads({0.1, 0.2}), s(0.2), s(0.3)), Fp8,
+     false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
+     {{FK::KScaleInvalid, E, "k", "head 0 for the 'fp8' KV cache (only v "
+                                  "present)"}}},
+    // Heads that would fold by different rows.
+    {"PerHeadVZeroHeadMixed", scales(heads({0.1, 0.2}), heads({0.3, 0.0}),
+     s(0.2), s(0.3)), Fp8, false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3),
+     false,
+     {{FK::PerHeadMixed, E, "v", "head 0 by 'checkpoint' (k = 0.1, v = 0.3), "
+                                 "head 1 by 'duplicated' (k = 0.2, v = 0.0)"}}},
+    {"PerHeadNegativeHeadMixed", scales(heads({-1.0, 0.2}), heads({-1.0, 0.3}),
+     s(0.2), s(0.3)), Fp8, false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3),
+     false,
+     {{FK::PerHeadMixed, E, "k", "head 0 by 'default' (k = -1.0, v = -1.0), "
+                                 "head 1 by 'checkpoint'"}}},
     {"EmptyKIsNotPerTensor", scales(heads({}), s(0.1), s(0.2), s(0.3)), Fp8,
      false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3), false,
      {{FK::PerHeadKV, E, "k", "k has 0 elements"}}},
@@ -329,26 +378,119 @@ const Case decisionTable[] = {
      false, plain, notQuant, notQuant, ckpt(0.2), dflt, false, {}},
     {"PerHeadKIgnoredAtRuntime", scales(heads({0.1, 0.2}), s(0.1)), Fp8, true,
      plain, runtime, runtime, dflt, dflt, true, {uncalibrated11}},
+    // Counts against the layer's heads.
+    {"PerHeadKVCountMismatch", scales(heads({0.1, 0.2}), heads({0.1, 0.2}),
+     s(0.2), s(0.3)), Fp8, false, plain, dflt, dflt, ckpt(0.2), ckpt(0.3),
+     false,
+     {{FK::HeadCountMismatch, E, "k", "k has 2 per-head scales but the layer "
+                                      "has 4 KV heads"},
+      {FK::HeadCountMismatch, E, "v", "v has 2 per-head scales but the layer "
+                                      "has 4 KV heads"}},
+     {4, std::nullopt}},
+    {"PerHeadKVLengthsDiffer", scales(heads({0.1, 0.2}),
+     heads({0.1, 0.2, 0.3}), s(0.2), s(0.3)), Fp8, false, plain, dflt, dflt,
+     ckpt(0.2), ckpt(0.3), false,
+     {{FK::HeadCountMismatch, E, "v", "v has 3 per-head scales but k has 2"}}},
 
-    // --- Per-head Q/prob -> error -----------------------------------------
+    // --- Per-head q: reduced to KV heads by the group max ----------------
     {"PerHeadQ", scales(s(0.1), s(0.1), heads({0.1, 0.2}), s(0.3)), Fp8, false,
-     plain, ckpt(0.1), ckpt(0.1), dflt, ckpt(0.3), false,
-     {{FK::PerHeadQP, E, "q", "q has 2 elements"}}},
-    {"PerHeadQMessage", scales(s(0.1), s(0.1), heads({0.1, 0.2}), s(0.3)), Fp8,
-     false, plain, ckpt(0.1), ckpt(0.1), dflt, ckpt(0.3), false,
-     {{FK::PerHeadQP, E, "q", "Only support per-tensor scaling factor for "
-                              "fp8-quantized Q/prob"}}},
+     plain, ckpt(0.1), ckpt(0.1), ph({0.1, 0.2}), ckpt(0.3), false, {},
+     {2, std::nullopt}},
+    {"PerHeadQReducedGroupMax", scales(heads({0.1, 0.2}), heads({0.1, 0.2}),
+     heads({0.1, 0.3, 0.2, 0.05}), s(0.3)), Fp8, false, plain, ph({0.1, 0.2}),
+     ph({0.1, 0.2}), ph({0.3, 0.2}), ckpt(0.3), false, {}, {2, 4}},
+    {"PerHeadQFnuzDoubled", scales(heads({0.1, 0.2}), heads({0.1, 0.2}),
+     heads({0.1, 0.3, 0.2, 0.05}), s(0.3)), Fp8, false, fnuz,
+     ph({0.2, 0.4}, ScaleRule::Checkpoint, true),
+     ph({0.2, 0.4}, ScaleRule::Checkpoint, true),
+     ph({0.6, 0.4}, ScaleRule::Checkpoint, true), ckpt(0.6, true), false, {}},
+    {"PerHeadQFallbackK", scales(heads({0.1, 0.2}), heads({0.1, 0.2})), Fp8,
+     false, qFromK, ph({0.1, 0.2}), ph({0.1, 0.2}),
+     ph({0.1, 0.2}, ScaleRule::KFallback), dflt, false,
+     {{FK::QMissing, W, "q", "Q = K = 0.2 is applied"},
+      {FK::UncalibratedQP, W, "prob", "prob_scale 1.0"}}},
+    {"PerHeadQAllNegativeIsDefault", scales(s(0.1), s(0.1), heads({-1.0, -1.0}),
+     s(0.3)), Fp8, false, plain, ckpt(0.1), ckpt(0.1), dflt, ckpt(0.3), false,
+     {{FK::UncalibratedQP, W, "q", "q_scale 1.0"}}, {2, std::nullopt}},
+    {"PerHeadQZeroHeadMixed", scales(s(0.1), s(0.1),
+     heads({0.1, 0.0, 0.2, 0.3}), s(0.3)), Fp8, false, plain, ckpt(0.1),
+     ckpt(0.1), dflt, ckpt(0.3), false,
+     {{FK::PerHeadMixed, E, "q", "head 0 by 'checkpoint' (q = 0.1), head 1 by "
+                                 "'default' (q = 0.0)"}},
+     {2, std::nullopt}},
+    {"PerHeadQCountMismatch", scales(s(0.1), s(0.1), heads({0.1, 0.2, 0.3, 0.4}),
+     s(0.3)), Fp8, false, plain, ckpt(0.1), ckpt(0.1), dflt, ckpt(0.3), false,
+     {{FK::HeadCountMismatch, E, "q", "q has 4 per-head scales but the layer "
+                                      "has 8 attention heads"}},
+     {2, 8}},
+    {"PerHeadQNotMultiple", scales(heads({0.1, 0.2}), heads({0.1, 0.2}),
+     heads({0.1, 0.2, 0.3}), s(0.3)), Fp8, false, plain, ph({0.1, 0.2}),
+     ph({0.1, 0.2}), dflt, ckpt(0.3), false,
+     {{FK::HeadCountMismatch, E, "q", "q has 3 per-head scales, not a "
+                                      "multiple of the 2 KV heads"}}},
+    {"PerHeadQAuto", scales(none, none, heads({0.1, 0.2})), Auto, false, plain,
+     notQuant, notQuant, dflt, dflt, false,
+     {{FK::HeadCountMismatch, E, "q", "the layer's number of KV heads is "
+                                      "unknown"}}},
     {"PerHeadProb", scales(s(0.1), s(0.1), s(0.2), heads({1, 2, 3, 4})), Fp8,
      false, plain, ckpt(0.1), ckpt(0.1), ckpt(0.2), dflt, false,
      {{FK::PerHeadQP, E, "prob", "prob has 4 elements"}}},
-    {"PerHeadQAuto", scales(none, none, heads({0.1, 0.2})), Auto, false, plain,
-     notQuant, notQuant, dflt, dflt, false,
-     {{FK::PerHeadQP, E, "q", "per-head Q/prob scales are not supported"}}},
     {"PerHeadQAndKV", scales(heads({1, 2}), s(1), heads({1, 2}), heads({1, 2})),
-     Fp8, false, plain, dflt, dflt, dflt, dflt, false,
-     {{FK::PerHeadKV, E, "k", "k has 2"},
-      {FK::PerHeadQP, E, "q", "q has 2"},
-      {FK::PerHeadQP, E, "prob", "prob has 2"}}},
+     Fp8, false, plain, ph({1, 2}), ph({1, 1}), ph({1, 2}), dflt, false,
+     {{FK::PerHeadQP, E, "prob", "prob has 2"}}},
+
+    // --- Tensor parallelism: per-head scales sharded for one rank ---------
+    {"TpShardKV", scales(heads({0.1, 0.2, 0.3, 0.4}),
+     heads({0.5, 0.6, 0.7, 0.8}), s(0.2), s(0.3)), Fp8, false, tp(2, 1),
+     ph({0.3, 0.4}), ph({0.7, 0.8}), ckpt(0.2), ckpt(0.3), false, {}, {2}},
+    // Fewer KV heads than ranks: each is replicated on 2 ranks.
+    {"TpShardReplicated", scales(heads({0.1, 0.2}), heads({0.3, 0.4}), s(0.2),
+     s(0.3)), Fp8, false, tp(4, 3), ph({0.2}), ph({0.4}), ckpt(0.2),
+     ckpt(0.3), false, {}, {1}},
+    // q is reduced over the whole model first, then sharded as k and v.
+    {"TpShardQReducedFirst", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.5, 0.2, 0.05})), Fp8, false,
+     tp(2, 0, ScaleMethod::CompressedTensors), ph({0.1}), ph({0.3}),
+     ph({0.5}), dflt, false, {}, {1, 2}},
+    {"TpPerTensorUntouched", scales(s(0.05), s(0.1), s(0.2), s(0.3)), Fp8,
+     false, tp(4, 2), ckpt(0.05), ckpt(0.1), ckpt(0.2), ckpt(0.3), false, {}},
+    {"TpHeadsIndivisible", scales(heads({1, 2, 3, 4, 5, 6}),
+     heads({1, 2, 3, 4, 5, 6}), s(0.2), s(0.3)), Fp8, false, tp(4, 0), dflt,
+     dflt, dflt, dflt, false,
+     {{FK::TpHeadsIndivisible, E, "k", "the 6 KV heads of the per-head k/v "
+                                       "scales cannot be sharded over "
+                                       "tp-size 4"}}},
+    {"TpCountMismatchAfterSharding", scales(heads({1, 2, 3, 4, 5, 6, 7, 8}),
+     heads({1, 2, 3, 4, 5, 6, 7, 8}), s(0.2), s(0.3)), Fp8, false, tp(2, 0),
+     dflt, dflt, ckpt(0.2), ckpt(0.3), false,
+     {{FK::HeadCountMismatch, E, "k", "k has 4 per-head scales (the heads of "
+                                      "tp-rank 0 of tp-size 2, from 8 in the "
+                                      "checkpoint) but the layer has 8 KV "
+                                      "heads"},
+      {FK::HeadCountMismatch, E, "v", "v has 4 per-head scales"}},
+     {8}},
+    {"TpQCountAfterReduction", scales(heads({1, 2, 3, 4, 5, 6, 7, 8}),
+     heads({1, 2, 3, 4, 5, 6, 7, 8}), heads({1, 2, 3, 4, 5, 6, 7, 8})), Fp8,
+     false, tp(2, 1, ScaleMethod::CompressedTensors), dflt, dflt, dflt, dflt,
+     false,
+     {{FK::HeadCountMismatch, E, "k", "k has 4 per-head scales"},
+      {FK::HeadCountMismatch, E, "v", "v has 4 per-head scales"},
+      {FK::HeadCountMismatch, E, "q", "q has 4 per-head scales (the heads of "
+                                      "tp-rank 1 of tp-size 2, from 8 in the "
+                                      "checkpoint) after the reduction to KV "
+                                      "heads, but the layer has 8 KV heads"}},
+     {8}},
+    {"TpQCountMismatch", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.2, 0.3, 0.4})), Fp8, false,
+     tp(2, 0, ScaleMethod::CompressedTensors), dflt, dflt, dflt, dflt, false,
+     {{FK::HeadCountMismatch, E, "q", "q has 4 per-head scales but the model "
+                                      "has 3 attention heads on each of 2 "
+                                      "ranks"}},
+     {1, 3}},
+    {"TpQUnknownKvHeads", scales(s(0.1), s(0.1), heads({0.1, 0.2})), Fp8,
+     false, tp(2, 0), dflt, dflt, dflt, dflt, false,
+     {{FK::HeadCountMismatch, E, "q", "needed to shard them for tp-rank 0 of "
+                                      "tp-size 2"}}},
 
     // --- auto: K = V = 1.0, only the Q/P block ----------------------------
     {"AutoIgnoresKV", scales(s(0.05), s(0.1), s(0.2), s(0.3)), Auto, false,
@@ -627,13 +769,35 @@ const Case compressedTensorsTable[] = {
     // q-fallback is a base-path option: Q stays 1.0.
     {"CtQFallbackIgnored", scales(s(0.05), s(0.1)), Fp8, false, ctQFromK,
      ckpt(0.05), ckpt(0.1), dflt, dflt, false, {ctMissingQ}},
-    // Per-head scales: not supported yet.
+    // strategy attn_head: the loaded values per head, q reduced to KV heads
+    // by the group max; a per-tensor v beside a per-head k is every head's.
     {"CtPerHeadK", scales(heads({0.1, 0.2}), s(0.1), s(0.2)), Fp8, false,
-     ctPlain, dflt, ckpt(0.1), ckpt(0.2), dflt, false,
-     {{FK::PerHeadKV, E, "k", "not supported yet (per-tensor only)"}}},
+     ctPlain, ph({0.1, 0.2}), ph({0.1, 0.1}), ckpt(0.2), dflt, false, {}},
     {"CtPerHeadQ", scales(s(0.1), s(0.1), heads({0.1, 0.2})), Fp8, false,
-     ctPlain, ckpt(0.1), ckpt(0.1), dflt, dflt, false,
-     {{FK::PerHeadQP, E, "q", "not supported yet (per-tensor only)"}}},
+     ctPlain, ckpt(0.1), ckpt(0.1), ph({0.2}), dflt, false, {}, {1, 2}},
+    {"CtAttnHead", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.5, 0.2, 0.05})), Fp8, false, ctPlain, ph({0.1, 0.2}),
+     ph({0.3, 0.4}), ph({0.5, 0.2}), dflt, false, {}, {2, 4}},
+    {"CtAttnHeadMissingVDefault", scales(heads({0.1, 0.2}), none,
+     heads({0.1, 0.5})), Fp8, false, ctPlain, ph({0.1, 0.2}),
+     ph({1.0, 1.0}, ScaleRule::Default), ph({0.1, 0.5}), dflt, false,
+     {ctMissingV}},
+    {"CtAttnHeadFnuzDoubled", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     heads({0.1, 0.5, 0.2, 0.05})), Fp8, false, ctFnuzDouble,
+     ph({0.2, 0.4}, ScaleRule::Checkpoint, true),
+     ph({0.6, 0.8}, ScaleRule::Checkpoint, true),
+     ph({1.0, 0.4}, ScaleRule::Checkpoint, true), dflt, false, {ctDoubled},
+     {2, 4}},
+    {"CtAttnHeadFnuzVllm", scales(heads({0.1, 0.2}), heads({0.3, 0.4})), Fp8,
+     false, ctFnuzVllm, ph({0.1, 0.2}), ph({0.3, 0.4}), dflt, dflt, false,
+     {ctMissingQ}},
+    {"CtAttnHeadCountMismatch", scales(heads({0.1, 0.2}), heads({0.3, 0.4}),
+     s(0.2)), Fp8, false, ctPlain, dflt, dflt, ckpt(0.2), dflt, false,
+     {{FK::HeadCountMismatch, E, "k", "k has 2 per-head scales but the layer "
+                                      "has 8 KV heads"},
+      {FK::HeadCountMismatch, E, "v", "v has 2 per-head scales but the layer "
+                                      "has 8 KV heads"}},
+     {8, std::nullopt}},
 };
 // clang-format on
 
@@ -884,9 +1048,47 @@ TEST(ScaleRulesHelpers, FindingKeys) {
       {FK::CtScaleMissing, "CT-SCALE-MISSING"},
       {FK::CtProbIgnored, "CT-PROB-IGNORED"},
       {FK::CtFnuz, "CT-FNUZ"},
+      {FK::HeadCountMismatch, "HEAD-COUNT-MISMATCH"},
+      {FK::PerHeadMixed, "PER-HEAD-MIXED"},
+      {FK::TpHeadsIndivisible, "TP-HEADS-INDIVISIBLE"},
   };
   for (auto [kind, key] : keys)
     EXPECT_EQ(getFindingKey(kind), key);
+}
+
+TEST(ScaleRulesHelpers, ShardKvHeads) {
+  using Heads = std::vector<unsigned>;
+  // n = numKvHeads / tpSize heads per rank: [r*n, (r+1)*n).
+  EXPECT_EQ(shardKvHeads(8, 2, 1), Heads({4, 5, 6, 7}));
+  EXPECT_EQ(shardKvHeads(8, 8, 3), Heads({3}));
+  EXPECT_EQ(shardKvHeads(8, 1, 0), Heads({0, 1, 2, 3, 4, 5, 6, 7}));
+  // Fewer KV heads than ranks: head r / (tpSize / numKvHeads).
+  EXPECT_EQ(shardKvHeads(2, 8, 3), Heads({0}));
+  EXPECT_EQ(shardKvHeads(2, 8, 4), Heads({1}));
+  EXPECT_EQ(shardKvHeads(1, 4, 3), Heads({0}));
+  // Neither divides the other; a rank out of range.
+  EXPECT_EQ(shardKvHeads(6, 4, 0), std::nullopt);
+  EXPECT_EQ(shardKvHeads(3, 8, 0), std::nullopt);
+  EXPECT_EQ(shardKvHeads(8, 2, 2), std::nullopt);
+  EXPECT_EQ(shardKvHeads(0, 2, 0), std::nullopt);
+}
+
+TEST(ScaleRulesHelpers, ReduceToKvHeads) {
+  // GQA groups of consecutive query heads: the max of each.
+  EXPECT_EQ(reduceToKvHeads({0.1, 0.3, 0.2, 0.05}, 2),
+            std::vector<double>({0.3, 0.2}));
+  EXPECT_EQ(reduceToKvHeads({0.1, 0.3, 0.2, 0.05}, 4),
+            std::vector<double>({0.1, 0.3, 0.2, 0.05}));
+  EXPECT_EQ(reduceToKvHeads({0.1, 0.3, 0.2, 0.05}, 1),
+            std::vector<double>({0.3}));
+  // NaN propagates, as torch's amax.
+  std::vector<double> withNaN = reduceToKvHeads({0.1, kNaN, 0.2, 0.05}, 2);
+  ASSERT_EQ(withNaN.size(), 2u);
+  EXPECT_TRUE(std::isnan(withNaN[0]));
+  EXPECT_EQ(withNaN[1], 0.2);
+  // Not a multiple: nothing.
+  EXPECT_TRUE(reduceToKvHeads({0.1, 0.2, 0.3}, 2).empty());
+  EXPECT_TRUE(reduceToKvHeads({0.1}, 0).empty());
 }
 
 TEST(ScaleRulesHelpers, CacheDtypeRoundTrip) {

@@ -27,6 +27,25 @@
 //   Q/P block, always: Q = q*F if q > 0 else 1.0; P = prob*F if prob > 0
 //   else 1.0. F applies to q/prob whenever the target is FNUZ.
 //
+// Per-head scales (more than one element; compressed-tensors `attn_head`
+// writes k and v as [num_kv_heads] or [num_kv_heads, 1, 1] and q as
+// [num_heads, 1, 1]) fold head by head with the same rules, on both paths:
+//   - a per-tensor k or v beside a per-head one is broadcast to every head;
+//   - q is first reduced from attention heads to KV heads by the max over
+//     each group of num_heads / num_kv_heads consecutive heads (vLLM's
+//     compressed-tensors loader); prob has no per-head form (PER-HEAD-QP);
+//   - base path: every head of k/v (and of q) must fold by the same row of
+//     the table; a head that would fold by another (a 0, NaN or negative
+//     value among positive ones) is an error naming the head
+//     (PER-HEAD-MIXED, or K-SCALE-INVALID for a k head that is not > 0);
+//   - the count must match the layer's heads where they are known
+//     (HEAD-COUNT-MISMATCH); without a known KV head count, k and v must
+//     agree and give it, and a per-head q needs one.
+// A per-head final scale holds its heads in FinalScale::heads and the max
+// over them in FinalScale::value (the per-layer float vLLM's other code
+// reads); the warnings that test a final value (INT8-UNIT-SCALE,
+// FP8-UNIT-SCALE, UNCALIBRATED-QP) test that max.
+//
 // ScaleMethod::CompressedTensors (vLLM's CompressedTensorsKVCacheMethod):
 // each of k, v, q is its checkpoint value, or 1.0 when missing (reported,
 // CT-SCALE-MISSING); no duplication, P = 1.0 (a prob scale is ignored, and
@@ -81,6 +100,10 @@ struct Options {
   QFallback qFallback = QFallback::SeedFinal;
   bool strict = false; // missing scales are errors (production builds)
                        // instead of warnings
+  /// Tensor parallelism: per-head scales are sharded for rank `tpRank` of
+  /// `tpSize` before folding (see shardKvHeads). 1 and 0: no sharding.
+  unsigned tpSize = 1;
+  unsigned tpRank = 0;
 };
 
 /// A raw checkpoint scale: absent (std::nullopt) or its element values in
@@ -118,6 +141,13 @@ enum class FindingKind {
                         // scale; the checkpoint's is not used
   CtFnuz,               // CT-FNUZ: compressed-tensors on FNUZ: kvq doubles,
                         // vLLM does not
+  HeadCountMismatch,    // HEAD-COUNT-MISMATCH: a per-head scale's element
+                        // count does not match the layer's heads
+  PerHeadMixed,         // PER-HEAD-MIXED: the heads of a per-head scale
+                        // would fold by different rules (0, NaN or a
+                        // negative value among positive ones)
+  TpHeadsIndivisible,   // TP-HEADS-INDIVISIBLE: the KV heads cannot be
+                        // sharded over tp-size ranks
 };
 
 /// Stable upper-case key, e.g. "Q-MISSING" (used in messages and tests).
@@ -143,6 +173,16 @@ struct FinalScale {
   ScaleRule rule = ScaleRule::Default;
   /// The FNUZ x2 was applied. For Rule::KFallback: Q copies K's flag.
   bool doubled = false;
+  /// Per-head values, one per KV head, in head order (`value` is their
+  /// max); empty for a per-tensor scale.
+  std::vector<double> heads = {};
+};
+
+/// The head counts of a layer, where the IR states them (the KV-cache dim
+/// of its cache ops, the query-head dim of its attention op).
+struct HeadCounts {
+  std::optional<unsigned> numKvHeads;
+  std::optional<unsigned> numHeads;
 };
 
 struct Result {
@@ -161,9 +201,26 @@ struct Result {
   bool failed() const;
 };
 
-/// Folds one layer's raw scales into its final scales.
+/// Folds one layer's raw scales into its final scales. `heads` are checked
+/// against the element counts of per-head scales where known.
 Result foldScales(const RawScales &raw, KVCacheDtype dtype,
-                  bool calculateKvScales, const Options &options);
+                  bool calculateKvScales, const Options &options,
+                  const HeadCounts &heads = {});
+
+/// The KV heads tensor-parallel rank `tpRank` of `tpSize` holds, as vLLM's
+/// loader shards them: with n = numKvHeads / tpSize heads per rank, rank r
+/// takes [r*n, (r+1)*n); when numKvHeads < tpSize, each KV head is
+/// replicated on tpSize / numKvHeads ranks and rank r takes head
+/// r / (tpSize / numKvHeads). Returns std::nullopt when neither count
+/// divides the other (or tpRank >= tpSize).
+std::optional<std::vector<unsigned>>
+shardKvHeads(unsigned numKvHeads, unsigned tpSize, unsigned tpRank);
+
+/// Reduces per-attention-head q scales to KV heads: the max over each group
+/// of `values.size() / numKvHeads` consecutive heads (NaN if one is NaN, as
+/// torch's amax). `values.size()` must be a multiple of `numKvHeads`.
+std::vector<double> reduceToKvHeads(const std::vector<double> &values,
+                                    unsigned numKvHeads);
 
 //===----------------------------------------------------------------------===//
 // Helpers (also used by the rules themselves)

@@ -410,6 +410,9 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
     } else if (!layer.getResolvedScalesAttr()) {
       (void)emitUnresolvedLayerError(op, layer);
       ok = false;
+    } else if (layer.getResolvedScalesAttr().isPerHead()) {
+      (void)emitPerHeadLayerError(op, layer);
+      ok = false;
     } else if (!op.getSoftmaxScale()) {
       op.emitError() << "cannot lower: the head size is dynamic; give the "
                         "softmax scale (scale(...))";

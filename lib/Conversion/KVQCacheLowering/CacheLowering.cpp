@@ -58,6 +58,17 @@ LogicalResult mlir::kvq::emitUnresolvedLayerError(Operation *op,
   return diag;
 }
 
+LogicalResult mlir::kvq::emitPerHeadLayerError(Operation *op, LayerOp layer) {
+  ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
+  InFlightDiagnostic diag =
+      op->emitError() << "cannot lower: layer @" << layer.getSymName()
+                      << " has per-head scales (" << resolved.getNumHeads()
+                      << " KV heads); per-head scales have no kernel yet";
+  diag.attachNote(layer.getLoc())
+      << "layer @" << layer.getSymName() << " declared here";
+  return diag;
+}
+
 LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
   bool ok = true;
   SymbolTableCollection symbols;
@@ -74,6 +85,11 @@ LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
       return; // the verifier reports unknown layers
     if (!layer.getResolvedScalesAttr()) {
       (void)emitUnresolvedLayerError(op, layer);
+      ok = false;
+      return;
+    }
+    if (layer.getResolvedScalesAttr().isPerHead()) {
+      (void)emitPerHeadLayerError(op, layer);
       ok = false;
       return;
     }

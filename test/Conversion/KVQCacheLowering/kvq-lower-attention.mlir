@@ -98,3 +98,16 @@ func.func @tensor_form(%q: tensor<?x32x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3F
       : tensor<?x32x128xbf16>, tensor<?x16x8x128xf8E4M3FN>, tensor<?x?xi32>, tensor<?xi32> -> tensor<?x32x128xbf16>
   return %o : tensor<?x32x128xbf16>
 }
+
+// -----
+
+// Per-head scales: no attention kernel takes them yet.
+// expected-note @below {{layer @per_head declared here}}
+kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = [1.000000e+00, 2.000000e+00] checkpoint, prob = 1.000000e+00 default>)
+func.func @per_head_scales(%q: memref<?x4x128xbf16>, %kc: memref<?x16x2x128xf8E4M3FN>,
+                           %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @below {{cannot lower: layer @per_head has per-head scales (2 KV heads); per-head scales have no kernel yet}}
+  kvq.paged_attention @per_head (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      : memref<?x4x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}

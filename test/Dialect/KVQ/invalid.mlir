@@ -143,6 +143,84 @@ kvq.layer @resolved_misspelled_fnuz cache(fp8)
 
 // -----
 
+// expected-error @+2 {{resolved scale 'k' of head 1 must be finite and positive, got 0}}
+kvq.layer @resolved_per_head_k_head_is_zero cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.0] checkpoint, v = [1.0, 1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'q' of head 0 must be finite and positive, got NaN}}
+kvq.layer @resolved_per_head_q_head_is_nan cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint, v = [1.0, 1.0] checkpoint,
+                                  q = [0x7FC00000, 1.0] checkpoint, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'v' of head 2 must be finite and positive, got -2}}
+kvq.layer @resolved_per_head_v_head_is_negative cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5, 0.5] checkpoint, v = [1.0, 1.0, -2.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'k' of head 0 must be finite and positive, got +Inf}}
+kvq.layer @resolved_per_head_k_head_overflows_f32 cache(fp8)
+    resolved(#kvq.resolved_scales<k = [1.0e40] checkpoint, v = [1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scales 'k' and 'v' must be both per-head or both per-tensor, got per-head 'k' and per-tensor 'v'}}
+kvq.layer @resolved_per_head_k_per_tensor_v cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint, v = 1.0 checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{per-head resolved scale 'v' has 3 head(s), expected 2 like 'k'}}
+kvq.layer @resolved_per_head_v_length_differs cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint, v = [1.0, 1.0, 1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{per-head resolved scale 'q' has 4 head(s), expected 2 like 'k'}}
+kvq.layer @resolved_per_head_q_not_reduced_to_kv_heads cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint, v = [1.0, 1.0] checkpoint,
+                                  q = [1.0, 1.0, 1.0, 1.0] checkpoint, prob = 1.0 default>)
+
+// -----
+
+// expected-error @+2 {{resolved scale 'k' is marked doubled, but the scales were not folded for an FNUZ target (no 'fnuz')}}
+kvq.layer @resolved_per_head_doubled_without_fnuz cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint doubled, v = [1.0, 1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+kvq.layer @resolved_per_head_prob cache(fp8)
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5] checkpoint, v = [1.0, 1.0] checkpoint,
+    // expected-error @+1 {{resolved scale 'prob' has no per-head form (one value for all heads)}}
+                                  q = 1.0 default, prob = [1.0, 1.0] default>)
+
+// -----
+
+kvq.layer @resolved_per_head_empty_list cache(fp8)
+    // expected-error @+1 {{expected floating point literal}}
+    resolved(#kvq.resolved_scales<k = [] checkpoint, v = [1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
+// The lexer balances the brackets of an attribute's body before parsing it.
+kvq.layer @resolved_per_head_missing_bracket cache(fp8)
+    // expected-error @+1 {{unbalanced '[' character in pretty dialect name}}
+    resolved(#kvq.resolved_scales<k = [0.5, 0.5 checkpoint, v = [1.0, 1.0] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>)
+
+// -----
+
 //===----------------------------------------------------------------------===//
 // Enum attributes (generated parsers)
 //===----------------------------------------------------------------------===//

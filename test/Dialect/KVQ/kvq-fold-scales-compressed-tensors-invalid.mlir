@@ -1,14 +1,10 @@
 // Errors of the compressed-tensors rules (kvq-fold-scales).
 // RUN: kvq-opt %s -split-input-file -verify-diagnostics --kvq-fold-scales=summary=false
 
-// Per-head scales are not supported yet.
-// expected-error @+1 {{[PER-HEAD-KV] per-head scales are not supported yet (per-tensor only): k has 2 elements on the compressed-tensors path}}
-kvq.layer @per_head cache(fp8) method(compressed_tensors) checkpoint(#kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, v = 0.1 : f32, q = 0.2 : f32>)
-
-// -----
-
-// expected-error @+1 {{[PER-HEAD-QP] per-head scales are not supported yet (per-tensor only): q has 2 elements on the compressed-tensors path}}
-kvq.layer @per_head_q cache(fp8) method(compressed_tensors) checkpoint(#kvq.scales<k = 0.1 : f32, v = 0.1 : f32, q = dense<[0.1, 0.2]> : tensor<2xf32>>)
+// Per-head scales (strategy attn_head): the errors are in
+// kvq-fold-scales-per-head-invalid.mlir. Counts that do not match:
+// expected-error @+1 {{[HEAD-COUNT-MISMATCH] v has 3 per-head scales but k has 2; both must have one per KV head}}
+kvq.layer @per_head cache(fp8) method(compressed_tensors) checkpoint(#kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, v = dense<[0.1, 0.2, 0.3]> : tensor<3xf32>, q = 0.2 : f32>)
 
 // -----
 

@@ -169,8 +169,10 @@ kvq.layer @v_nan_duplicates_k cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : 
 
 // -----
 
-// A per-head k is diagnosed as the seed does (error).
-// expected-error @below {{[PER-HEAD-KV] per-head KV scales are not supported: k has 2 elements}}
+// A per-head k folds head by head (kvq-fold-scales-per-head.mlir has the
+// rest); the per-tensor v is every head's.
+// CHECK-LABEL: kvq.layer @per_head_k
+// CHECK-SAME: resolved(<k = [1.000000e-01, 2.000000e-01] checkpoint, v = [5.000000e-02, 5.000000e-02] checkpoint, q = 1.000000e-01 checkpoint
 kvq.layer @per_head_k cache(fp8_e4m3) checkpoint(#kvq.scales<k = dense<[0.1, 0.2]> : tensor<2xf32>, v = 0.05 : f32, q = 0.1 : f32>)
 
 // -----
@@ -182,8 +184,9 @@ kvq.layer @one_element_tensor cache(fp8_e4m3) checkpoint(#kvq.scales<k = dense<[
 
 // -----
 
-// A per-head q is an error too.
-// expected-error @below {{[PER-HEAD-QP] per-head Q/prob scales are not supported: q has 2 elements}}
+// A per-head q needs the layer's KV head count to be reduced to KV heads;
+// neither an op nor k/v give it here.
+// expected-error @below {{[HEAD-COUNT-MISMATCH] q has 2 per-head scales, but the layer's number of KV heads is unknown}}
 kvq.layer @per_head_q cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = dense<[0.1, 0.2]> : tensor<2xf32>>)
 
 // -----
@@ -212,4 +215,4 @@ kvq.layer @already_resolved cache(fp8) resolved(#kvq.resolved_scales<k = 0.25 ch
 // expected-error @below {{[K-SCALE-INVALID]}}
 kvq.layer @first_bad cache(fp8_e4m3) checkpoint(#kvq.scales<v = 0.05 : f32, q = 0.1 : f32>)
 // expected-error @below {{[PER-HEAD-QP]}}
-kvq.layer @second_bad cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = dense<[0.1, 0.2]> : tensor<2xf32>>)
+kvq.layer @second_bad cache(fp8_e4m3) checkpoint(#kvq.scales<k = 0.05 : f32, v = 0.05 : f32, q = 0.1 : f32, prob = dense<[0.1, 0.2]> : tensor<2xf32>>)

@@ -15,7 +15,9 @@
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-no-fields 2>&1 | FileCheck %s --check-prefix=NOFIELDS
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-channel 2>&1 | FileCheck %s --check-prefix=STRATEGY
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-asym 2>&1 | FileCheck %s --check-prefix=ASYM
-// RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head 2>&1 | FileCheck %s --check-prefix=HEAD
+// RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head | FileCheck %s --check-prefix=HEAD
+// RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head --kvq-fold-scales=summary=false 2>/dev/null | FileCheck %s --check-prefix=HEAD-FOLD
+// RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head-flat --kvq-fold-scales=summary=false 2>&1 | FileCheck %s --check-prefix=HEAD-FLAT
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/bad-json 2>&1 | FileCheck %s --check-prefix=BADJSON
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/dup-key 2>&1 | FileCheck %s --check-prefix=DUPKEY
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/not-object 2>&1 | FileCheck %s --check-prefix=NOTOBJ
@@ -36,7 +38,14 @@
 // NOFIELDS: error: kvq-import-checkpoint: {{.*}}config.json: [CT-SCHEME-UNSUPPORTED] Currently supported kv cache quantization is num_bits=8, type=float, however received num_bits=None, type=None
 // STRATEGY: error: kvq-import-checkpoint: {{.*}}config.json: [CT-SCHEME-UNSUPPORTED] Invalid strategy for compressed-tensors KV cache. Expected strategies: ('tensor', 'attn_head'), found strategy: channel
 // ASYM: error: kvq-import-checkpoint: {{.*}}config.json: [CT-SCHEME-UNSUPPORTED] Only support symmetric scaling factor for compressed-tensors KV cache. However found symmetric: False
-// HEAD: error: kvq-import-checkpoint: {{.*}}config.json: [CT-PER-HEAD] kv_cache_scheme strategy 'attn_head' (one scale per attention head) is valid in vLLM, but per-head scales are not supported yet (per-tensor only)
+// strategy attn_head: the per-head tensors as they are, folded per head (q
+// reduced to the 2 KV heads by the max over each pair of query heads).
+// HEAD: kvq.layer @l0 prefix("model.layers.0") cache(fp8) method(compressed_tensors) checkpoint(<k = dense<{{\[\[\[}}1.250000e-01]], {{\[\[}}2.500000e-01]]]> : tensor<2x1x1xbf16>, v = dense<{{\[\[\[}}3.750000e-01]], {{\[\[}}5.000000e-01]]]> : tensor<2x1x1xbf16>, q = dense<{{\[\[\[}}6.250000e-02]], {{\[\[}}5.000000e-01]], {{\[\[}}2.500000e-01]], {{\[\[}}1.250000e-01]]]> : tensor<4x1x1xbf16>>)
+// HEAD-FOLD: kvq.layer @l0 prefix("model.layers.0") cache(fp8) method(compressed_tensors) resolved(<k = [1.250000e-01, 2.500000e-01] checkpoint, v = [3.750000e-01, 5.000000e-01] checkpoint, q = [5.000000e-01, 2.500000e-01] checkpoint, prob = 1.000000e+00 default>)
+// Flat [H] and [H, 1] tensors; the missing q is 1.0 as for a per-tensor
+// scheme.
+// HEAD-FLAT: warning: [CT-SCALE-MISSING] the compressed-tensors checkpoint has no q scale
+// HEAD-FLAT: kvq.layer @l0 prefix("model.layers.0") cache(fp8) method(compressed_tensors) resolved(<k = [1.250000e-01, 2.500000e-01] checkpoint, v = [3.750000e-01, 5.000000e-01] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 // BADJSON: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not valid JSON: invalid JSON: [1:25, byte=25]: Expected object key
 // DUPKEY: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not valid JSON: duplicate key 'quantization_config'
 // NOTOBJ: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not a JSON object

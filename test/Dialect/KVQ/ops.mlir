@@ -140,6 +140,30 @@ func.func @resolved_scales_each_rule() attributes {
   return
 }
 
+// Per-head scales: a list per field, one value per KV head; q already
+// reduced to KV heads. A per-tensor q (or prob) sits beside per-head k and v.
+// CHECK-LABEL: func.func @resolved_scales_per_head()
+// CHECK-SAME:    all = #kvq.resolved_scales<k = [1.000000e-01, 2.000000e-01] checkpoint, v = [3.000000e-01, 4.000000e-01] checkpoint, q = [5.000000e-01, 6.000000e-01] checkpoint, prob = 1.000000e+00 default>
+// CHECK-SAME:    fnuz_doubled = #kvq.resolved_scales<k = [2.000000e-01, 4.000000e-01, 6.000000e-01] checkpoint doubled, v = [2.000000e-01, 4.000000e-01, 6.000000e-01] duplicated doubled, q = 1.000000e+00 default, prob = 1.000000e+00 default, fnuz>
+// CHECK-SAME:    one_head = #kvq.resolved_scales<k = [5.000000e-02] checkpoint, v = [7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>
+// CHECK-SAME:    q_only = #kvq.resolved_scales<k = 1.000000e+00 not_quantized, v = 1.000000e+00 not_quantized, q = [2.500000e-01, 1.250000e-01] checkpoint, prob = 1.000000e+00 default>
+func.func @resolved_scales_per_head() attributes {
+  all = #kvq.resolved_scales<k = [0.1, 0.2] checkpoint,
+                             v = [0.3, 0.4] checkpoint,
+                             q = [0.5, 0.6] checkpoint, prob = 1.0 default>,
+  fnuz_doubled = #kvq.resolved_scales<
+      k = [0.2, 0.4, 0.6] checkpoint doubled,
+      v = [0.2, 0.4, 0.6] duplicated doubled, q = 1.0 default,
+      prob = 1.0 default, fnuz>,
+  one_head = #kvq.resolved_scales<k = [0.05] checkpoint, v = [0.07] checkpoint,
+                                  q = 1.0 default, prob = 1.0 default>,
+  q_only = #kvq.resolved_scales<k = 1.0 not_quantized, v = 1.0 not_quantized,
+                                q = [0.25, 0.125] checkpoint,
+                                prob = 1.0 default>
+} {
+  return
+}
+
 // CHECK-LABEL: func.func @enum_attrs_standalone()
 // CHECK-SAME:    dtype_auto = #kvq.kv_cache_dtype<auto>
 // CHECK-SAME:    dtype_fp8 = #kvq.kv_cache_dtype<fp8>

@@ -155,6 +155,12 @@ void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 /// scales yet, with a note at the layer; returns failure.
 LogicalResult emitUnresolvedLayerError(Operation *op, LayerOp layer);
 
+/// Emits at `op` (a cache or attention op) that `layer`'s resolved scales
+/// are per-head, which no kernel takes yet, with a note at the layer;
+/// returns failure. Lowering must refuse such layers rather than use one
+/// value for every head.
+LogicalResult emitPerHeadLayerError(Operation *op, LayerOp layer);
+
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any
 /// more (after lowering every cache op).
 void eraseUnusedLayers(Operation *root);

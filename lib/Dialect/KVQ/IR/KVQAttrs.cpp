@@ -8,8 +8,11 @@
 #include "kvq/Dialect/KVQ/IR/KVQDialect.h"
 
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::kvq;
@@ -126,31 +129,133 @@ Attribute ScalesAttr::getScale(ScaleKind kind) const {
 // ResolvedScalesAttr
 //===----------------------------------------------------------------------===//
 
+static std::string formatAPFloat(const APFloat &value) {
+  SmallString<16> str;
+  value.toString(str);
+  return str.str().str();
+}
+
+/// The per-head values of field `name`: at least one, each finite and
+/// positive, and `value` (the field's single value) their max.
+static LogicalResult verifyHeads(function_ref<InFlightDiagnostic()> emitError,
+                                 StringRef name, const APFloat &value,
+                                 DenseF32ArrayAttr heads) {
+  if (heads.empty())
+    return emitError() << "per-head resolved scale '" << name
+                       << "' must have at least one head";
+  float max = 0.0f;
+  for (auto [head, headValue] : llvm::enumerate(heads.asArrayRef())) {
+    APFloat apValue(headValue);
+    if (!apValue.isFiniteNonZero() || apValue.isNegative())
+      return emitError() << "resolved scale '" << name << "' of head " << head
+                         << " must be finite and positive, got "
+                         << formatAPFloat(apValue);
+    max = std::max(max, headValue);
+  }
+  if (&value.getSemantics() != &APFloat::IEEEsingle() ||
+      value.convertToFloat() != max)
+    return emitError() << "resolved scale '" << name << "' is "
+                       << formatAPFloat(value)
+                       << ", but the value of a per-head field must be the "
+                          "max over its heads, "
+                       << formatAPFloat(APFloat(max));
+  return success();
+}
+
 LogicalResult ResolvedScalesAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, APFloat k, ScaleRule kRule,
     APFloat v, ScaleRule vRule, APFloat q, ScaleRule qRule, APFloat prob,
-    ScaleRule probRule, bool fnuz, unsigned doubled) {
+    ScaleRule probRule, bool fnuz, unsigned doubled, DenseF32ArrayAttr kHeads,
+    DenseF32ArrayAttr vHeads, DenseF32ArrayAttr qHeads) {
   const APFloat *values[] = {&k, &v, &q, &prob};
+  DenseF32ArrayAttr heads[] = {kHeads, vHeads, qHeads, {}};
   for (ScaleKind kind : kScaleKinds) {
     const APFloat *value = values[static_cast<unsigned>(kind)];
     StringRef name = stringifyScaleKind(kind);
     if (&value->getSemantics() != &APFloat::IEEEsingle())
       return emitError() << "resolved scale '" << name << "' must be an f32";
-    if (!value->isFiniteNonZero() || value->isNegative()) {
-      SmallString<16> str;
-      value->toString(str);
+    // Per-head values first: a bad head also makes the max bad, and the
+    // message should name the head.
+    if (DenseF32ArrayAttr fieldHeads = heads[static_cast<unsigned>(kind)];
+        fieldHeads && failed(verifyHeads(emitError, name, *value, fieldHeads)))
+      return failure();
+    if (!value->isFiniteNonZero() || value->isNegative())
       return emitError() << "resolved scale '" << name
-                         << "' must be finite and positive, got " << str;
-    }
+                         << "' must be finite and positive, got "
+                         << formatAPFloat(*value);
     if (!fnuz && (doubled >> static_cast<unsigned>(kind) & 1))
       return emitError() << "resolved scale '" << name
                          << "' is marked doubled, but the scales were not "
                             "folded for an FNUZ target (no 'fnuz')";
   }
+  if (static_cast<bool>(kHeads) != static_cast<bool>(vHeads))
+
+    return emitError() << "resolved scales 'k' and 'v' must be both per-head "
+                          "or both per-tensor, got "
+                       << (kHeads ? "per-head" : "per-tensor") << " 'k' and "
+                       << (vHeads ? "per-head" : "per-tensor") << " 'v'";
+  DenseF32ArrayAttr first;
+  StringRef firstName;
+  for (auto [name, fieldHeads] :
+       {std::pair<StringRef, DenseF32ArrayAttr>{"k", kHeads},
+        {"v", vHeads},
+        {"q", qHeads}}) {
+    if (!fieldHeads)
+      continue;
+    if (!first) {
+      first = fieldHeads;
+      firstName = name;
+    } else if (fieldHeads.size() != first.size()) {
+      return emitError() << "per-head resolved scale '" << name << "' has "
+                         << fieldHeads.size() << " head(s), expected "
+                         << first.size() << " like '" << firstName << "'";
+    }
+  }
   if (doubled >> std::size(kScaleKinds))
     return emitError() << "doubled mask " << doubled
                        << " names no scale (expected bits 0 to 3)";
   return success();
+}
+
+DenseF32ArrayAttr ResolvedScalesAttr::getHeadsAttr(ScaleKind kind) const {
+  DenseF32ArrayAttr k = getKHeads(), v = getVHeads(), q = getQHeads(), prob;
+  return selectScale(kind, k, v, q, prob);
+}
+
+ArrayRef<float> ResolvedScalesAttr::getHeads(ScaleKind kind) const {
+  if (DenseF32ArrayAttr heads = getHeadsAttr(kind))
+    return heads.asArrayRef();
+  return {};
+}
+
+unsigned ResolvedScalesAttr::getNumHeads() const {
+  for (ScaleKind kind : kScaleKinds)
+    if (DenseF32ArrayAttr heads = getHeadsAttr(kind))
+      return heads.size();
+  return 0;
+}
+
+float ResolvedScalesAttr::getHeadValue(ScaleKind kind, unsigned head) const {
+  if (DenseF32ArrayAttr heads = getHeadsAttr(kind))
+    return heads[head];
+  return getValue(kind).convertToFloat();
+}
+
+ResolvedScalesAttr ResolvedScalesAttr::getPerHead(
+    MLIRContext *context, float k, ScaleRule kRule, ArrayRef<float> kHeads,
+    float v, ScaleRule vRule, ArrayRef<float> vHeads, float q, ScaleRule qRule,
+    ArrayRef<float> qHeads, float prob, ScaleRule probRule, bool fnuz,
+    unsigned doubled) {
+  auto field = [&](float &value, ArrayRef<float> heads) -> DenseF32ArrayAttr {
+    if (heads.empty())
+      return {};
+    value = *llvm::max_element(heads);
+    return DenseF32ArrayAttr::get(context, heads);
+  };
+  DenseF32ArrayAttr kAttr = field(k, kHeads), vAttr = field(v, vHeads),
+                    qAttr = field(q, qHeads);
+  return get(context, APFloat(k), kRule, APFloat(v), vRule, APFloat(q), qRule,
+             APFloat(prob), probRule, fnuz, doubled, kAttr, vAttr, qAttr);
 }
 
 APFloat ResolvedScalesAttr::getValue(ScaleKind kind) const {
@@ -172,9 +277,12 @@ unsigned ResolvedScalesAttr::doubledMask(ArrayRef<ScaleKind> kinds) {
 }
 
 Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
-  // `<` `k` `=` float rule [`doubled`] `,` `v` ... `prob` ... [`,` `fnuz`] `>`
+  // `<` `k` `=` value rule [`doubled`] `,` `v` ... `prob` ... [`,` `fnuz`] `>`
+  // where value is a float, or for k, v, q a list `[` float (`,` float)* `]`
+  // of per-head values.
   SmallVector<APFloat, 4> values;
   SmallVector<ScaleRule, 4> rules;
+  SmallVector<DenseF32ArrayAttr, 4> heads;
   unsigned doubled = 0;
   SMLoc loc = parser.getCurrentLocation();
   if (parser.parseLess())
@@ -184,10 +292,38 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
     if (kind != kScaleKinds[0] && parser.parseComma())
       return {};
     APFloat value(APFloat::IEEEsingle());
+    DenseF32ArrayAttr fieldHeads;
+    if (parser.parseKeyword(name) || parser.parseEqual())
+      return {};
+    SMLoc valueLoc = parser.getCurrentLocation();
+    if (succeeded(parser.parseOptionalLSquare())) {
+      if (kind == ScaleKind::Prob) {
+        parser.emitError(valueLoc, "resolved scale 'prob' has no per-head "
+                                   "form (one value for all heads)");
+        return {};
+      }
+      SmallVector<float> headValues;
+      auto parseHead = [&]() -> ParseResult {
+        APFloat head(APFloat::IEEEsingle());
+        if (parser.parseFloat(APFloat::IEEEsingle(), head))
+          return failure();
+        headValues.push_back(head.convertToFloat());
+        return success();
+      };
+      if (parser.parseCommaSeparatedList(parseHead) || parser.parseRSquare())
+        return {};
+      // The single value of a per-head field is the max over its heads (NaN
+      // if one is NaN, so that the verifier reports the head).
+      float max = headValues.front();
+      for (float head : headValues)
+        max = std::isnan(max) || std::isnan(head) ? NAN : std::max(max, head);
+      value = APFloat(max);
+      fieldHeads = DenseF32ArrayAttr::get(parser.getContext(), headValues);
+    } else if (parser.parseFloat(APFloat::IEEEsingle(), value)) {
+      return {};
+    }
     StringRef ruleName;
-    if (parser.parseKeyword(name) || parser.parseEqual() ||
-        parser.parseFloat(APFloat::IEEEsingle(), value) ||
-        parser.parseKeyword(&ruleName))
+    if (parser.parseKeyword(&ruleName))
       return {};
     std::optional<ScaleRule> rule = symbolizeScaleRule(ruleName);
     if (!rule) {
@@ -199,6 +335,7 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
       doubled |= 1u << static_cast<unsigned>(kind);
     values.push_back(value);
     rules.push_back(*rule);
+    heads.push_back(fieldHeads);
   }
   bool fnuz = false;
   if (succeeded(parser.parseOptionalComma())) {
@@ -210,7 +347,8 @@ Attribute ResolvedScalesAttr::parse(AsmParser &parser, Type) {
     return {};
   return parser.getChecked<ResolvedScalesAttr>(
       loc, parser.getContext(), values[0], rules[0], values[1], rules[1],
-      values[2], rules[2], values[3], rules[3], fnuz, doubled);
+      values[2], rules[2], values[3], rules[3], fnuz, doubled, heads[0],
+      heads[1], heads[2]);
 }
 
 void ResolvedScalesAttr::print(AsmPrinter &printer) const {
@@ -219,7 +357,15 @@ void ResolvedScalesAttr::print(AsmPrinter &printer) const {
     if (kind != kScaleKinds[0])
       printer << ", ";
     printer << stringifyScaleKind(kind) << " = ";
-    printer.printFloat(getValue(kind));
+    if (DenseF32ArrayAttr heads = getHeadsAttr(kind)) {
+      printer << "[";
+      llvm::interleaveComma(heads.asArrayRef(), printer, [&](float head) {
+        printer.printFloat(APFloat(head));
+      });
+      printer << "]";
+    } else {
+      printer.printFloat(getValue(kind));
+    }
     printer << " " << stringifyScaleRule(getRule(kind));
     if (isDoubled(kind))
       printer << " doubled";

@@ -80,6 +80,35 @@ static rules::RawScale toRaw(Attribute scale) {
   return std::vector<double>(values.begin(), values.end());
 }
 
+/// The head counts the IR states for each layer: the KV-head dim (2) of the
+/// caches of its cache ops and attention ops, the query-head dim (1) of its
+/// attention ops. The first static size wins (the ops' verifiers keep the
+/// caches of one op alike; ops that disagree about a layer are not this
+/// pass's concern). A layer no op names with a static size has unknown
+/// counts: its per-head scales then fix the KV head count.
+static llvm::DenseMap<StringAttr, rules::HeadCounts>
+collectHeadCounts(ModuleOp module) {
+  llvm::DenseMap<StringAttr, rules::HeadCounts> counts;
+  auto take = [](std::optional<unsigned> &slot, Type type, unsigned dim) {
+    auto shaped = dyn_cast<ShapedType>(type);
+    if (slot || !shaped || !shaped.hasRank() || shaped.getRank() <= dim ||
+        shaped.isDynamicDim(dim))
+      return;
+    slot = shaped.getDimSize(dim);
+  };
+  module.walk([&](Operation *op) {
+    if (auto cacheOp = dyn_cast<CacheOpInterface>(op)) {
+      take(counts[cacheOp.getLayerAttr().getAttr()].numKvHeads,
+           cacheOp.getCacheType(), 2);
+    } else if (auto attention = dyn_cast<PagedAttentionOp>(op)) {
+      rules::HeadCounts &layer = counts[attention.getLayerAttr().getAttr()];
+      take(layer.numKvHeads, attention.getKeyCache().getType(), 2);
+      take(layer.numHeads, attention.getQuery().getType(), 1);
+    }
+  });
+  return counts;
+}
+
 namespace {
 /// Per-module tallies for the summary remark.
 struct Tally {
@@ -96,7 +125,8 @@ struct KVQFoldScalesPass final
 private:
   LogicalResult parseOptions(rules::Options &options, ModuleOp module);
   /// Folds one layer; returns false if it had an error.
-  bool foldLayer(LayerOp layer, const rules::Options &options, Tally &tally);
+  bool foldLayer(LayerOp layer, const rules::Options &options,
+                 const rules::HeadCounts &counts, Tally &tally);
   void emitFinding(LayerOp layer, const rules::Finding &finding,
                    unsigned repeats);
   LogicalResult writeReports(ModuleOp module);
@@ -133,6 +163,15 @@ LogicalResult KVQFoldScalesPass::parseOptions(rules::Options &options,
   if (!ctMode)
     return bad("ct-fnuz", ctFnuz, "'double' or 'vllm'");
   options.ctFnuz = *ctMode;
+  const unsigned size = tpSize, rank = tpRank;
+  if (size == 0)
+    return bad("tp-size", "0", "at least 1");
+  if (rank >= size)
+    return emitError(module.getLoc())
+           << "kvq-fold-scales: invalid tp-rank '" << rank
+           << "', expected 0 to " << size - 1 << " for tp-size " << size;
+  options.tpSize = size;
+  options.tpRank = rank;
   if (fp8Format != "auto" && fp8Format != "ocp" && fp8Format != "fnuz")
     return bad("fp8-format", fp8Format, "'auto', 'ocp' or 'fnuz'");
   FailureOr<std::optional<StatedTarget>> stated = lookupModuleTarget(module);
@@ -174,6 +213,7 @@ void KVQFoldScalesPass::emitFinding(LayerOp layer,
 
 bool KVQFoldScalesPass::foldLayer(LayerOp layer,
                                   const rules::Options &moduleOptions,
+                                  const rules::HeadCounts &counts,
                                   Tally &tally) {
   rules::Options options = moduleOptions;
   if (method == "auto")
@@ -185,8 +225,9 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer,
   if (ScalesAttr scales = layer.getCheckpointScalesAttr())
     for (ScaleKind kind : kScaleKinds)
       raw[kind] = toRaw(scales.getScale(kind));
-  rules::Result result = rules::foldScales(
-      raw, layer.getKvCacheDtype(), layer.getCalculateKvScales(), options);
+  rules::Result result =
+      rules::foldScales(raw, layer.getKvCacheDtype(),
+                        layer.getCalculateKvScales(), options, counts);
 
   bool warned = false;
   for (const rules::Finding &finding : result.findings) {
@@ -207,25 +248,39 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer,
 
   // The kernels use f32 scales; every final value must be a finite,
   // positive f32 (an f64 checkpoint value may round, or overflow to inf).
-  SmallVector<APFloat, 4> values;
+  SmallVector<float, 4> values;
+  SmallVector<SmallVector<float>, 4> heads;
   SmallVector<ScaleKind> doubled;
   bool ok = true;
-  for (ScaleKind kind : kScaleKinds) {
-    const rules::FinalScale &scale = result[kind];
-    APFloat value(scale.value);
+  auto toF32 = [&](ScaleKind kind, double raw,
+                   std::optional<size_t> head) -> float {
+    APFloat value(raw);
     bool lost;
     value.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
     if (!value.isFiniteNonZero() || value.isNegative()) {
-      InFlightDiagnostic diag =
-          emitError(layer.getLoc())
-          << "[SCALE-NOT-FINITE] final " << stringifyScaleKind(kind)
-          << " scale " << rules::formatScale(scale.value)
-          << " is not a finite positive f32; kernels cannot use it";
+      InFlightDiagnostic diag = emitError(layer.getLoc())
+                                << "[SCALE-NOT-FINITE] final "
+                                << stringifyScaleKind(kind) << " scale ";
+      if (head)
+        diag << "of head " << *head << " ";
+      diag << rules::formatScale(raw)
+           << " is not a finite positive f32; kernels cannot use it";
       if (StringRef tensor = layer.getCheckpointTensor(kind); !tensor.empty())
         diag.attachNote() << "checkpoint tensor '" << tensor << "'";
       ok = false;
     }
-    values.push_back(value);
+    return value.convertToFloat();
+  };
+  for (ScaleKind kind : kScaleKinds) {
+    const rules::FinalScale &scale = result[kind];
+    SmallVector<float> &fieldHeads = heads.emplace_back();
+    // A per-head scale reports each bad head, and its max only through them.
+    if (scale.heads.empty())
+      values.push_back(toF32(kind, scale.value, std::nullopt));
+    else
+      values.push_back(1.0f);
+    for (auto [head, value] : llvm::enumerate(scale.heads))
+      fieldHeads.push_back(toF32(kind, value, head));
     if (scale.doubled)
       doubled.push_back(kind);
   }
@@ -233,9 +288,10 @@ bool KVQFoldScalesPass::foldLayer(LayerOp layer,
     return false;
   tally.doubled += doubled.size();
 
-  layer.setResolvedScalesAttr(ResolvedScalesAttr::get(
-      layer.getContext(), values[0], result.k.rule, values[1], result.v.rule,
-      values[2], result.q.rule, values[3], result.prob.rule, options.fnuz,
+  layer.setResolvedScalesAttr(ResolvedScalesAttr::getPerHead(
+      layer.getContext(), values[0], result.k.rule, heads[0], values[1],
+      result.v.rule, heads[1], values[2], result.q.rule, heads[2], values[3],
+      result.prob.rule, options.fnuz,
       ResolvedScalesAttr::doubledMask(doubled)));
   layer.setCalculateKvScales(result.calculateKvScales);
   layer.removeCheckpointScalesAttr();
@@ -279,10 +335,13 @@ void KVQFoldScalesPass::runOnOperation() {
 
   Tally tally;
   deferredWarnings.clear();
+  llvm::DenseMap<StringAttr, rules::HeadCounts> counts =
+      collectHeadCounts(module);
   for (LayerOp layer : module.getOps<LayerOp>()) {
     if (layer.getResolvedScalesAttr())
       continue;
-    if (!foldLayer(layer, options, tally))
+    if (!foldLayer(layer, options, counts.lookup(layer.getSymNameAttr()),
+                   tally))
       ++tally.failed;
   }
   for (auto &[kind, entry] : deferredWarnings)

@@ -211,13 +211,9 @@ static FailureOr<ConfigMethod> readConfig(ModuleOp module,
                   << pythonStr(symmetric);
     return failure();
   }
-  if (strategyName == StringRef("attn_head")) {
-    error() << "[CT-PER-HEAD] kv_cache_scheme strategy 'attn_head' (one "
-               "scale per attention head) is valid in vLLM, but per-head "
-               "scales are not supported yet (per-tensor only): use a "
-               "checkpoint calibrated with strategy 'tensor'";
-    return failure();
-  }
+  // strategy attn_head: the scale tensors are per head ([num_kv_heads, 1,
+  // 1] for k and v, [num_heads, 1, 1] for q); they are read as any scale,
+  // and kvq-fold-scales folds them per head.
   result.method = ScaleMethod::CompressedTensors;
   return result;
 }

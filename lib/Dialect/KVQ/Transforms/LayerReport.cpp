@@ -11,6 +11,8 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/ToolOutputFile.h"
 
+#include <algorithm>
+
 namespace mlir::kvq {
 #define GEN_PASS_DEF_KVQLAYERREPORT
 #include "kvq/Dialect/KVQ/Transforms/Passes.h.inc"
@@ -22,10 +24,11 @@ using namespace mlir::kvq;
 namespace {
 /// One scale cell: its value and how it came about.
 struct Cell {
-  std::string value; // "0.05", "1", "[8 per-head]", "-" (absent)
+  std::string value; // "0.05", "1", "0.1..0.4 [8 heads]", "-" (absent)
   std::string how;   // a rule name, or "raw" / "absent" before folding
-  std::optional<double> number;
-  bool doubled = false; // the FNUZ x2 correction was applied
+  std::optional<double> number; // for per-head scales, the max over heads
+  bool doubled = false;         // the FNUZ x2 correction was applied
+  SmallVector<double> heads;    // per-head values; empty for one value
 };
 } // namespace
 
@@ -36,20 +39,37 @@ static std::string formatDouble(double v) {
   return s;
 }
 
+/// A per-head cell: "min..max [n heads]", the number its max (the
+/// per-layer value vLLM gives code that reads one scale).
+static Cell perHeadCell(SmallVector<double> heads, std::string how,
+                        bool doubled) {
+  auto [min, max] = std::minmax_element(heads.begin(), heads.end());
+  std::string text = formatDouble(*min) + ".." + formatDouble(*max) + " [" +
+                     std::to_string(heads.size()) + " heads]";
+  double number = *max;
+  return {std::move(text), std::move(how), number, doubled, std::move(heads)};
+}
+
 static Cell rawCell(Attribute scale) {
   if (!scale)
     return {"-", "absent", std::nullopt};
   SmallVector<double> values = getScaleValues(scale);
   if (values.size() == 1)
     return {formatDouble(values[0]), "raw", values[0]};
-  return {"[" + std::to_string(values.size()) + " per-head]", "raw",
-          std::nullopt};
+  return perHeadCell(std::move(values), "raw", /*doubled=*/false);
 }
 
 /// `doubled`: the FNUZ x2 correction applied to this value.
-static Cell resolvedCell(const APFloat &value, ScaleRule rule, bool doubled) {
-  double d = value.convertToFloat();
-  return {formatDouble(d), stringifyScaleRule(rule).str(), d, doubled};
+static Cell resolvedCell(ResolvedScalesAttr resolved, ScaleKind kind) {
+  std::string rule = stringifyScaleRule(resolved.getRule(kind)).str();
+  bool doubled = resolved.isDoubled(kind);
+  if (resolved.isPerHead(kind)) {
+    ArrayRef<float> heads = resolved.getHeads(kind);
+    return perHeadCell(SmallVector<double>(heads.begin(), heads.end()), rule,
+                       doubled);
+  }
+  double d = resolved.getValue(kind).convertToFloat();
+  return {formatDouble(d), rule, d, doubled};
 }
 
 /// The cells of `layer`, in kScaleKinds order.
@@ -59,9 +79,7 @@ static SmallVector<Cell, 4> cellsOf(LayerOp layer) {
   ScalesAttr raw = layer.getCheckpointScalesAttr();
   for (ScaleKind kind : kScaleKinds) {
     if (resolved)
-      cells.push_back(resolvedCell(resolved.getValue(kind),
-                                   resolved.getRule(kind),
-                                   resolved.isDoubled(kind)));
+      cells.push_back(resolvedCell(resolved, kind));
     else
       cells.push_back(rawCell(raw ? raw.getScale(kind) : Attribute()));
   }
@@ -86,6 +104,12 @@ void mlir::kvq::printLayerReport(ModuleOp module, llvm::raw_ostream &os,
           scale["value"] = *cell.number;
         else
           scale["value"] = cell.value;
+        if (!cell.heads.empty()) {
+          // Every head's value, and the range the table shows.
+          scale["heads"] = llvm::json::Array(cell.heads);
+          scale["min"] = *llvm::min_element(cell.heads);
+          scale["max"] = *llvm::max_element(cell.heads);
+        }
         row[stringifyScaleKind(kind).str()] = std::move(scale);
       }
       rows.push_back(std::move(row));

@@ -140,7 +140,21 @@ config_folder("ct-int4", ct(num_bits=4, type="int"))
 config_folder("ct-no-fields", ct(num_bits="<drop>", type="<drop>"))
 config_folder("ct-channel", ct(strategy="channel"))
 config_folder("ct-asym", ct(symmetric=False))
-config_folder("ct-attn-head", ct(strategy="attn_head"))
+# strategy attn_head as llm-compressor writes it: per-head scales in the
+# model dtype, k and v [num_kv_heads, 1, 1], q [num_heads, 1, 1] (2 KV heads,
+# 4 attention heads); and a producer that writes k and v flat, [num_kv_heads].
+ATTN_HEAD = ct(strategy="attn_head")
+ATTN_HEAD.update({"num_attention_heads": 4, "num_key_value_heads": 2,
+                  "torch_dtype": "bfloat16"})
+config_folder("ct-attn-head", ATTN_HEAD, [
+    (L0 + "k_scale", "BF16", [2, 1, 1], [0.125, 0.25]),
+    (L0 + "v_scale", "BF16", [2, 1, 1], [0.375, 0.5]),
+    (L0 + "q_scale", "BF16", [4, 1, 1], [0.0625, 0.5, 0.25, 0.125]),
+])
+config_folder("ct-attn-head-flat", ATTN_HEAD, [
+    (L0 + "k_scale", "F32", [2], [0.125, 0.25]),
+    (L0 + "v_scale", "F32", [2, 1], [0.375, 0.5]),
+])
 config_folder("ct-null-scheme", {"quantization_config": {
     "quant_method": "compressed-tensors", "kv_cache_scheme": None}})
 config_folder("modelopt", {"quantization_config": {

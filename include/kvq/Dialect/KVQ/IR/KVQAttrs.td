@@ -72,6 +72,23 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     A trailing `fnuz` records that the scales were folded for an FNUZ fp8
     target (AMD gfx942); only then may a field be `doubled`.
 
+    Per-head scales (compressed-tensors `strategy: attn_head`, see
+    docs/ScaleRules.md): `k`, `v` and `q` may each be a bracketed list
+    instead of a single value, one finite positive `f32` per KV head, in
+    head order. `k` and `v` are either both per-head or both per-tensor,
+    and every per-head field has the same length, the layer's number of KV
+    heads; `q` has already been reduced from attention heads to KV heads
+    (the max over each group of query heads that shares a KV head, as
+    vLLM's loader does). `prob` is always per-tensor. The rule and
+    `doubled` of a per-head field hold for all of its heads.
+
+    In C++, `isPerHead()` tells whether any field is per-head and
+    `getKHeads()`, `getVHeads()`, `getQHeads()` return the values (empty
+    when the field is per-tensor). The single value of a per-head field
+    (`getK()`, `getKFloat()`, ...) is the max over its heads, the per-layer
+    float vLLM gives code that does not read per-head scales; kernels that
+    take one scale must refuse per-head layers rather than use it.
+
     Example:
 
     ```mlir
@@ -79,6 +96,10 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
                          q = 1.0 default, prob = 1.0 default>
     #kvq.resolved_scales<k = 0.1 checkpoint doubled, v = 0.1 checkpoint
                          doubled, q = 1.0 default, prob = 1.0 default, fnuz>
+    // Two KV heads.
+    #kvq.resolved_scales<k = [0.1, 0.2] checkpoint, v = [0.3, 0.4]
+                         checkpoint, q = [0.5, 0.6] checkpoint,
+                         prob = 1.0 default>
     ```
   }];
   let parameters = (ins
@@ -93,7 +114,13 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     DefaultValuedParameter<"bool", "false",
                            "the FNUZ x2 correction was in effect">:$fnuz,
     DefaultValuedParameter<"unsigned", "0",
-        "the fields the x2 was applied to (bit i: ScaleKind i)">:$doubled);
+        "the fields the x2 was applied to (bit i: ScaleKind i)">:$doubled,
+    OptionalParameter<"::mlir::DenseF32ArrayAttr",
+        "per-head K scales (absent: per-tensor)">:$k_heads,
+    OptionalParameter<"::mlir::DenseF32ArrayAttr",
+        "per-head V scales (absent: per-tensor)">:$v_heads,
+    OptionalParameter<"::mlir::DenseF32ArrayAttr",
+        "per-head Q scales, per KV head (absent: per-tensor)">:$q_heads);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let builders = [
@@ -104,7 +131,18 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
                      CArg<"unsigned", "0">:$doubled), [{
       return $_get($_ctxt, ::llvm::APFloat(k), kRule, ::llvm::APFloat(v),
                    vRule, ::llvm::APFloat(q), qRule, ::llvm::APFloat(prob),
-                   probRule, fnuz, doubled);
+                   probRule, fnuz, doubled, ::mlir::DenseF32ArrayAttr(),
+                   ::mlir::DenseF32ArrayAttr(), ::mlir::DenseF32ArrayAttr());
+    }]>,
+    // Per-tensor scales from APFloats (the form before per-head scales).
+    AttrBuilder<(ins "::llvm::APFloat":$k, "ScaleRule":$kRule,
+                     "::llvm::APFloat":$v, "ScaleRule":$vRule,
+                     "::llvm::APFloat":$q, "ScaleRule":$qRule,
+                     "::llvm::APFloat":$prob, "ScaleRule":$probRule,
+                     "bool":$fnuz, "unsigned":$doubled), [{
+      return $_get($_ctxt, k, kRule, v, vRule, q, qRule, prob, probRule, fnuz,
+                   doubled, ::mlir::DenseF32ArrayAttr(),
+                   ::mlir::DenseF32ArrayAttr(), ::mlir::DenseF32ArrayAttr());
     }]>];
   let extraClassDeclaration = [{
     float getKFloat() const { return getK().convertToFloat(); }
@@ -120,6 +158,35 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     }
     /// The `doubled` mask of the given kinds.
     static unsigned doubledMask(::llvm::ArrayRef<::mlir::kvq::ScaleKind> kinds);
+
+    /// Whether any field holds one scale per KV head.
+    bool isPerHead() const {
+      return getKHeads() || getVHeads() || getQHeads();
+    }
+    /// Whether field `kind` holds one scale per KV head (never prob).
+    bool isPerHead(::mlir::kvq::ScaleKind kind) const {
+      return static_cast<bool>(getHeadsAttr(kind));
+    }
+    /// The per-head values of `kind`, or null when it is per-tensor.
+    ::mlir::DenseF32ArrayAttr
+    getHeadsAttr(::mlir::kvq::ScaleKind kind) const;
+    /// The per-head values of `kind`; empty when it is per-tensor.
+    ::llvm::ArrayRef<float> getHeads(::mlir::kvq::ScaleKind kind) const;
+    /// The number of KV heads of the per-head fields; 0 when none is.
+    unsigned getNumHeads() const;
+    /// The value of `kind` for KV head `head`: its per-head value, or the
+    /// per-tensor value every head shares.
+    float getHeadValue(::mlir::kvq::ScaleKind kind, unsigned head) const;
+
+    /// Builds the attribute from per-head values: a field with values in
+    /// `kHeads` (`vHeads`, `qHeads`) is per-head and its single value is
+    /// the max over them; an empty list leaves the per-tensor value.
+    static ResolvedScalesAttr
+    getPerHead(::mlir::MLIRContext *context, float k, ScaleRule kRule,
+               ::llvm::ArrayRef<float> kHeads, float v, ScaleRule vRule,
+               ::llvm::ArrayRef<float> vHeads, float q, ScaleRule qRule,
+               ::llvm::ArrayRef<float> qHeads, float prob, ScaleRule probRule,
+               bool fnuz = false, unsigned doubled = 0);
   }];
 }
 

@@ -45,7 +45,9 @@ def KVQLayerReport : Pass<"kvq-layer-report", "::mlir::ModuleOp"> {
   let description = [{
     Read-only. Prints one row per `kvq.layer`: symbol, checkpoint prefix,
     KV-cache dtype, and each scale (raw or resolved, with the rule that
-    produced it) to the standard output or to `output`.
+    produced it) to the standard output or to `output`. A per-head scale
+    shows the range of its heads (`0.1..0.4 [8 heads]`); the JSON format
+    lists every head (`heads`, with `min` and `max`; `value` is the max).
 
     ```
     $ kvq-opt model.mlir --kvq-layer-report -o /dev/null
@@ -143,6 +145,14 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
     compressed-tensors path does not; `ct-fnuz=vllm` gives vLLM's values.
     `method` overrides the layers' method.
 
+    Per-head scales (one per KV head, e.g. compressed-tensors `attn_head`)
+    are folded head by head; q is reduced to KV heads by the max over each
+    group of query heads. With `tp-size` > 1 they are first sharded for
+    `tp-rank` as vLLM's loader does: with n = num_kv_heads / tp-size, rank r
+    takes heads [r*n, (r+1)*n); when num_kv_heads < tp-size, rank r takes
+    head r / (tp-size / num_kv_heads). The layer's caches then hold the
+    rank's heads.
+
     FNUZ or not is decided from the module's target (see `kvq-set-target`:
     `#rocdl.target` with a gfx94x chip is FNUZ; other chips are OCP; the CPU
     and no target are OCP unless `fp8-format=fnuz`). `fp8-format` that
@@ -181,6 +191,13 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
     Option<"ctFnuz", "ct-fnuz", "std::string", /*default=*/"\"double\"",
            "compressed-tensors on FNUZ: 'double' (x2 as the base path, with "
            "a warning) or 'vllm' (no x2, exact vLLM parity)">,
+    Option<"tpSize", "tp-size", "unsigned", /*default=*/"1",
+           "tensor-parallel size: per-head scales are sharded for one rank "
+           "(vLLM's rule: num_kv_heads / tp-size heads per rank, or each KV "
+           "head replicated on tp-size / num_kv_heads ranks)">,
+    Option<"tpRank", "tp-rank", "unsigned", /*default=*/"0",
+           "the tensor-parallel rank the module is compiled for, 0 to "
+           "tp-size - 1">,
     Option<"warnOnce", "warn-once", "bool", /*default=*/"false",
            "report each warning once per module (vLLM's warning_once) "
            "instead of once per layer">,
