@@ -21,6 +21,7 @@
 #include "kvq/Conversion/Passes.h"
 #include "kvq/InitAllKVQ.h"
 #include "unittests/Attention/DecodeAttentionReference.h"
+#include "unittests/Conversion/MemRefBuffer.h"
 
 #include "mlir/ExecutionEngine/CRunnerUtils.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -129,24 +130,6 @@ std::string floatText(float v) {
     s += ".0";
   return s;
 }
-
-/// A contiguous memref over `bytes`, as the JIT code's C interface takes it.
-template <int N> struct Buffer {
-  Buffer(std::vector<uint8_t> data, std::array<int64_t, N> shape)
-      : bytes(std::move(data)) {
-    desc.basePtr = desc.data = bytes.data();
-    desc.offset = 0;
-    int64_t stride = 1;
-    for (int i = N - 1; i >= 0; --i) {
-      desc.sizes[i] = shape[i];
-      desc.strides[i] = stride;
-      stride *= shape[i];
-    }
-  }
-  StridedMemRefType<uint8_t, N> *ptr() { return &desc; }
-  std::vector<uint8_t> bytes;
-  StridedMemRefType<uint8_t, N> desc;
-};
 
 /// `values` (exact in `type`) as the bytes of a memref of `type`.
 std::vector<uint8_t> encode(const std::vector<float> &values,

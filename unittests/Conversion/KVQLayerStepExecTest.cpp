@@ -32,6 +32,7 @@
 #include "kvq/InitAllKVQ.h"
 #include "unittests/Attention/DecodeAttentionReference.h"
 #include "unittests/Conversion/CacheStoreReference.h"
+#include "unittests/Conversion/MemRefBuffer.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
@@ -73,24 +74,6 @@ namespace {
 constexpr int64_t kHidden = 256, kHeads = 4, kKVHeads = 2, kHeadSize = 64;
 constexpr int64_t kHalf = kHeadSize / 2, kMaxPos = 128, kBlockSize = 16;
 constexpr int64_t kQCols = kHeads * kHeadSize, kKVCols = kKVHeads * kHeadSize;
-
-/// A contiguous memref over `bytes`, as the JIT code's C interface takes it.
-template <int N> struct Buffer {
-  Buffer(std::vector<uint8_t> data, std::array<int64_t, N> shape)
-      : bytes(std::move(data)) {
-    desc.basePtr = desc.data = bytes.data();
-    desc.offset = 0;
-    int64_t stride = 1;
-    for (int i = N - 1; i >= 0; --i) {
-      desc.sizes[i] = shape[i];
-      desc.strides[i] = stride;
-      stride *= shape[i];
-    }
-  }
-  StridedMemRefType<uint8_t, N> *ptr() { return &desc; }
-  std::vector<uint8_t> bytes;
-  StridedMemRefType<uint8_t, N> desc;
-};
 
 template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &v) {
   std::vector<uint8_t> b(v.size() * sizeof(T));
