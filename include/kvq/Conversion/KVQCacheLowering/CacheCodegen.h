@@ -196,13 +196,20 @@ struct AttentionSignature {
   /// Null without a workspace.
   MemRefType workspace;
   AttentionPrecision precision;
+  /// Per-head scales: the function takes the score, V and Q scales once
+  /// per KV head (this many, the cache's static dim 2); 0: once.
+  int64_t headScales = 0;
+
+  /// How many values of each of the score, V and Q scales the function
+  /// takes.
+  int64_t getScaleCount() const { return headScales ? headScales : 1; }
 
   auto key() const {
     return std::make_tuple(
         query.getAsOpaquePointer(), cache.getAsOpaquePointer(),
         tables.getAsOpaquePointer(), lens.getAsOpaquePointer(),
         workspace ? workspace.getAsOpaquePointer() : nullptr,
-        unsigned(precision));
+        unsigned(precision), headScales);
   }
 };
 
@@ -249,12 +256,20 @@ int64_t getAttentionResidentCTAs(const ModuleTarget &target);
 /// and one `gpu.launch`. `entry`'s arguments: query, key cache, value
 /// cache, block tables, context lengths, output, the workspace if `sig`
 /// has one, then the f32 score scale (log2 domain: RN(s_k * scale *
-/// log2(e)), times s_q in the fp8 modes), V scale and Q scale.
+/// log2(e)), times s_q in the fp8 modes), V scale and Q scale; with
+/// per-head scales (`sig.headScales`), the score scale of every KV head in
+/// head order, then the V scales, then the Q scales.
 void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                           const AttentionSignature &sig, Block *entry);
 
 /// Threads per block of the portable attention kernel.
 inline constexpr int64_t kPortableAttentionThreads = 64;
+
+/// The scale of KV head `head` among `scales` (one per KV head, or one for
+/// every head): a chain of selects, kernels and loops read it from no
+/// memory.
+Value selectHeadScale(OpBuilder &b, Location loc, ValueRange scales,
+                      Value head);
 
 /// The host code of the portable GPU attention function of `sig` (any GPU
 /// target; docs/KernelABI.md): one thread per (sequence, query head), the
