@@ -148,8 +148,9 @@ class Case:
         """PyTorch eager paged reference: gather, dequantize, SDPA."""
         k = self.kc[self.bt.long()].to(torch.bfloat16).flatten(1, 2)[:, :self.L]
         v = self.vc[self.bt.long()].to(torch.bfloat16).flatten(1, 2)[:, :self.L]
-        k = (k * self.sk).transpose(1, 2)
-        v = (v * self.sv).transpose(1, 2)
+        # (A per-head scale is an f32 tensor: the products stay bf16.)
+        k = (k * self.sk).to(torch.bfloat16).transpose(1, 2)
+        v = (v * self.sv).to(torch.bfloat16).transpose(1, 2)
         return F.scaled_dot_product_attention(self.q.unsqueeze(2), k, v, enable_gqa=True)
 
 
