@@ -920,7 +920,9 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
   SmallVector<Value> memrefs(entry->getArguments().take_front(numMemRefs));
   // The score, V and Q scales, one each or one per KV head.
   const int64_t numScales = sig.getScaleCount();
-  ValueRange scales = entry->getArguments().slice(numMemRefs, 3 * numScales);
+  SmallVector<Value> scaleValues = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().slice(numMemRefs, 3));
+  ValueRange scales = scaleValues;
   auto idx = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };

@@ -25,6 +25,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <map>
@@ -108,6 +109,22 @@ struct AttentionOperands {
   Value prob;
 };
 } // namespace
+
+SmallVector<Value>
+mlir::kvq::getAttentionScaleValues(OpBuilder &b, Location loc,
+                                   const AttentionSignature &sig,
+                                   ValueRange args) {
+  SmallVector<Value> values;
+  for (Value arg : args) {
+    if (!isa<VectorType>(arg.getType())) {
+      values.push_back(arg);
+      continue;
+    }
+    for (int64_t i = 0; i < sig.headScales; ++i)
+      values.push_back(vector::ExtractOp::create(b, loc, arg, i));
+  }
+  return values;
+}
 
 Value mlir::kvq::selectHeadScale(OpBuilder &b, Location loc, ValueRange scales,
                                  Value head) {
@@ -268,9 +285,10 @@ static AttentionOperands getOperands(const AttentionSignature &sig,
 static void buildAttentionLoops(OpBuilder &b, Location loc,
                                 const KVQTarget &target,
                                 const AttentionSignature &sig, Block *entry) {
-  AttentionOperands ops =
-      getOperands(sig, entry->getArguments().take_front(6),
-                  entry->getArguments().drop_front(6), /*withProb=*/true);
+  SmallVector<Value> scalars = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().drop_front(6));
+  AttentionOperands ops = getOperands(sig, entry->getArguments().take_front(6),
+                                      scalars, /*withProb=*/true);
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value headSize = dimOf(b, loc, ops.query, 2);
   auto rowType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
@@ -300,7 +318,8 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
   SmallVector<KernelMemRef> memrefs;
   for (Value memref : entry->getArguments().take_front(6))
     memrefs.push_back(KernelMemRef::split(b, loc, memref));
-  ValueRange scalars = entry->getArguments().drop_front(numMemRefs);
+  SmallVector<Value> scalars = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().drop_front(numMemRefs));
   const bool withProb = sig.precision == AttentionPrecision::Fp8QKPV;
   Value rows = arith::MulIOp::create(b, loc, dimOf(b, loc, memrefs[0].whole, 0),
                                      idx(sig.query.getDimSize(1)));
@@ -378,7 +397,9 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
                             sig.tables, sig.lens,  sig.query};
   if (target.isGPU() && sig.workspace)
     args.push_back(sig.workspace);
-  args.append(3 * sig.getScaleCount(), f32);
+  Type scaleType =
+      sig.headScales ? Type(VectorType::get({sig.headScales}, f32)) : f32;
+  args.append(3, scaleType);
   if (usesProbScale(target, sig))
     args.push_back(f32);
   auto fn = func::FuncOp::create(b, loc, functionName(sig),
@@ -501,16 +522,23 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
                                    op.getContextLens(), op.getOut()};
     if (gpu && sig.workspace)
       operands.push_back(op.getWorkspace());
-    SmallVector<float> values;
+    // f32 constants, or one vector<H x f32> per kind with per-head scales.
     for (float AttentionScales::*field :
-         {&AttentionScales::score, &AttentionScales::v, &AttentionScales::q})
+         {&AttentionScales::score, &AttentionScales::v, &AttentionScales::q}) {
+      SmallVector<float> values;
       for (const AttentionScales &scales : heads)
         values.push_back(scales.*field);
+      TypedAttr attr =
+          sig.headScales
+              ? TypedAttr(DenseElementsAttr::get(
+                    VectorType::get({sig.headScales}, rewriter.getF32Type()),
+                    ArrayRef<float>(values)))
+              : TypedAttr(rewriter.getF32FloatAttr(values.front()));
+      operands.push_back(arith::ConstantOp::create(rewriter, loc, attr));
+    }
     if (usesProbScale(target, sig))
-      values.push_back(heads.front().prob);
-    for (float value : values)
       operands.push_back(arith::ConstantOp::create(
-          rewriter, loc, rewriter.getF32FloatAttr(value)));
+          rewriter, loc, rewriter.getF32FloatAttr(heads.front().prob)));
     func::CallOp::create(rewriter, loc, fn, operands);
     rewriter.eraseOp(op);
   }

@@ -196,8 +196,9 @@ struct AttentionSignature {
   /// Null without a workspace.
   MemRefType workspace;
   AttentionPrecision precision;
-  /// Per-head scales: the function takes the score, V and Q scales once
-  /// per KV head (this many, the cache's static dim 2); 0: once.
+  /// Per-head scales: the function takes the score, V and Q scales as
+  /// vectors of one value per KV head (this many, the cache's static dim
+  /// 2); 0: as f32.
   int64_t headScales = 0;
 
   /// How many values of each of the score, V and Q scales the function
@@ -257,13 +258,20 @@ int64_t getAttentionResidentCTAs(const ModuleTarget &target);
 /// cache, block tables, context lengths, output, the workspace if `sig`
 /// has one, then the f32 score scale (log2 domain: RN(s_k * scale *
 /// log2(e)), times s_q in the fp8 modes), V scale and Q scale; with
-/// per-head scales (`sig.headScales`), the score scale of every KV head in
-/// head order, then the V scales, then the Q scales.
+/// per-head scales (`sig.headScales`), three vectors of one value per KV
+/// head, which the kernel takes as that many f32 each.
 void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                           const AttentionSignature &sig, Block *entry);
 
 /// Threads per block of the portable attention kernel.
 inline constexpr int64_t kPortableAttentionThreads = 64;
+
+/// The f32 scale values of an attention function of `sig` from its scale
+/// arguments `args` (score, V, Q, then the prob scale where it has one):
+/// the elements of the per-head vectors in order, else `args` itself.
+SmallVector<Value> getAttentionScaleValues(OpBuilder &b, Location loc,
+                                           const AttentionSignature &sig,
+                                           ValueRange args);
 
 /// The scale of KV head `head` among `scales` (one per KV head, or one for
 /// every head): a chain of selects, kernels and loops read it from no
