@@ -115,14 +115,14 @@ printf '%-26s %5s kernels (%s attention), %4s x v_exp_f32, %4s x v_cvt_*pk_f32_f
 for tp in 2 8; do
   printf '%-26s %5s kernels (%s per-head), %4s x cvt.rn.satfinite.e4m3x2.f32, %4s x cvt.rn.f16x2.e4m3x2\n' \
     "attn-head-tp$tp.sm_90.ptx" "$(count "$out/attn-head-tp$tp.sm_90.ptx" '^\.visible \.entry')" \
-    "$(count "$out/attn-head-tp$tp.sm_90.ptx" '^\.visible \.entry .*_heads')" \
+    "$(count "$out/attn-head-tp$tp.sm_90.ptx" '^\.visible \.entry .*_per_head')" \
     "$(count "$out/attn-head-tp$tp.sm_90.ptx" 'cvt.rn.satfinite.e4m3x2.f32')" \
     "$(count "$out/attn-head-tp$tp.sm_90.ptx" 'cvt.rn.f16x2.e4m3x2')"
 done
 printf '%-26s %5s kernels (%s per-head), %4s x v_cvt_*pk_fp8_f32, %4s x v_cvt_*pk_f32_fp8\n' \
   attn-head-tp2.gfx950.s "$(count "$out/attn-head-tp2.gfx950.s" '^\s*\.amdhsa_kernel ')" \
-  "$(count "$out/attn-head-tp2.gfx950.s" '^\s*\.amdhsa_kernel .*_heads')" \
+  "$(count "$out/attn-head-tp2.gfx950.s" '^\s*\.amdhsa_kernel .*_per_head')" \
   "$(count "$out/attn-head-tp2.gfx950.s" 'v_cvt_.*pk_fp8_f32')" \
   "$(count "$out/attn-head-tp2.gfx950.s" 'v_cvt_.*pk_f32_fp8')"
 printf '%-26s %5s per-head cache function(s) for 4 layers (CPU)\n' \
-  attn-head-tp2.llvm.mlir "$(count "$out/attn-head-tp2.llvm.mlir" 'llvm.func @kvq_cache_.*_heads')"
+  attn-head-tp2.llvm.mlir "$(count "$out/attn-head-tp2.llvm.mlir" 'llvm.func @kvq_cache_.*_per_head')"

@@ -9,7 +9,7 @@ e4m3 cache of 16-token blocks, both with kvq-opt's defaults:
 
   heads.ptx        kvq-to-ptx: the per-tensor kernels
                    (kvq_cache_{store,load}_..._8x128_b16_kernel) and the
-                   per-head ones (..._b16_heads_kernel), which take each
+                   per-head ones (..._b16_per_head_kernel), which take each
                    head's pair s, RN(1/s) as parameters (docs/KernelABI.md)
                    and pick the pair of a work item's head with selects;
   heads_const.ptx  the per-head kernels with the layer's scales built in
@@ -44,7 +44,7 @@ dev = kb.dev
 def kernel(mod, op, heads):
     """The entry of `op` (store / load), per-head or per-tensor, in mod."""
     names = [n for n in kb_entries(mod) if n.startswith(f"kvq_cache_{op}_") and
-             ("_heads" in n) == heads]
+             ("_per_head" in n) == heads]
     assert len(names) == 1, (mod.path, op, heads, names)
     return names[0]
 

@@ -26,7 +26,7 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     compressed-tensors `attn_head`, sharded by `kvq-fold-scales tp-size`)
     quantizes and dequantizes each head with its own scale, with exactly
     the numerics of a per-tensor scale of that value: its cache ops call
-    `..._heads` functions that take the scales as `vector<H x f32>`
+    `..._per_head` functions that take the scales as `vector<H x f32>`
     constants. The op's head dimension must be static and equal to the
     number of scales (an error otherwise).
 

@@ -143,7 +143,7 @@ static std::string functionName(const CacheSignature &sig) {
     llvm_unreachable("unknown quotient");
   };
   if (sig.perHead)
-    name += "_heads";
+    name += "_per_head";
   auto [k, v] = sig.quotient;
   if (!sig.isStore || !sig.quantized ||
       (k == Quotient::Product && v == Quotient::Product))

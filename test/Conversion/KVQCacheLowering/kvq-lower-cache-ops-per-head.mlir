@@ -7,7 +7,7 @@
 // Per-head K and V scales (compressed-tensors attn_head): every KV head is
 // quantized and dequantized with its own scale, with the numerics of a
 // per-tensor scale of that value. The cache ops of per-head layers call
-// `_heads` functions that take the scales as vector<H x f32> constants;
+// `_per_head` functions that take the scales as vector<H x f32> constants;
 // every per-head layer of the same shapes shares the function. One
 // quotient per stream, proven for every head's scale.
 
@@ -27,13 +27,13 @@ kvq.layer @q_heads cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 che
 // CHECK-DAG: %[[V:.*]] = arith.constant dense<[2.500000e-01, 7.000000e-02]> : vector<2xf32>
 // CHECK-DAG: %[[KB:.*]] = arith.constant dense<[2.000000e-02, 5.000000e-02]> : vector<2xf32>
 // CHECK-DAG: %[[VB:.*]] = arith.constant dense<7.000000e-02> : vector<2xf32>
-// CHECK: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[K]], %[[V]]) : (memref<?xi64>, memref<?x2x128xbf16>, memref<?x2x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?x16x2x128xf8E4M3FN>, vector<2xf32>, vector<2xf32>) -> ()
-// CHECK-NEXT: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[KB]], %[[VB]])
-// CHECK-NEXT: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads_kfma_vdivf(
+// CHECK: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[K]], %[[V]]) : (memref<?xi64>, memref<?x2x128xbf16>, memref<?x2x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?x16x2x128xf8E4M3FN>, vector<2xf32>, vector<2xf32>) -> ()
+// CHECK-NEXT: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[KB]], %[[VB]])
+// CHECK-NEXT: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head_kfma_vdivf(
 // FMA-LABEL: func.func @store_heads(
-// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads_fma(
-// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads_fma(
-// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads_kfma_vdivf(
+// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head_fma(
+// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head_fma(
+// FMA: call @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head_kfma_vdivf(
 func.func @store_heads(%k: memref<?x2x128xbf16>, %v: memref<?x2x128xbf16>, %kc: memref<?x16x2x128xf8E4M3FN>, %vc: memref<?x16x2x128xf8E4M3FN>, %s: memref<?xi64>) {
   kvq.cache_store @heads (%k, %v) into (%kc, %vc) at %s : memref<?x2x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?xi64>
   kvq.cache_store @heads_b (%k, %v) into (%kc, %vc) at %s : memref<?x2x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?xi64>
@@ -42,7 +42,7 @@ func.func @store_heads(%k: memref<?x2x128xbf16>, %v: memref<?x2x128xbf16>, %kc: 
 }
 
 // CHECK-LABEL: func.func @load_heads(
-// CHECK: call @kvq_cache_load_f8E4M3FN_bf16_2x128_b16_heads(
+// CHECK: call @kvq_cache_load_f8E4M3FN_bf16_2x128_b16_per_head(
 func.func @load_heads(%kc: memref<?x16x2x128xf8E4M3FN>, %vc: memref<?x16x2x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x2x128xbf16>, %v: memref<?x2x128xbf16>) {
   kvq.cache_load @heads (%kc, %vc) at %s into (%k, %v) : memref<?x16x2x128xf8E4M3FN>, memref<?xi64>, memref<?x2x128xbf16>
   return
@@ -68,7 +68,7 @@ func.func @per_tensor_alike(%k: memref<?x1x128xbf16>, %kc: memref<?x16x1x128xf8E
 // head, the value the proofs checked), then the head's reciprocal picked
 // per element (on the CPU, in the head loop) or per work item (on GPUs,
 // 8 elements of one head), by a select on the head index.
-// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads(
+// CHECK-LABEL: func.func private @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head(
 // CHECK-SAME: %[[KV:[a-z0-9]+]]: vector<2xf32>, %[[VV:[a-z0-9]+]]: vector<2xf32>)
 // CHECK: %[[K0:.*]] = vector.extract %[[KV]][0] : f32 from vector<2xf32>
 // CHECK: %[[RK0:.*]] = arith.divf %{{.*}}, %[[K0]] : f32
@@ -94,7 +94,7 @@ func.func @per_tensor_alike(%k: memref<?x1x128xbf16>, %kc: memref<?x16x1x128xf8E
 // GPU: arith.mulf %[[XK]], %[[RKV]] : vector<8xf32>
 
 // The load function: the head's scale, picked the same way.
-// CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_2x128_b16_heads(
+// CHECK-LABEL: func.func private @kvq_cache_load_f8E4M3FN_bf16_2x128_b16_per_head(
 // CHECK-SAME: %[[KV:[a-z0-9]+]]: vector<2xf32>, %[[VV:[a-z0-9]+]]: vector<2xf32>)
 // CHECK: %[[K0:.*]] = vector.extract %[[KV]][0] : f32 from vector<2xf32>
 // CHECK: %[[K1:.*]] = vector.extract %[[KV]][1] : f32 from vector<2xf32>
@@ -102,4 +102,4 @@ func.func @per_tensor_alike(%k: memref<?x1x128xbf16>, %kc: memref<?x16x1x128xf8E
 
 // The kernel of a per-head function takes the pair s, RN(1/s) of each head,
 // K's then V's: 4 * H f32 (docs/KernelABI.md).
-// OUTLINE: gpu.func @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_heads_kernel(%{{.*}}: memref<i64>, %{{.*}}: memref<bf16>, %{{.*}}: memref<bf16>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index)
+// OUTLINE: gpu.func @kvq_cache_store_bf16_f8E4M3FN_2x128_b16_per_head_kernel(%{{.*}}: memref<i64>, %{{.*}}: memref<bf16>, %{{.*}}: memref<bf16>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: memref<f8E4M3FN>, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: index)
