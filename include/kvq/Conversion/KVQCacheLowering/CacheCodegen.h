@@ -59,11 +59,19 @@ struct CacheOpPlan {
   Value slots;
   struct Stream {
     Value src, dst;
-    /// The scale (f32); the store's RN(1/s) unless it divides.
+    /// The scale (f32); the store's RN(1/s) unless it divides. Null for
+    /// per-head scales.
     Value scale, reciprocal;
+    /// Per-head scales (f32, one per KV head, in head order) and, where
+    /// `reciprocal` would be set, their RN(1/s); empty for one scale.
+    SmallVector<Value> headScales, headReciprocals;
     Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
+
+  /// Whether each KV head has its own K and V scales (then the scales of
+  /// an element depend on its head: prepareScales with `head`).
+  bool isPerHead() const { return !streams[0].headScales.empty(); }
 
   Value act(int s) const { return isStore ? streams[s].src : streams[s].dst; }
   Value cache(int s) const { return isStore ? streams[s].dst : streams[s].src; }
@@ -108,9 +116,13 @@ Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target, Value c,
                  Type outElem, bool quantized, const StreamScales &scales);
 
 /// The scales of both streams of `plan` for work items of `width` elements.
+/// For a per-head plan, those of KV head `head` (an index value): the
+/// head's scalars picked by a chain of selects, then shaped as for one
+/// scale, so that each head gets exactly the numerics of a per-tensor
+/// scale of its value. `head` is ignored (may be null) otherwise.
 std::array<StreamScales, 2> prepareScales(OpBuilder &b, Location loc,
                                           const CacheOpPlan &plan,
-                                          int64_t width);
+                                          int64_t width, Value head = nullptr);
 
 /// `type`'s spelling for a symbol name ("bf16", "f8E4M3FN", "i8").
 std::string getTypeSpelling(Type type);
@@ -181,7 +193,8 @@ void buildCacheLoops(OpBuilder &b, Location loc, const KVQTarget &target,
 
 /// GPU: one `gpu.launch` into `gpu.module @kvq_cache_kernels`, whose
 /// kernel takes the memrefs of `plan` and `scalars` (k_scale, RN(1/k_scale),
-/// v_scale, RN(1/v_scale)) as docs/KernelABI.md describes (CacheKernel.cpp).
+/// v_scale, RN(1/v_scale); per-head: the pair of each KV head, K's then
+/// V's) as docs/KernelABI.md describes (CacheKernel.cpp).
 void buildCacheLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                       const CacheOpPlan &plan, int64_t threadsPerBlock,
                       ValueRange scalars);
