@@ -58,17 +58,6 @@ LogicalResult mlir::kvq::emitUnresolvedLayerError(Operation *op,
   return diag;
 }
 
-LogicalResult mlir::kvq::emitPerHeadLayerError(Operation *op, LayerOp layer) {
-  ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
-  InFlightDiagnostic diag =
-      op->emitError() << "cannot lower: layer @" << layer.getSymName()
-                      << " has per-head scales (" << resolved.getNumHeads()
-                      << " KV heads); per-head scales have no kernel yet";
-  diag.attachNote(layer.getLoc())
-      << "layer @" << layer.getSymName() << " declared here";
-  return diag;
-}
-
 /// A cache op of a layer with per-head K and V scales quantizes each KV
 /// head with its own scale: the op's head dimension (dimension 1 of the
 /// activations, 2 of the caches) must be static and the number of scales

@@ -164,13 +164,6 @@ void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 /// scales yet, with a note at the layer; returns failure.
 LogicalResult emitUnresolvedLayerError(Operation *op, LayerOp layer);
 
-/// Emits at `op` (an attention op) that `layer`'s resolved scales are
-/// per-head, which its kernel does not take yet, with a note at the layer;
-/// returns failure. Lowering must refuse such layers rather than use one
-/// value for every head. (The cache ops take per-head K and V scales:
-/// checkCacheOpsLowerable only checks their head count.)
-LogicalResult emitPerHeadLayerError(Operation *op, LayerOp layer);
-
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any
 /// more (after lowering every cache op).
 void eraseUnusedLayers(Operation *root);

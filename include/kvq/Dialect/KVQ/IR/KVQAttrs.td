@@ -86,8 +86,8 @@ def KVQ_ResolvedScalesAttr : KVQ_Attr<"ResolvedScales", "resolved_scales"> {
     `getKHeads()`, `getVHeads()`, `getQHeads()` return the values (empty
     when the field is per-tensor). The single value of a per-head field
     (`getK()`, `getKFloat()`, ...) is the max over its heads, the per-layer
-    float vLLM gives code that does not read per-head scales; kernels that
-    take one scale must refuse per-head layers rather than use it.
+    float vLLM gives code that does not read per-head scales; kvq's
+    kernels take each head's value instead (docs/KernelABI.md).
 
     Example:
 
