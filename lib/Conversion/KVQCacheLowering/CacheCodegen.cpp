@@ -226,6 +226,14 @@ Value mlir::kvq::dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim) {
   return memref::DimOp::create(b, loc, memref, dim);
 }
 
+Value mlir::kvq::activationDim(OpBuilder &b, Location loc,
+                               const CacheOpPlan &plan, int64_t dim) {
+  if (Value act = plan.act(0))
+    return dimOf(b, loc, act, dim);
+  return dim == 0 ? dimOf(b, loc, plan.slots, 0)
+                  : dimOf(b, loc, plan.cache(0), dim + 1);
+}
+
 /// Vector accesses are aligned to their size, up to 16 bytes: they start at
 /// multiples of `width` elements of contiguous memrefs whose base pointers
 /// are 16-byte aligned (documented requirement of the GPU form).
@@ -241,6 +249,26 @@ std::array<Value, 2> mlir::kvq::loadSources(OpBuilder &b, Location loc,
                                             int64_t width, ValueRange srcIdx) {
   std::array<Value, 2> in;
   for (int s = 0; s < 2; ++s) {
+    if (plan.produce) {
+      // A fused store: its region at each of the `width` elements.
+      SmallVector<Value> elements;
+      for (int64_t i = 0; i < width; ++i) {
+        Value d = srcIdx[2];
+        if (i > 0)
+          d = arith::AddIOp::create(b, loc, d,
+                                    arith::ConstantIndexOp::create(b, loc, i));
+        elements.push_back(plan.produce(b, loc, s, {srcIdx[0], srcIdx[1], d},
+                                        plan.producerOperands));
+      }
+      in[s] = width == 1 ? elements.front()
+                         : vector::FromElementsOp::create(
+                               b, loc,
+                               VectorType::get({width},
+                                               elements.front().getType()),
+                               elements)
+                               .getResult();
+      continue;
+    }
     Value src = plan.streams[s].src;
     Type elem = cast<MemRefType>(src.getType()).getElementType();
     if (width == 1)

@@ -19,6 +19,7 @@
 
 #include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
 #include "kvq/Dialect/KVQ/IR/KVQEnums.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -26,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -64,6 +66,15 @@ struct CacheOpPlan {
     Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
+  /// kvq.fused_cache_store (no `src`): emits the activation of stream `s`
+  /// at (t, h, d) `indices`, with `operands` the `producerOperands` as the
+  /// code at the insertion point sees them (setFusedProducer()).
+  std::function<Value(OpBuilder &, Location, unsigned s, ValueRange indices,
+                      ValueRange operands)>
+      produce;
+  /// The values `produce` reads (the function's arguments after the
+  /// caches): a GPU kernel takes them as parameters.
+  SmallVector<Value> producerOperands;
 
   Value act(int s) const { return isStore ? streams[s].src : streams[s].dst; }
   Value cache(int s) const { return isStore ? streams[s].dst : streams[s].src; }
@@ -121,6 +132,25 @@ std::string getTypeSpelling(Type type);
 
 /// Size `dim` of `memref` as an index value (a constant when static).
 Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim);
+
+/// Size `dim` of the activations [T, H, D] of `plan`: of the activation
+/// memref, or for a fused store (no source) of the slots and caches.
+Value activationDim(OpBuilder &b, Location loc, const CacheOpPlan &plan,
+                    int64_t dim);
+
+//===----------------------------------------------------------------------===//
+// kvq.fused_cache_store
+//===----------------------------------------------------------------------===//
+
+/// The values the regions of `op` read from above, constants aside (those
+/// are cloned): its function's arguments after the caches, in this order.
+SmallVector<Value> getFusedStoreOperands(FusedCacheStoreOp op);
+
+/// Makes `plan` compute its activations with the regions of `op`, which
+/// read `operands` (the function's arguments for getFusedStoreOperands()).
+/// `op` must outlive the code generation.
+void setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
+                      ValueRange operands);
 
 /// A memref operand of a kernel, split on the host into its base buffer (a
 /// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes

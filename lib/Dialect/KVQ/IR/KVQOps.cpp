@@ -260,6 +260,110 @@ void CacheLoadOp::getEffects(
 }
 
 //===----------------------------------------------------------------------===//
+// FusedCacheStoreOp
+//===----------------------------------------------------------------------===//
+
+/// The float type region `body` yields, or null if it does not end in a
+/// kvq.yield (its verifier reports that).
+static Type yieldedType(Region &body) {
+  if (body.empty())
+    return nullptr;
+  auto yield = dyn_cast<YieldOp>(body.front().getTerminator());
+  return yield ? yield.getValue().getType() : nullptr;
+}
+
+ShapedType FusedCacheStoreOp::getActivationType() {
+  Type elem = yieldedType(getKeyBody());
+  if (!elem)
+    return nullptr;
+  auto cache = cast<ShapedType>(getKeyCache().getType());
+  SmallVector<int64_t, 3> shape = {
+      cast<ShapedType>(getSlotMapping().getType()).getDimSize(0),
+      cache.hasRank() && cache.getRank() == 4 ? cache.getDimSize(2)
+                                              : ShapedType::kDynamic,
+      cache.hasRank() && cache.getRank() == 4 ? cache.getDimSize(3)
+                                              : ShapedType::kDynamic};
+  if (isa<MemRefType>(cache))
+    return MemRefType::get(shape, elem);
+  return RankedTensorType::get(shape, elem);
+}
+
+LogicalResult FusedCacheStoreOp::verify() {
+  return verifyOneForm(*this, getOperands());
+}
+
+LogicalResult FusedCacheStoreOp::verifyRegions() {
+  bool memrefForm = isa<MemRefType>(getKeyCache().getType());
+  for (unsigned s = 0; s < 2; ++s) {
+    StringRef name = s == 0 ? "key" : "value";
+    Block &body = getStreamBody(s).front();
+    if (body.getNumArguments() != 3 ||
+        !llvm::all_of(body.getArgumentTypes(),
+                      [](Type type) { return type.isIndex(); })) {
+      InFlightDiagnostic diag =
+          emitOpError("expects the ")
+          << name
+          << " region to take the token, head and element indices "
+             "(index, index, index), got (";
+      llvm::interleaveComma(body.getArgumentTypes(), diag);
+      return diag << ")";
+    }
+    if (!isa<YieldOp>(body.getTerminator()))
+      return emitOpError("expects the ")
+             << name << " region to end in kvq.yield, got '"
+             << body.getTerminator()->getName() << "'";
+    WalkResult walk = body.walk([&](Operation *op) {
+      auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+      if (effects && (effects.hasEffect<MemoryEffects::Write>() ||
+                      effects.hasEffect<MemoryEffects::Allocate>() ||
+                      effects.hasEffect<MemoryEffects::Free>())) {
+        emitOpError("expects the ")
+            << name << " region to only read memory, but '" << op->getName()
+            << "' writes, allocates or frees it";
+        return WalkResult::interrupt();
+      }
+      if (memrefForm) {
+        for (Value value : op->getOperands()) {
+          if (!isa<TensorType>(value.getType()))
+            continue;
+          emitOpError("expects no tensor in the ")
+              << name << " region of the memref form (bufferize the regions "
+              << "with the op), got " << value.getType() << " used by '"
+              << op->getName() << "'";
+          return WalkResult::interrupt();
+        }
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+  }
+  Type key = yieldedType(getKeyBody()), value = yieldedType(getValueBody());
+  if (key != value)
+    return emitOpError("expects the key and value regions to yield the same "
+                       "type, got ")
+           << key << " and " << value;
+  // The shapes, with the yielded type as the activations' (the regions are
+  // verified now).
+  return verifyCacheShapes(*this, "keys and values", getActivationType(),
+                           getCacheType(),
+                           cast<ShapedType>(getSlotMapping().getType()));
+}
+
+LogicalResult
+FusedCacheStoreOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable, getCacheType(),
+                        getActivationType());
+}
+
+void FusedCacheStoreOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  // The regions' reads are the ops' own (RecursiveMemoryEffects).
+  getCacheOpEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
 // PagedAttentionOp
 //===----------------------------------------------------------------------===//
 
