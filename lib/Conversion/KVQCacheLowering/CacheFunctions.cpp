@@ -52,7 +52,7 @@ struct CacheSignature {
     unsigned flags = isStore | quantized << 1 | unsigned(quotient[0]) << 2 |
                      unsigned(quotient[1]) << 4;
     return {flags,    types[0], types[1], types[2],
-            types[3], types[4], fused.getOperation()};
+            types[3], types[4], static_cast<Operation *>(fused)};
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
   MemRefType cacheType() const { return isStore ? types[3] : types[1]; }

@@ -50,7 +50,7 @@ void mlir::kvq::setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
                                  ValueRange operands) {
   plan.producerOperands.assign(operands.begin(), operands.end());
   plan.produce = [op](OpBuilder &b, Location loc, unsigned s,
-                      ValueRange indices, ValueRange operands) -> Value {
+                      ValueRange indices, ValueRange operands) mutable -> Value {
     llvm::SetVector<Value> captured, constants;
     collectCaptured(op, captured, constants);
     IRMapping mapping;

@@ -7,7 +7,7 @@
 kvq.layer @l cache(fp8)
 func.func @fused_key_region_with_two_indices(%v: memref<?x8x128xbf16>,
     %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.fused_cache_store' op expects the key region to take the token, head and element indices (index, index, index), got (index, index)}}
+  // expected-error @+1 {{'kvq.fused_cache_store' op expects the key region to take the token, head and element indices (index, index, index), got ('index', 'index')}}
   kvq.fused_cache_store @l into (%kc, %kc) at %s
       : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> key {
   ^bb0(%t: index, %h: index):
@@ -26,7 +26,7 @@ func.func @fused_key_region_with_two_indices(%v: memref<?x8x128xbf16>,
 kvq.layer @l cache(fp8)
 func.func @fused_value_region_with_i64_indices(%v: memref<?x8x128xbf16>,
     %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.fused_cache_store' op expects the value region to take the token, head and element indices (index, index, index), got (i64, i64, i64)}}
+  // expected-error @+1 {{'kvq.fused_cache_store' op expects the value region to take the token, head and element indices (index, index, index), got ('i64', 'i64', 'i64')}}
   kvq.fused_cache_store @l into (%kc, %kc) at %s
       : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> key {
   ^bb0(%t: index, %h: index, %d: index):
@@ -104,11 +104,11 @@ func.func @fused_memref_form_reads_a_tensor(%v: tensor<?x8x128xbf16>,
 kvq.layer @l cache(fp8)
 func.func @fused_region_without_yield(%v: memref<?x8x128xbf16>,
     %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.fused_cache_store' op expects the key region to end in kvq.yield, got 'func.return'}}
+  // expected-error @+1 {{'kvq.fused_cache_store' op expects the key region to end in kvq.yield, got 'llvm.unreachable'}}
   kvq.fused_cache_store @l into (%kc, %kc) at %s
       : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> key {
   ^bb0(%t: index, %h: index, %d: index):
-    func.return
+    llvm.unreachable
   } value {
   ^bb0(%t: index, %h: index, %d: index):
     %x = memref.load %v[%t, %h, %d] : memref<?x8x128xbf16>
@@ -127,11 +127,11 @@ func.func @fused_yield_of_an_integer(%v: memref<?x8x128xi8>,
   ^bb0(%t: index, %h: index, %d: index):
     %x = memref.load %v[%t, %h, %d] : memref<?x8x128xi8>
     // expected-error @+1 {{'kvq.yield' op operand #0 must be floating-point, but got 'i8'}}
-    kvq.yield %x : i8
+    "kvq.yield"(%x) : (i8) -> ()
   } value {
   ^bb0(%t: index, %h: index, %d: index):
     %x = memref.load %v[%t, %h, %d] : memref<?x8x128xi8>
-    kvq.yield %x : i8
+    "kvq.yield"(%x) : (i8) -> ()
   }
   return
 }
@@ -166,7 +166,7 @@ func.func @fused_caches_of_rank_3(%v: memref<?x8x128xbf16>,
 kvq.layer @l cache(fp8_e5m2)
 func.func @fused_fp8_e5m2_into_e4m3_cache(%v: memref<?x8x128xbf16>,
     %kc: memref<?x16x8x128xf8E4M3FN>, %s: memref<?xi64>) {
-  // expected-error @+1 {{'kvq.fused_cache_store' op expects cache element type f8E5M2 or f8E5M2FNUZ for kv cache dtype 'fp8_e5m2', got 'f8E4M3FN' (layer @l)}}
+  // expected-error @+1 {{'kvq.fused_cache_store' op expects cache element type f8E5M2 or f8E5M2FNUZ for kv cache dtype 'fp8_e5m2', got f8E4M3FN (layer @l)}}
   kvq.fused_cache_store @l into (%kc, %kc) at %s
       : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> key {
   ^bb0(%t: index, %h: index, %d: index):
