@@ -248,27 +248,9 @@ std::array<Value, 2> mlir::kvq::loadSources(OpBuilder &b, Location loc,
                                             const CacheOpPlan &plan,
                                             int64_t width, ValueRange srcIdx) {
   std::array<Value, 2> in;
+  if (plan.produce) // a fused store: its region at the `width` elements
+    return plan.produce(b, loc, srcIdx, width, plan.producerOperands);
   for (int s = 0; s < 2; ++s) {
-    if (plan.produce) {
-      // A fused store: its region at each of the `width` elements.
-      SmallVector<Value> elements;
-      for (int64_t i = 0; i < width; ++i) {
-        Value d = srcIdx[2];
-        if (i > 0)
-          d = arith::AddIOp::create(b, loc, d,
-                                    arith::ConstantIndexOp::create(b, loc, i));
-        elements.push_back(plan.produce(b, loc, s, {srcIdx[0], srcIdx[1], d},
-                                        plan.producerOperands));
-      }
-      in[s] = width == 1 ? elements.front()
-                         : vector::FromElementsOp::create(
-                               b, loc,
-                               VectorType::get({width},
-                                               elements.front().getType()),
-                               elements)
-                               .getResult();
-      continue;
-    }
     Value src = plan.streams[s].src;
     Type elem = cast<MemRefType>(src.getType()).getElementType();
     if (width == 1)

@@ -9,10 +9,10 @@
 
 // kvq.fused_cache_store (what kvq-fuse-cache-producers and one-shot-
 // bufferize make of RoPE + kvq.cache_store) lowers as kvq.cache_store does:
-// one function (its own: the regions are part of its code), the same loops
-// and kernel, with the regions cloned where the store loads K and V. The
-// function takes slot_mapping, the caches, then what the regions read
-// (in order of first use), then the scales.
+// one function (its own: the region is part of its code), the same loops
+// and kernel, with the region cloned where the store loads K and V. The
+// function takes slot_mapping, the caches, then what the region reads (in
+// order of first use), then the scales.
 
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
@@ -42,7 +42,7 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CPU:                 memref.store %{{.*}}, %[[VC]]
 
 // The kernel: the store's parameters without the K and V sources, then
-// the base buffers of what the regions read, then every dynamic size.
+// the base buffers of what the region reads, then every dynamic size.
 // NVVM:      gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fused_kernel
 // NVVM-SAME:   args(%{{.*}} : memref<i64>, %{{.*}} : memref<f8E4M3FN>, %{{.*}} : memref<f8E4M3FN>, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : memref<bf16>, %{{.*}} : memref<i64>, %{{.*}} : memref<f32>, %{{.*}} : memref<f32>, %{{.*}} : memref<bf16>, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index)
 // NVVM:      gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fused_kernel(
@@ -76,7 +76,7 @@ func.func @rope_store(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>,
   %c64 = arith.constant 64 : index
   %c128 = arith.constant 128 : index
   kvq.fused_cache_store @l into (%kc, %vc) at %slots
-      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> key {
+      : memref<?x16x8x128xf8E4M3FN>, memref<?xi64> {
   ^bb0(%t: index, %h: index, %d: index):
     %x = memref.load %k[%t, %h, %d] : memref<?x8x128xbf16>
     %dp = arith.addi %d, %c64 : index
@@ -96,11 +96,8 @@ func.func @rope_store(%k: memref<?x8x128xbf16>, %v: memref<?x8x128xbf16>,
     %rs = arith.mulf %r, %s : f32
     %y = arith.addf %xc, %rs : f32
     %yb = arith.truncf %y : f32 to bf16
-    kvq.yield %yb : bf16
-  } value {
-  ^bb0(%t: index, %h: index, %d: index):
-    %x = memref.load %v[%t, %h, %d] : memref<?x8x128xbf16>
-    kvq.yield %x : bf16
+    %xv = memref.load %v[%t, %h, %d] : memref<?x8x128xbf16>
+    kvq.yield %yb, %xv : bf16, bf16
   }
   return
 }

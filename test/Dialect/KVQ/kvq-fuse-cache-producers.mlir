@@ -2,9 +2,9 @@
 // RUN: kvq-opt %s -split-input-file --kvq-fuse-cache-producers --verify-roundtrip -o /dev/null
 
 // kvq-fuse-cache-producers moves the linalg ops that compute a tensor-form
-// store's K and V into a kvq.fused_cache_store: each region is the
+// store's K and V into a kvq.fused_cache_store: its region is the
 // producers' bodies at the store's element (t, h, d), reading the
-// producers' inputs. Producers that must stay (a reduction, a value with
+// producers' inputs, and yields K and V there. Producers that must stay (a reduction, a value with
 // other users) stay, and the region reads their result.
 
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
@@ -17,11 +17,11 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // back to bf16, cos / sin from tables indexed by each token's position:
 // y_d = x_d c_i + r_d s_i, i = d mod 64, r_d = -x_{d+64} (d < 64) or
 // x_{d-64}. The partner element is the input read through an indexing map
-// with `mod`. V has no producer: its region reads V.
+// with `mod`. V has no producer: the region reads it.
 // CHECK-LABEL: func.func @rope_rotate_half_tables(
 // CHECK-SAME:    %[[K:[a-z0-9]+]]: tensor<?x8x128xbf16>, %[[V:[a-z0-9]+]]: tensor<?x8x128xbf16>, %[[POS:[a-z0-9]+]]: tensor<?xi64>, %[[COS:[a-z0-9]+]]: tensor<4096x64xf32>, %[[SIN:[a-z0-9]+]]: tensor<4096x64xf32>, %[[S:[a-z0-9]+]]: tensor<?xi64>, %[[KC:[a-z0-9]+]]: tensor<?x16x8x128xf8E4M3FN>, %[[VC:[a-z0-9]+]]: tensor<?x16x8x128xf8E4M3FN>)
 // CHECK-NOT:     linalg.generic
-// CHECK:         %[[R:.*]]:2 = kvq.fused_cache_store @l into(%[[KC]], %[[VC]]) at %[[S]] : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64> -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN> key {
+// CHECK:         %[[R:.*]]:2 = kvq.fused_cache_store @l into(%[[KC]], %[[VC]]) at %[[S]] : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64> -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN> {
 // CHECK-NEXT:    ^bb0(%[[T:.*]]: index, %[[H:.*]]: index, %[[D:.*]]: index):
 // CHECK-NEXT:      %[[X:.*]] = tensor.extract %[[K]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xbf16>
 // CHECK:           %[[DP:.*]] = arith.addi %[[D]], %{{.*}} : index
@@ -31,11 +31,8 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK:           tensor.extract %[[COS]][
 // CHECK:           tensor.extract %[[SIN]][
 // CHECK:           %[[Y:.*]] = arith.truncf %{{.*}} : f32 to bf16
-// CHECK-NEXT:      kvq.yield %[[Y]] : bf16
-// CHECK-NEXT:    } value {
-// CHECK-NEXT:    ^bb0(%[[T2:.*]]: index, %[[H2:.*]]: index, %[[D2:.*]]: index):
-// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T2]], %[[H2]], %[[D2]]] : tensor<?x8x128xbf16>
-// CHECK-NEXT:      kvq.yield %[[X2]] : bf16
+// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xbf16>
+// CHECK-NEXT:      kvq.yield %[[Y]], %[[X2]] : bf16, bf16
 // CHECK-NEXT:    }
 // CHECK-NEXT:    return %[[R]]#0, %[[R]]#1
 func.func @rope_rotate_half_tables(
@@ -85,7 +82,7 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // RoPE, interleaved-pairs (GPT-J) form, f32 K, cos / sin computed from the
 // position: angle = f32(position) * 10000^(-2i/128), i = d / 2; the
 // partner of d is d xor 1, read with tensor.extract in the body (a gather).
-// The whole body moves into the key region.
+// The whole body moves into the region.
 // CHECK-LABEL: func.func @rope_interleaved_computed(
 // CHECK-SAME:    %[[K:[a-z0-9]+]]: tensor<?x8x128xf32>, %[[V:[a-z0-9]+]]: tensor<?x8x128xf32>, %[[POS:[a-z0-9]+]]: tensor<?xi64>,
 // CHECK-NOT:     linalg.generic
@@ -98,11 +95,9 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK:           math.powf
 // CHECK:           math.cos
 // CHECK:           math.sin
-// CHECK:           kvq.yield %{{.*}} : f32
-// CHECK-NEXT:    } value {
-// CHECK-NEXT:    ^bb0(%[[T2:.*]]: index, %[[H2:.*]]: index, %[[D2:.*]]: index):
-// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T2]], %[[H2]], %[[D2]]] : tensor<?x8x128xf32>
-// CHECK-NEXT:      kvq.yield %[[X2]] : f32
+// CHECK:           %[[Y:.*]] = arith.addf
+// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xf32>
+// CHECK-NEXT:      kvq.yield %[[Y]], %[[X2]] : f32, f32
 func.func @rope_interleaved_computed(
     %k: tensor<?x8x128xf32>, %v: tensor<?x8x128xf32>,
     %positions: tensor<?xi64>, %slots: tensor<?xi64>,
@@ -164,15 +159,15 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK-NOT:     linalg.
 // CHECK-NOT:     tensor.empty
 // CHECK:         kvq.fused_cache_store @l
-// CHECK:         } value {
 // CHECK-NEXT:    ^bb0(%[[T:.*]]: index, %[[H:.*]]: index, %[[D:.*]]: index):
+// CHECK-NEXT:      %[[XK:.*]] = tensor.extract %[[K]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xbf16>
 // CHECK-NEXT:      %[[X:.*]] = tensor.extract %[[V]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xf32>
 // CHECK-NEXT:      %[[XB:.*]] = tensor.extract %[[B]][%[[H]], %[[D]]] : tensor<8x128xf32>
 // CHECK-NEXT:      %[[SUM:.*]] = arith.addf %[[X]], %[[XB]] : f32
 // CHECK-NEXT:      %[[XG:.*]] = tensor.extract %[[G]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xf32>
 // CHECK-NEXT:      %[[PROD:.*]] = arith.mulf %[[SUM]], %[[XG]] : f32
 // CHECK-NEXT:      %[[Y:.*]] = arith.truncf %[[PROD]] : f32 to bf16
-// CHECK-NEXT:      kvq.yield %[[Y]] : bf16
+// CHECK-NEXT:      kvq.yield %[[XK]], %[[Y]] : bf16, bf16
 // CHECK-NEXT:    }
 func.func @elementwise_chain(
     %k: tensor<?x8x128xbf16>, %v: tensor<?x8x128xf32>,
@@ -271,12 +266,9 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK:         %[[R:.*]]:2 = kvq.fused_cache_store @l
 // CHECK-NEXT:    ^bb0(%[[T:.*]]: index, %[[H:.*]]: index, %[[D:.*]]: index):
 // CHECK-NEXT:      %[[X:.*]] = tensor.extract %[[K2]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xf32>
-// CHECK-NEXT:      kvq.yield %[[X]] : f32
-// CHECK-NEXT:    } value {
-// CHECK-NEXT:    ^bb0(%[[T2:.*]]: index, %[[H2:.*]]: index, %[[D2:.*]]: index):
-// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T2]], %[[H2]], %[[D2]]] : tensor<?x8x128xf32>
+// CHECK-NEXT:      %[[X2:.*]] = tensor.extract %[[V]][%[[T]], %[[H]], %[[D]]] : tensor<?x8x128xf32>
 // CHECK-NEXT:      %[[Y2:.*]] = arith.subf %[[X2]], %{{.*}} : f32
-// CHECK-NEXT:      kvq.yield %[[Y2]] : f32
+// CHECK-NEXT:      kvq.yield %[[X]], %[[Y2]] : f32, f32
 // CHECK:         return %[[R]]#0, %[[R]]#1, %[[K2]]
 func.func @value_with_other_users_is_not_fused(
     %k: tensor<?x8x128xf32>, %v: tensor<?x8x128xf32>, %slots: tensor<?xi64>,

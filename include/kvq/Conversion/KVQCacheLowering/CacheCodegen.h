@@ -66,11 +66,12 @@ struct CacheOpPlan {
     Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
-  /// kvq.fused_cache_store (no `src`): emits the activation of stream `s`
-  /// at (t, h, d) `indices`, with `operands` the `producerOperands` as the
+  /// kvq.fused_cache_store (no `src`): emits the activations of both
+  /// streams at the `width` elements from (t, h, d) `indices` (a scalar for
+  /// width 1, else a vector), with `operands` the `producerOperands` as the
   /// code at the insertion point sees them (setFusedProducer()).
-  std::function<Value(OpBuilder &, Location, unsigned s, ValueRange indices,
-                      ValueRange operands)>
+  std::function<std::array<Value, 2>(OpBuilder &, Location, ValueRange indices,
+                                     int64_t width, ValueRange operands)>
       produce;
   /// The values `produce` reads (the function's arguments after the
   /// caches): a GPU kernel takes them as parameters.
@@ -142,12 +143,12 @@ Value activationDim(OpBuilder &b, Location loc, const CacheOpPlan &plan,
 // kvq.fused_cache_store
 //===----------------------------------------------------------------------===//
 
-/// The values the regions of `op` read from above, constants aside (those
+/// The values the region of `op` reads from above, constants aside (those
 /// are cloned): its function's arguments after the caches, in this order.
 SmallVector<Value> getFusedStoreOperands(FusedCacheStoreOp op);
 
-/// Makes `plan` compute its activations with the regions of `op`, which
-/// read `operands` (the function's arguments for getFusedStoreOperands()).
+/// Makes `plan` compute its activations with the region of `op`, which
+/// reads `operands` (the function's arguments for getFusedStoreOperands()).
 /// `op` must outlive the code generation.
 void setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
                       ValueRange operands);

@@ -263,26 +263,24 @@ void CacheLoadOp::getEffects(
 // FusedCacheStoreOp
 //===----------------------------------------------------------------------===//
 
-/// The float type region `body` yields, or null if it does not end in a
-/// kvq.yield (its verifier reports that).
-static Type yieldedType(Region &body) {
-  if (body.empty())
+YieldOp FusedCacheStoreOp::getYield() {
+  Region &body = getBody();
+  if (body.empty() || body.front().empty())
     return nullptr;
-  auto yield = dyn_cast<YieldOp>(body.front().getTerminator());
-  return yield ? yield.getValue().getType() : nullptr;
+  return dyn_cast<YieldOp>(body.front().back());
 }
 
 ShapedType FusedCacheStoreOp::getActivationType() {
-  Type elem = yieldedType(getKeyBody());
-  if (!elem)
+  YieldOp yield = getYield();
+  if (!yield || yield.getValues().empty())
     return nullptr;
+  Type elem = yield.getValues().front().getType();
   auto cache = cast<ShapedType>(getKeyCache().getType());
+  bool rank4 = cache.hasRank() && cache.getRank() == 4;
   SmallVector<int64_t, 3> shape = {
       cast<ShapedType>(getSlotMapping().getType()).getDimSize(0),
-      cache.hasRank() && cache.getRank() == 4 ? cache.getDimSize(2)
-                                              : ShapedType::kDynamic,
-      cache.hasRank() && cache.getRank() == 4 ? cache.getDimSize(3)
-                                              : ShapedType::kDynamic};
+      rank4 ? cache.getDimSize(2) : ShapedType::kDynamic,
+      rank4 ? cache.getDimSize(3) : ShapedType::kDynamic};
   if (isa<MemRefType>(cache))
     return MemRefType::get(shape, elem);
   return RankedTensorType::get(shape, elem);
@@ -293,57 +291,57 @@ LogicalResult FusedCacheStoreOp::verify() {
 }
 
 LogicalResult FusedCacheStoreOp::verifyRegions() {
-  bool memrefForm = isa<MemRefType>(getKeyCache().getType());
-  for (unsigned s = 0; s < 2; ++s) {
-    StringRef name = s == 0 ? "key" : "value";
-    Block &body = getStreamBody(s).front();
-    if (body.getNumArguments() != 3 ||
-        !llvm::all_of(body.getArgumentTypes(),
-                      [](Type type) { return type.isIndex(); })) {
-      InFlightDiagnostic diag =
-          emitOpError("expects the ")
-          << name
-          << " region to take the token, head and element indices "
-             "(index, index, index), got (";
-      llvm::interleaveComma(body.getArgumentTypes(), diag);
-      return diag << ")";
-    }
-    if (!isa<YieldOp>(body.getTerminator()))
-      return emitOpError("expects the ")
-             << name << " region to end in kvq.yield, got '"
-             << body.getTerminator()->getName() << "'";
-    WalkResult walk = body.walk([&](Operation *op) {
-      auto effects = dyn_cast<MemoryEffectOpInterface>(op);
-      if (effects && (effects.hasEffect<MemoryEffects::Write>() ||
-                      effects.hasEffect<MemoryEffects::Allocate>() ||
-                      effects.hasEffect<MemoryEffects::Free>())) {
-        emitOpError("expects the ")
-            << name << " region to only read memory, but '" << op->getName()
-            << "' writes, allocates or frees it";
-        return WalkResult::interrupt();
-      }
-      if (memrefForm) {
-        for (Value value : op->getOperands()) {
-          if (!isa<TensorType>(value.getType()))
-            continue;
-          emitOpError("expects no tensor in the ")
-              << name << " region of the memref form (bufferize the regions "
-              << "with the op), got " << value.getType() << " used by '"
-              << op->getName() << "'";
-          return WalkResult::interrupt();
-        }
-      }
-      return WalkResult::advance();
-    });
-    if (walk.wasInterrupted())
-      return failure();
+  Block &body = getBody().front();
+  if (body.getNumArguments() != 3 ||
+      !llvm::all_of(body.getArgumentTypes(),
+                    [](Type type) { return type.isIndex(); })) {
+    InFlightDiagnostic diag =
+        emitOpError("expects the region to take the token, head and element "
+                    "indices (index, index, index), got (");
+    llvm::interleaveComma(body.getArgumentTypes(), diag);
+    return diag << ")";
   }
-  Type key = yieldedType(getKeyBody()), value = yieldedType(getValueBody());
+  YieldOp yield = getYield();
+  if (!yield)
+    return emitOpError("expects the region to end in kvq.yield, got '")
+           << (body.empty() ? StringRef("nothing")
+                            : body.back().getName().getStringRef())
+           << "'";
+  if (yield.getValues().size() != 2)
+    return emitOpError("expects the region to yield the key and the value, "
+                       "got ")
+           << yield.getValues().size() << " value(s)";
+  Type key = yield.getValues()[0].getType();
+  Type value = yield.getValues()[1].getType();
   if (key != value)
-    return emitOpError("expects the key and value regions to yield the same "
+    return emitOpError("expects the key and the value to have the same "
                        "type, got ")
            << key << " and " << value;
-  // The shapes, with the yielded type as the activations' (the regions are
+  bool memrefForm = isa<MemRefType>(getKeyCache().getType());
+  WalkResult walk = body.walk([&](Operation *op) {
+    auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+    if (effects && (effects.hasEffect<MemoryEffects::Write>() ||
+                    effects.hasEffect<MemoryEffects::Allocate>() ||
+                    effects.hasEffect<MemoryEffects::Free>())) {
+      emitOpError("expects the region to only read memory, but '")
+          << op->getName() << "' writes, allocates or frees it";
+      return WalkResult::interrupt();
+    }
+    if (memrefForm) {
+      for (Value value : op->getOperands()) {
+        if (!isa<TensorType>(value.getType()))
+          continue;
+        emitOpError("expects no tensor in the region of the memref form "
+                    "(bufferize the region with the op), got ")
+            << value.getType() << " used by '" << op->getName() << "'";
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  // The shapes, with the yielded type as the activations' (the region is
   // verified now).
   return verifyCacheShapes(*this, "keys and values", getActivationType(),
                            getCacheType(),
@@ -359,7 +357,7 @@ FusedCacheStoreOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 void FusedCacheStoreOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
-  // The regions' reads are the ops' own (RecursiveMemoryEffects).
+  // The region's reads are the op's own (RecursiveMemoryEffects).
   getCacheOpEffects(*this, effects);
 }
 

@@ -81,8 +81,8 @@ struct CacheOpBufferization final
   }
 };
 
-/// The fused store: the store's operands and rules; its regions move to
-/// the memref form (their `tensor.extract` ops bufferize on their own).
+/// The fused store: the store's operands and rules; its region moves to
+/// the memref form (its `tensor.extract` ops bufferize on their own).
 struct FusedCacheStoreBufferization final
     : DstBufferizableOpInterfaceExternalModel<FusedCacheStoreBufferization,
                                               FusedCacheStoreOp> {
@@ -100,10 +100,8 @@ struct FusedCacheStoreBufferization final
     rewriter.setInsertionPoint(op);
     auto memrefForm = FusedCacheStoreOp::create(
         rewriter, op->getLoc(), TypeRange{}, buffers, op->getAttrs());
-    for (unsigned s = 0; s < 2; ++s)
-      rewriter.inlineRegionBefore(store.getStreamBody(s),
-                                  memrefForm.getStreamBody(s),
-                                  memrefForm.getStreamBody(s).end());
+    rewriter.inlineRegionBefore(store.getBody(), memrefForm.getBody(),
+                                memrefForm.getBody().end());
     replaceOpWithBufferizedValues(rewriter, op, {buffers[0], buffers[1]});
     return success();
   }

@@ -5,10 +5,10 @@
 //===----------------------------------------------------------------------===//
 //
 // The producers of a store's K and V (elementwise linalg ops, RoPE as a
-// gather-style linalg.generic) become the regions of a
-// kvq.fused_cache_store: each region is the producers' bodies inlined at
-// the store's element (t, h, d), as upstream elementwise fusion inlines a
-// producer's body into its consumer's. The rules and the reasons are in
+// gather-style linalg.generic) become the region of a
+// kvq.fused_cache_store: the producers' bodies inlined at the store's
+// element (t, h, d), as upstream elementwise fusion inlines a producer's
+// body into its consumer's. The rules and the reasons are in
 // the pass's description (Passes.td).
 //
 //===----------------------------------------------------------------------===//
@@ -177,14 +177,12 @@ mlir::kvq::fuseCacheStoreProducers(RewriterBase &rewriter,
       rewriter, loc, store.getResultTypes(), store.getLayerAttr(),
       store.getKeyCache(), store.getValueCache(), store.getSlotMapping());
   Type index = rewriter.getIndexType();
-  for (unsigned s = 0; s < 2; ++s) {
-    Block *block = rewriter.createBlock(&op.getStreamBody(s), {},
-                                        {index, index, index}, {loc, loc, loc});
-    ProducerInliner inliner{rewriter, loc, fused};
-    Value element = inliner.at(s == 0 ? store.getKey() : store.getValue(),
-                               block->getArguments());
-    YieldOp::create(rewriter, loc, element);
-  }
+  Block *block = rewriter.createBlock(&op.getBody(), {}, {index, index, index},
+                                      {loc, loc, loc});
+  ProducerInliner inliner{rewriter, loc, fused};
+  Value key = inliner.at(store.getKey(), block->getArguments());
+  Value value = inliner.at(store.getValue(), block->getArguments());
+  YieldOp::create(rewriter, loc, ValueRange{key, value});
   rewriter.replaceOp(store, op.getResults());
   for (linalg::LinalgOp producer : producers)
     rewriter.eraseOp(producer);

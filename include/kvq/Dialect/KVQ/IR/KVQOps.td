@@ -9,6 +9,7 @@
 
 include "kvq/Dialect/KVQ/IR/KVQAttrs.td"
 include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -122,8 +123,8 @@ def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
                     "::mlir::ShapedType", "getActivationType">,
     InterfaceMethod<"The memrefs in stream order: slot_mapping, K source, "
                     "V source, K destination, V destination (the sources "
-                    "are null for kvq.fused_cache_store, whose regions "
-                    "compute K and V).",
+                    "are null for kvq.fused_cache_store, whose region "
+                    "computes K and V).",
                     "::std::array<::mlir::Value, 5>", "getStreamOperands">,
   ];
 }
@@ -308,30 +309,30 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
 
 def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
     AllTypesMatch<["key_cache", "value_cache"]>, RecursiveMemoryEffects]> {
-  let summary = "quantize K and V computed by regions into a layer's paged "
+  let summary = "quantize K and V computed by a region into a layer's paged "
                 "caches";
   let description = [{
     `kvq.cache_store` whose keys and values are not read from memory but
-    computed, element by element, by the `key` and `value` regions: the
+    computed, element by element, by its region: the
     store with its producers (the projection's epilogue, RoPE, any
     elementwise chain) fused in. `kvq-fuse-cache-producers` creates it from
     a tensor-form `kvq.cache_store` and the linalg ops that produce its K
     and V; the store's kernel then reads the producers' inputs and never
     writes K or V to memory.
 
-    Each region takes the token, KV head and element indices `(t, h, d)`
+    The region takes the token, KV head and element indices `(t, h, d)`
     (`index`, `t` in `[0, num_tokens)`, `h` in `[0, num_kv_heads)`, `d` in
     `[0, head_size)`, the sizes of `slot_mapping` and the caches) and
-    yields the activation at that position with `kvq.yield`: a float of the
-    type a `kvq.cache_store` would have taken (both regions the same
-    type). The regions read what they need from values defined above
-    (`tensor.extract`, after bufferization `memref.load`); they must not
+    yields the key and the value at that position with `kvq.yield`: two
+    floats of the type a `kvq.cache_store` would have taken (the same
+    type). It reads what it needs from values defined above
+    (`tensor.extract`, after bufferization `memref.load`) and must not
     write memory. The store then behaves exactly as `kvq.cache_store` of
-    the tensors the regions describe, bit for bit on every target: the same
-    quantization, the same padding rule (a token whose slot is negative is
-    skipped), the same lowering. A region may be evaluated any number of
-    times for a position, in any order, also for padding tokens (as the
-    producers it replaces were).
+    the tensors the region describes, bit for bit on every target: the
+    same quantization, the same padding rule (a token whose slot is
+    negative is skipped), the same lowering. The region may be evaluated
+    any number of times for a position, in any order, also for padding
+    tokens (as the producers it replaces were).
 
     Why a region, not tiling: the cache kernels are written by kvq (the
     quantization must be exact, the scatter is paged), one work item per
@@ -340,12 +341,14 @@ def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
     partner element). A scalar region is the smallest thing every lowering
     (CPU loops, NVVM, ROCDL) can inline at its own work item, and it is
     the body of the fused linalg ops themselves (as upstream elementwise
-    fusion inlines bodies).
+    fusion inlines bodies). One region for both streams, like a
+    `linalg.generic` with two outputs (which buffer deallocation accepts
+    without a RegionBranchOpInterface).
 
     Tensor form: with tensor caches and slots, the op returns the updated
-    caches and bufferizes in place like `kvq.cache_store`; the regions'
+    caches and bufferizes in place like `kvq.cache_store`; the region's
     `tensor.extract` ops bufferize to `memref.load`. The memref form's
-    regions must use no tensor.
+    region must use no tensor.
 
     Example (the store of RoPE'd keys, rotate-half form, f32 activations):
 
@@ -353,16 +356,12 @@ def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
     %kc1, %vc1 = kvq.fused_cache_store @model.layers.0
         into (%kc, %vc) at %slots
         : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
-        -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
-      key {
+        -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN> {
       ^bb0(%t: index, %h: index, %d: index):
         %x = tensor.extract %k[%t, %h, %d] : tensor<?x8x128xf32>
         ...
-        kvq.yield %y : f32
-      } value {
-      ^bb0(%t: index, %h: index, %d: index):
-        %x = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
-        kvq.yield %x : f32
+        %xv = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
+        kvq.yield %y, %xv : f32, f32
       }
     ```
   }];
@@ -372,11 +371,11 @@ def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
     Arg<KVQ_TensorOrMemRef, "paged value cache">:$value_cache,
     Arg<KVQ_SlotMapping, "slot of each token">:$slot_mapping);
   let results = (outs Variadic<AnyRankedTensor>:$results);
-  let regions = (region SizedRegion<1>:$key_body, SizedRegion<1>:$value_body);
+  let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $layer `into` `(` $key_cache `,` $value_cache `)` `at` $slot_mapping
     attr-dict `:` type($key_cache) `,` type($slot_mapping)
-    (`->` type($results)^)? `key` $key_body `value` $value_body
+    (`->` type($results)^)? $body
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
@@ -389,37 +388,35 @@ def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
     ::mlir::ShapedType getCacheType() {
       return ::llvm::cast<::mlir::ShapedType>(getKeyCache().getType());
     }
-    /// The type of the K and V the regions compute, as `kvq.cache_store`
+    /// The type of the K and V the region computes, as `kvq.cache_store`
     /// would take them: [num_tokens, num_kv_heads, head_size] of the
-    /// yielded type (null before the regions are verified), a memref with
+    /// yielded type (null before the region is verified), a memref with
     /// the identity layout in the memref form.
     ::mlir::ShapedType getActivationType();
-    /// slot_mapping, no K or V source (null: the regions compute them),
+    /// slot_mapping, no K or V source (null: the region computes them),
     /// the K and V caches.
     ::std::array<::mlir::Value, 5> getStreamOperands() {
       return {getSlotMapping(), nullptr, nullptr, getKeyCache(),
               getValueCache()};
     }
-    /// The region of stream `s` (0: key, 1: value).
-    ::mlir::Region &getStreamBody(unsigned s) {
-      return s == 0 ? getKeyBody() : getValueBody();
-    }
+    /// The region's terminator (null before verification).
+    YieldOp getYield();
   }];
 }
 
-def KVQ_YieldOp : KVQ_Op<"yield", [Pure, Terminator,
+def KVQ_YieldOp : KVQ_Op<"yield", [Pure, Terminator, ReturnLike,
                                    HasParent<"FusedCacheStoreOp">]> {
-  let summary = "the activation a kvq.fused_cache_store region computes";
+  let summary = "the key and value a kvq.fused_cache_store region computes";
   let description = [{
-    Ends a region of `kvq.fused_cache_store` with the K (or V) element at
-    the region's indices.
+    Ends the region of `kvq.fused_cache_store` with the K and the V element
+    at the region's indices.
 
     ```mlir
-    kvq.yield %x : bf16
+    kvq.yield %k, %v : bf16, bf16
     ```
   }];
-  let arguments = (ins AnyFloat:$value);
-  let assemblyFormat = "$value attr-dict `:` type($value)";
+  let arguments = (ins Variadic<AnyFloat>:$values);
+  let assemblyFormat = "$values attr-dict `:` type($values)";
 }
 
 //===----------------------------------------------------------------------===//

@@ -216,7 +216,7 @@ def KVQFuseCacheProducers
   let summary = "fuse the linalg ops that produce a store's K and V into it";
   let description = [{
     Rewrites each tensor-form `kvq.cache_store` whose K or V is computed by
-    fusible linalg ops into a `kvq.fused_cache_store` whose regions compute
+    fusible linalg ops into a `kvq.fused_cache_store` whose region computes
     K and V element by element from those ops' inputs, and erases the
     producers: the store's kernel reads the producers' inputs (the
     projection output, the cos / sin tables, the positions) and K and V are
@@ -256,7 +256,7 @@ def KVQFuseCacheProducers
     the kernel needs is the producer's value at any position, which is
     what the linalg body is; this pass inlines bodies as upstream
     elementwise fusion (`linalg::fuseElementwiseOps`) does, into the
-    store's regions.
+    store's region.
 
     ```mlir
     // Before: RoPE (a linalg.generic) writes K, the store reads it.
@@ -265,15 +265,12 @@ def KVQFuseCacheProducers
         into (%kc, %vc) at %slots : ...
     // After: the store computes K from %k_heads, %positions and the tables.
     %kc1, %vc1 = kvq.fused_cache_store @model.layers.0
-        into (%kc, %vc) at %slots : ... key {
+        into (%kc, %vc) at %slots : ... {
       ^bb0(%t: index, %h: index, %d: index):
         %x = tensor.extract %k_heads[%t, %h, %d] : tensor<?x8x128xf32>
         ...
-        kvq.yield %y : f32
-      } value {
-      ^bb0(%t: index, %h: index, %d: index):
-        %x = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
-        kvq.yield %x : f32
+        %xv = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
+        kvq.yield %y, %xv : f32, f32
       }
     ```
   }];
