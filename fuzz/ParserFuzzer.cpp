@@ -88,9 +88,9 @@ std::string print(ModuleOp module, bool generic) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   DialectRegistry registry;
-  registry.insert<kvq::KVQDialect, arith::ArithDialect, func::FuncDialect,
-                  memref::MemRefDialect, gpu::GPUDialect,
-                  tensor::TensorDialect>();
+  registry
+      .insert<kvq::KVQDialect, arith::ArithDialect, func::FuncDialect,
+              memref::MemRefDialect, gpu::GPUDialect, tensor::TensorDialect>();
   MLIRContext context(registry, MLIRContext::Threading::DISABLED);
 
   // The MLIR lexer relies on the NUL after the buffer that files and

@@ -35,9 +35,10 @@ m=$out/fused.mlir
     h=$((d / 2))
     a="8x${d}xbf16"; c="?x16x8x${d}xf8E4M3FN"
     cat <<MLIR
-func.func @store_d$d(%k: memref<?x$a>, %v: memref<?x$a>, %kc: memref<$c>, %vc: memref<$c>, %s: memref<?xi64>) {
-  kvq.cache_store @l_d$d (%k, %v) into (%kc, %vc) at %s : memref<?x$a>, memref<$c>, memref<?xi64>
-  return
+func.func @store_d$d(%k: tensor<?x$a>, %v: tensor<?x$a>, %kc: tensor<$c>, %vc: tensor<$c>, %s: tensor<?xi64>) -> (tensor<$c>, tensor<$c>) {
+  %kc1, %vc1 = kvq.cache_store @l_d$d (%k, %v) into (%kc, %vc) at %s
+      : tensor<?x$a>, tensor<$c>, tensor<?xi64> -> tensor<$c>, tensor<$c>
+  return %kc1, %vc1 : tensor<$c>, tensor<$c>
 }
 func.func @fused_d$d(%k: tensor<?x$a>, %v: tensor<?x$a>, %pos: tensor<?xi64>,
     %cos: tensor<4096x${h}xf32>, %sin: tensor<4096x${h}xf32>,

@@ -51,8 +51,13 @@ struct CacheSignature {
   Key key() const {
     unsigned flags = isStore | quantized << 1 | unsigned(quotient[0]) << 2 |
                      unsigned(quotient[1]) << 4;
-    return {flags,    types[0], types[1], types[2],
-            types[3], types[4], static_cast<Operation *>(fused)};
+    return {flags,
+            types[0],
+            types[1],
+            types[2],
+            types[3],
+            types[4],
+            static_cast<Operation *>(fused)};
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
   MemRefType cacheType() const { return isStore ? types[3] : types[1]; }
@@ -191,8 +196,8 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
     Value reciprocal = !divides || target.isGPU()
                            ? arith::DivFOp::create(b, loc, one, scale)
                            : Value();
-    plan.streams[s] = {operandArg(1 + s), operandArg(3 + s),
-                       scale, divides ? Value() : reciprocal, sig.quotient[s]};
+    plan.streams[s] = {operandArg(1 + s), operandArg(3 + s), scale,
+                       divides ? Value() : reciprocal, sig.quotient[s]};
     scalars.append({scale, reciprocal});
   }
   if (target.isGPU())

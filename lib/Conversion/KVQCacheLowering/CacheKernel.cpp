@@ -273,9 +273,10 @@ void mlir::kvq::buildCacheLaunch(OpBuilder &b, Location loc,
   std::array<KernelMemRef, 5> kernelMemRefs;
   for (auto [km, memref] : llvm::zip(kernelMemRefs, memrefs))
     km = KernelMemRef::split(b, loc, memref);
-  SmallVector<KernelMemRef> producerMemRefs = llvm::map_to_vector(
-      plan.producerOperands,
-      [&](Value value) { return KernelMemRef::split(b, loc, value); });
+  SmallVector<KernelMemRef> producerMemRefs =
+      llvm::map_to_vector(plan.producerOperands, [&](Value value) {
+        return KernelMemRef::split(b, loc, value);
+      });
   // All cache kernels of a module go to one gpu.module, so that a pipeline
   // produces one binary (one PTX / AMDGCN text) per module.
   auto launch = gpu::LaunchOp::create(

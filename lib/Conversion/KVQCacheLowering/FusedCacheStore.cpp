@@ -112,13 +112,14 @@ void mlir::kvq::setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
     }
     std::array<Value, 2> result;
     for (int s = 0; s < 2; ++s)
-      result[s] = width == 1 ? elements[s].front()
-                             : vector::FromElementsOp::create(
-                                   b, loc,
-                                   VectorType::get({width},
-                                                   elements[s].front().getType()),
-                                   elements[s])
-                                   .getResult();
+      result[s] =
+          width == 1
+              ? elements[s].front()
+              : vector::FromElementsOp::create(
+                    b, loc,
+                    VectorType::get({width}, elements[s].front().getType()),
+                    elements[s])
+                    .getResult();
     return result;
   };
 }

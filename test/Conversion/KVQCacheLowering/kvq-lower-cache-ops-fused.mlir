@@ -45,14 +45,19 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // the base buffers of what the region reads, then every dynamic size.
 // NVVM:      gpu.launch_func @kvq_cache_kernels::@kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fused_kernel
 // NVVM-SAME:   args(%{{.*}} : memref<i64>, %{{.*}} : memref<f8E4M3FN>, %{{.*}} : memref<f8E4M3FN>, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : f32, %{{.*}} : memref<bf16>, %{{.*}} : memref<i64>, %{{.*}} : memref<f32>, %{{.*}} : memref<f32>, %{{.*}} : memref<bf16>, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index)
+// The region's loads of the work item's own row chunk (K's x_d, V) are one
+// 16-byte vector load each, as the plain store's; the other loads (the
+// partner x_{d+-64}, position, cos, sin) are one per element.
 // NVVM:      gpu.func @kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fused_kernel(
-// NVVM-COUNT-2: memref.load %{{.*}} : memref<?x8x128xbf16>
+// NVVM:        %[[XROW:.*]] = vector.load %[[KM:.*]][%[[T:.*]], %[[H:.*]], %[[D:.*]]] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
+// NVVM:        %[[VROW:.*]] = vector.load %{{.*}}[%[[T]], %[[H]], %[[D]]] {alignment = 16 : i64} : memref<?x8x128xbf16>, vector<8xbf16>
+// NVVM-COUNT-8: memref.load %[[KM]][%[[T]], %[[H]], %{{.*}}] : memref<?x8x128xbf16>
 // NVVM:        vector.from_elements {{.*}} : vector<8xbf16>
 // NVVM:        vector.from_elements {{.*}} : vector<8xbf16>
 // NVVM:        nvvm.convert.f32x2.to.f8x2
 
 // ROCDL:     gpu.launch
-// ROCDL:       vector.from_elements {{.*}} : vector<8xbf16>
+// ROCDL-COUNT-2: vector.load {{.*}} : memref<?x8x128xbf16>, vector<8xbf16>
 // ROCDL:       vector.from_elements {{.*}} : vector<8xbf16>
 // ROCDL:       amdgpu.packed_trunc_2xfp8
 
@@ -61,6 +66,7 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // PTX:       .entry kvq_cache_store_bf16_f8E4M3FN_8x128_b16_fused_kernel(
 // PTX-COUNT-18: .param
 // PTX-NEXT:  {{^}})
+// PTX-COUNT-2: ld.global.v4.b32
 // PTX:       mul.rn.f32
 // PTX:       add.rn.f32
 // PTX:       cvt.rn.satfinite.e4m3x2.f32

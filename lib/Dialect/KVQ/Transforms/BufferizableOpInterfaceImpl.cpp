@@ -30,7 +30,8 @@ using namespace mlir::bufferization;
 static LogicalResult verifyInPlace(Operation *op, const AnalysisState &state) {
   auto dps = cast<DestinationStyleOpInterface>(op);
   for (OpOperand &init : dps.getDpsInitsMutable()) {
-    if (state.isInPlace(init))
+    // A memref-form op next to tensor code has nothing to bufferize.
+    if (!isa<TensorType>(init.get().getType()) || state.isInPlace(init))
       continue;
     return op->emitError()
            << "cannot bufferize '" << op->getName() << "' in place: "

@@ -145,9 +145,10 @@ Value ProducerInliner::at(Value tensor, ValueRange indices) {
       continue;
     }
     if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
-      SmallVector<Value> position = llvm::map_to_vector(
-          extract.getIndices(),
-          [&](Value index) { return mapping.lookupOrDefault(index); });
+      SmallVector<Value> position =
+          llvm::map_to_vector(extract.getIndices(), [&](Value index) {
+            return mapping.lookupOrDefault(index);
+          });
       mapping.map(extract.getResult(),
                   at(mapping.lookupOrDefault(extract.getTensor()), position));
       continue;
@@ -159,8 +160,7 @@ Value ProducerInliner::at(Value tensor, ValueRange indices) {
 }
 
 FailureOr<FusedCacheStoreOp>
-mlir::kvq::fuseCacheStoreProducers(RewriterBase &rewriter,
-                                   CacheStoreOp store) {
+mlir::kvq::fuseCacheStoreProducers(RewriterBase &rewriter, CacheStoreOp store) {
   if (!isa<TensorType>(store.getKeyCache().getType()))
     return failure();
   SmallVector<linalg::LinalgOp> producers = collectFusedProducers(store);
@@ -212,8 +212,8 @@ struct KVQFuseCacheProducersPass final
     GreedyRewriteConfig config;
     config.enableFolding(false).enableConstantCSE(false);
     config.setRegionSimplificationLevel(GreedySimplifyRegionLevel::Disabled);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config)))
+    if (failed(
+            applyPatternsGreedily(getOperation(), std::move(patterns), config)))
       signalPassFailure();
   }
 };
