@@ -37,8 +37,8 @@ using namespace mlir::kvq;
 /// Whether the store can absorb `op`, its uses aside: a linalg op on
 /// tensors with only parallel loops and one result whose indexing map is a
 /// permutation (so each result element is the body at one loop point),
-/// whose body has no regions, only reads memory and does not read the
-/// output.
+/// indexing maps without symbols or non-constant divisors, and a body that
+/// has no regions, only reads memory and does not read the output.
 static bool isFusibleProducer(linalg::LinalgOp op) {
   if (!op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
       op.getNumDpsInits() != 1 || op.getNumParallelLoops() != op.getNumLoops())
@@ -46,6 +46,12 @@ static bool isFusibleProducer(linalg::LinalgOp op) {
   if (!op.getIndexingMapMatchingResult(cast<OpResult>(op->getResult(0)))
            .isPermutation())
     return false;
+  // Maps the pass can expand to arith: no symbols, constant divisors.
+  for (AffineMap map : op.getIndexingMapsArray())
+    if (map.getNumSymbols() != 0 ||
+        !llvm::all_of(map.getResults(),
+                      [](AffineExpr e) { return e.isPureAffine(); }))
+      return false;
   Block *body = op.getBlock();
   if (!body || op.payloadUsesValueFromOperand(op.getDpsInitOperand(0)))
     return false;

@@ -231,7 +231,8 @@ def KVQFuseCacheProducers
     `linalg.index`, as a gather) and does not read its output, and whose
     result is used only by the store or by other producers being fused.
     Its value at `(t, h, d)` is its body at the loop indices of that
-    position, with each input read at its indexing map (any affine map:
+    position, with each input read at its indexing map (any affine map
+    without symbols whose divisors are constants:
     `(d + 64) mod 128` for rotate-half RoPE, `d + 1 - 2 * (d mod 2)` for
     interleaved pairs) and each `tensor.extract` of another fused
     producer's result replaced by that producer's value there, recursively:
