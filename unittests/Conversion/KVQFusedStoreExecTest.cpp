@@ -26,6 +26,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
 #include "kvq/Conversion/Passes.h"
 #include "kvq/Dialect/KVQ/IR/KVQOps.h"
 #include "kvq/Dialect/KVQ/Transforms/Passes.h"
@@ -46,13 +47,22 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <numeric>
 #include <random>
 #include <string>
@@ -249,10 +259,10 @@ protected:
     context.disableMultithreading();
   }
 
-  /// kModule through the pipeline of docs/ModelCompilers.md, with or
-  /// without kvq-fuse-cache-producers, JIT-compiled; `fusedStores` counts
-  /// the kvq.fused_cache_store ops before the lowering.
-  std::unique_ptr<ExecutionEngine> compile(bool fuse, int &fusedStores) {
+  /// kModule through the pipeline of docs/ModelCompilers.md up to the
+  /// lowering, with or without kvq-fuse-cache-producers, the steps public;
+  /// `fusedStores` counts the kvq.fused_cache_store ops.
+  OwningOpRef<ModuleOp> prepare(bool fuse, int &fusedStores) {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(kModule, &context);
     if (!module) {
@@ -287,6 +297,14 @@ protected:
       func.setPublic();
       func->setAttr("llvm.emit_c_interface", UnitAttr::get(&context));
     }
+    return module;
+  }
+
+  /// prepare() lowered with kvq-to-llvm and JIT-compiled.
+  std::unique_ptr<ExecutionEngine> compile(bool fuse, int &fusedStores) {
+    OwningOpRef<ModuleOp> module = prepare(fuse, fusedStores);
+    if (!module)
+      return nullptr;
     PassManager lower(&context);
     kvq::buildKVQToLLVMPipeline(lower);
     if (failed(lower.run(*module))) {
@@ -304,6 +322,62 @@ protected:
   MLIRContext context;
 };
 
+/// The inputs of every step: K and V one row of every bf16 pattern, random
+/// positions, slots (4 of them -1), RoPE tables, gains and biases.
+struct Inputs {
+  Inputs()
+      : x(kTokens * kHeads * kHeadSize), positions(kTokens), slots(kTokens),
+        cosT(kMaxPos * kHalf), sinT(kMaxPos * kHalf), gain(x.size()),
+        bias(kHeads * kHeadSize) {
+    std::iota(x.begin(), x.end(), uint16_t(0));
+    std::mt19937 rng(16);
+    std::vector<int64_t> freeSlots(kBlocks * kBlockSize);
+    std::iota(freeSlots.begin(), freeSlots.end(), 0);
+    std::shuffle(freeSlots.begin(), freeSlots.end(), rng);
+    for (int64_t t = 0; t < kTokens; ++t) {
+      positions[t] =
+          std::uniform_int_distribution<int64_t>(0, kMaxPos - 1)(rng);
+      slots[t] = t % 16 == 5 ? -1 : freeSlots[t]; // 4 padding tokens
+    }
+    for (int64_t pos = 0; pos < kMaxPos; ++pos)
+      for (int64_t i = 0; i < kHalf; ++i) {
+        double angle = double(pos) * std::pow(10000.0, -2.0 * i / kHeadSize);
+        cosT[pos * kHalf + i] = float(std::cos(angle));
+        sinT[pos * kHalf + i] = float(std::sin(angle));
+      }
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    for (float &g : gain)
+      g = uniform(rng);
+    for (float &b : bias)
+      b = uniform(rng);
+  }
+  std::vector<uint16_t> x;
+  std::vector<int64_t> positions, slots;
+  std::vector<float> cosT, sinT, gain, bias;
+};
+
+constexpr int64_t kCacheBytes = kBlocks * kBlockSize * kHeads * kHeadSize;
+
+/// The K and V caches (poisoned with 0xA5 first) after step `name`.
+std::array<std::vector<uint8_t>, 2>
+runStep(ExecutionEngine &engine, const char *name, const Inputs &in) {
+  Buffer<3> xBuf(bytesOf(in.x), {kTokens, kHeads, kHeadSize});
+  Buffer<1> posBuf(bytesOf(in.positions), {kTokens});
+  Buffer<2> cosBuf(bytesOf(in.cosT), {kMaxPos, kHalf});
+  Buffer<2> sinBuf(bytesOf(in.sinT), {kMaxPos, kHalf});
+  Buffer<3> gainBuf(bytesOf(in.gain), {kTokens, kHeads, kHeadSize});
+  Buffer<2> biasBuf(bytesOf(in.bias), {kHeads, kHeadSize});
+  Buffer<1> slotBuf(bytesOf(in.slots), {kTokens});
+  std::array<int64_t, 4> shape = {kBlocks, kBlockSize, kHeads, kHeadSize};
+  Buffer<4> kcBuf(std::vector<uint8_t>(kCacheBytes, 0xA5), shape);
+  Buffer<4> vcBuf(std::vector<uint8_t>(kCacheBytes, 0xA5), shape);
+  llvm::Error error = engine.invoke(
+      name, xBuf.ptr(), posBuf.ptr(), cosBuf.ptr(), sinBuf.ptr(), gainBuf.ptr(),
+      biasBuf.ptr(), slotBuf.ptr(), kcBuf.ptr(), vcBuf.ptr());
+  EXPECT_FALSE(bool(error)) << llvm::toString(std::move(error));
+  return {kcBuf.bytes, vcBuf.bytes};
+}
+
 TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
   int unfusedCount = -1, fusedCount = -1;
   std::unique_ptr<ExecutionEngine> unfused = compile(false, unfusedCount);
@@ -312,61 +386,15 @@ TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
   EXPECT_EQ(unfusedCount, 0);
   EXPECT_EQ(fusedCount, 3) << "every step's store must be fused";
 
-  // Every bf16 pattern once, in order.
-  std::vector<uint16_t> x(kTokens * kHeads * kHeadSize);
-  std::iota(x.begin(), x.end(), uint16_t(0));
-  std::mt19937 rng(16);
-  std::vector<int64_t> positions(kTokens), slots(kTokens);
-  std::vector<int64_t> freeSlots(kBlocks * kBlockSize);
-  std::iota(freeSlots.begin(), freeSlots.end(), 0);
-  std::shuffle(freeSlots.begin(), freeSlots.end(), rng);
-  for (int64_t t = 0; t < kTokens; ++t) {
-    positions[t] = std::uniform_int_distribution<int64_t>(0, kMaxPos - 1)(rng);
-    slots[t] = t % 16 == 5 ? -1 : freeSlots[t]; // 4 padding tokens
-  }
-  std::vector<float> cosT(kMaxPos * kHalf), sinT(kMaxPos * kHalf);
-  for (int64_t pos = 0; pos < kMaxPos; ++pos)
-    for (int64_t i = 0; i < kHalf; ++i) {
-      double angle = double(pos) * std::pow(10000.0, -2.0 * i / kHeadSize);
-      cosT[pos * kHalf + i] = float(std::cos(angle));
-      sinT[pos * kHalf + i] = float(std::sin(angle));
-    }
-  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
-  std::vector<float> gain(x.size()), bias(kHeads * kHeadSize);
-  for (float &g : gain)
-    g = uniform(rng);
-  for (float &b : bias)
-    b = uniform(rng);
-
-  const int64_t cacheBytes = kBlocks * kBlockSize * kHeads * kHeadSize;
+  const Inputs in;
   for (const char *name : kFunctions) {
     SCOPED_TRACE(name);
-    std::vector<uint8_t> caches[2][2]; // [fused][K, V]
-    for (int f = 0; f < 2; ++f) {
-      Buffer<3> xBuf(bytesOf(x), {kTokens, kHeads, kHeadSize});
-      Buffer<1> posBuf(bytesOf(positions), {kTokens});
-      Buffer<2> cosBuf(bytesOf(cosT), {kMaxPos, kHalf});
-      Buffer<2> sinBuf(bytesOf(sinT), {kMaxPos, kHalf});
-      Buffer<3> gainBuf(bytesOf(gain), {kTokens, kHeads, kHeadSize});
-      Buffer<2> biasBuf(bytesOf(bias), {kHeads, kHeadSize});
-      Buffer<1> slotBuf(bytesOf(slots), {kTokens});
-      // Poisoned: rows of padding tokens and unused slots keep 0xA5.
-      std::array<int64_t, 4> shape = {kBlocks, kBlockSize, kHeads, kHeadSize};
-      Buffer<4> kcBuf(std::vector<uint8_t>(cacheBytes, 0xA5), shape);
-      Buffer<4> vcBuf(std::vector<uint8_t>(cacheBytes, 0xA5), shape);
-      ExecutionEngine &engine = f ? *fused : *unfused;
-      llvm::Error error =
-          engine.invoke(name, xBuf.ptr(), posBuf.ptr(), cosBuf.ptr(),
-                        sinBuf.ptr(), gainBuf.ptr(), biasBuf.ptr(),
-                        slotBuf.ptr(), kcBuf.ptr(), vcBuf.ptr());
-      ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
-      caches[f][0] = kcBuf.bytes;
-      caches[f][1] = vcBuf.bytes;
-    }
+    std::array<std::vector<uint8_t>, 2> caches[2] = {
+        runStep(*unfused, name, in), runStep(*fused, name, in)};
     for (int s = 0; s < 2; ++s) {
       int64_t mismatches = 0, written = 0;
       std::string first;
-      for (int64_t i = 0; i < cacheBytes; ++i) {
+      for (int64_t i = 0; i < kCacheBytes; ++i) {
         written += caches[0][s][i] != 0xA5;
         if (caches[0][s][i] == caches[1][s][i])
           continue;
@@ -379,6 +407,142 @@ TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
       // 60 tokens x 1024 bytes written: some bytes happen to be 0xA5.
       EXPECT_GT(written, 60 * 1024 * 9 / 10) << (s ? "V" : "K");
     }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// The GPU form (test/Integration/GPU/CUDA)
+//===----------------------------------------------------------------------===//
+
+/// The steps of the GPU checks: rope_gptj computes cos / sin with math.cos
+/// and math.sin, which NVVM lowers to libdevice calls kvq's pipeline does
+/// not link.
+const char *const kGPUFunctions[] = {"rope_neox", "chain_store"};
+
+/// The memref arguments of every step, as the plan's buffer names.
+const char *const kArgNames[] = {"x",    "pos",   "cos", "sin", "gain",
+                                 "bias", "slots", "kc",  "vc"};
+
+/// The GPU form cannot run here. KVQ_FUSED_GPU_WRITE=<out>/fused (set by
+/// prepare-gpu-checks.sh) writes the fused, bufferized steps
+/// (kernels.mlir, which the script lowers to kernels.ptx for sm_90), their
+/// inputs (in/), plan.txt for kvq-launch and manifest.txt; the kernels'
+/// parameters are read off the lowered IR (docs/KernelABI.md,
+/// "kvq.fused_cache_store"). GPUDumpsMatchCPU compares what the GPU wrote.
+TEST_F(KVQFusedStoreExecTest, WriteGPUChecks) {
+  const char *dir = std::getenv("KVQ_FUSED_GPU_WRITE");
+  if (!dir)
+    GTEST_SKIP() << "set KVQ_FUSED_GPU_WRITE to write the GPU checks";
+  const std::string out = dir;
+  const std::string config = llvm::sys::path::filename(out).str();
+  ASSERT_FALSE(llvm::sys::fs::create_directories(out + "/in"));
+  int fusedStores = 0;
+  OwningOpRef<ModuleOp> module = prepare(/*fuse=*/true, fusedStores);
+  ASSERT_TRUE(module);
+  // Only the GPU steps.
+  for (const char *name : kFunctions)
+    if (!llvm::is_contained(kGPUFunctions, StringRef(name)))
+      module->lookupSymbol<func::FuncOp>(name).erase();
+  {
+    std::ofstream mlir(out + "/kernels.mlir");
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    module->print(os);
+    mlir << text;
+    ASSERT_TRUE(mlir.good());
+  }
+  // The region operands of each fused store, as argument names, before the
+  // lowering erases the stores; the kernel each step calls after it.
+  std::map<std::string, std::vector<std::string>> operands;
+  for (const char *name : kGPUFunctions) {
+    auto func = module->lookupSymbol<func::FuncOp>(name);
+    func.walk([&](kvq::FusedCacheStoreOp op) {
+      for (Value value : kvq::getFusedStoreOperands(op)) {
+        auto arg = dyn_cast<BlockArgument>(value);
+        ASSERT_TRUE(arg && arg.getOwner() == &func.getBody().front())
+            << name << ": the region reads a value other than an argument";
+        operands[name].push_back(kArgNames[arg.getArgNumber()]);
+      }
+    });
+  }
+  PassManager lower(&context);
+  kvq::KVQLowerCacheOpsOptions options;
+  options.target = "nvvm";
+  options.chip = "sm_90";
+  lower.addPass(kvq::createKVQLowerCacheOps(options));
+  ASSERT_TRUE(succeeded(lower.run(*module)));
+  const Inputs in;
+  auto write = [&](const std::string &file, const std::vector<uint8_t> &b) {
+    std::ofstream f(out + "/in/" + file, std::ios::binary);
+    f.write(reinterpret_cast<const char *>(b.data()), b.size());
+    ASSERT_TRUE(f.good());
+  };
+  write("x.bin", bytesOf(in.x));
+  write("pos.bin", bytesOf(in.positions));
+  write("cos.bin", bytesOf(in.cosT));
+  write("sin.bin", bytesOf(in.sinT));
+  write("gain.bin", bytesOf(in.gain));
+  write("bias.bin", bytesOf(in.bias));
+  write("slots.bin", bytesOf(in.slots));
+  std::ofstream plan(out + "/plan.txt"), manifest(out + "/manifest.txt");
+  plan << "module " << config << "/kernels.ptx\n";
+  auto file = [&](const char *n) { return " file:" + config + "/in/" + n; };
+  plan << "buffer x 2 64x8x128" << file("x.bin") << "\n"
+       << "buffer pos 8 64" << file("pos.bin") << "\n"
+       << "buffer cos 4 4096x64" << file("cos.bin") << "\n"
+       << "buffer sin 4 4096x64" << file("sin.bin") << "\n"
+       << "buffer gain 4 64x8x128" << file("gain.bin") << "\n"
+       << "buffer bias 4 8x128" << file("bias.bin") << "\n"
+       << "buffer slots 8 64" << file("slots.bin") << "\n";
+  for (const char *name : kGPUFunctions) {
+    std::string callee;
+    module->lookupSymbol<func::FuncOp>(name).walk(
+        [&](func::CallOp call) { callee = call.getCallee().str(); });
+    ASSERT_FALSE(callee.empty()) << name;
+    const std::string kc = std::string("kc_") + name;
+    const std::string vc = std::string("vc_") + name;
+    plan << "buffer " << kc << " 1 8x16x8x128 fill:a5\n"
+         << "buffer " << vc << " 1 8x16x8x128 fill:a5\n";
+    // 64 tokens x 8 heads x 128 / 8 elements per item / 128 threads;
+    // every size is static: no size parameters.
+    plan << "launch " << callee << "_kernel 64 128 slots " << kc << " " << vc
+         << " scale:0.05 scale:0.07";
+    for (const std::string &operand : operands[name])
+      plan << " " << operand;
+    plan << "\n";
+    plan << "dump " << kc << " dumps-" << config << "/" << name << ".k\n"
+         << "dump " << vc << " dumps-" << config << "/" << name << ".v\n";
+    manifest << name << "\n";
+  }
+  ASSERT_TRUE(plan.good() && manifest.good());
+}
+
+/// KVQ_FUSED_GPU_DUMPS=<dumps-fused> (from run-gpu-checks.sh): the caches
+/// the GPU's fused stores wrote equal the CPU's, byte for byte.
+TEST_F(KVQFusedStoreExecTest, GPUDumpsMatchCPU) {
+  const char *dir = std::getenv("KVQ_FUSED_GPU_DUMPS");
+  if (!dir)
+    GTEST_SKIP() << "set KVQ_FUSED_GPU_DUMPS to check the GPU's caches";
+  int fusedStores = 0;
+  std::unique_ptr<ExecutionEngine> engine = compile(true, fusedStores);
+  ASSERT_TRUE(engine);
+  const Inputs in;
+  for (const char *name : kGPUFunctions) {
+    SCOPED_TRACE(name);
+    std::array<std::vector<uint8_t>, 2> cpu = runStep(*engine, name, in);
+    for (int s = 0; s < 2; ++s) {
+      std::string path = std::string(dir) + "/" + name + (s ? ".v" : ".k");
+      std::ifstream f(path, std::ios::binary);
+      std::vector<uint8_t> gpu((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
+      ASSERT_EQ(gpu.size(), cpu[s].size()) << path;
+      int64_t mismatches = 0;
+      for (size_t i = 0; i < gpu.size(); ++i)
+        mismatches += gpu[i] != cpu[s][i];
+      EXPECT_EQ(mismatches, 0) << path;
+    }
+    std::printf("[ kvq      ] %s: %zu + %zu cache bytes, GPU = CPU\n", name,
+                cpu[0].size(), cpu[1].size());
   }
 }
 
