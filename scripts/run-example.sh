@@ -10,7 +10,13 @@
 #      (OCP fp8) and gfx942 (FNUZ fp8, scales doubled), and counts the fp8
 #      conversion instructions in each;
 #   3. folds a decode step (store, then attend) and lowers it for the CPU,
-#      to PTX for sm_90 and to AMDGCN for gfx950.
+#      to PTX for sm_90 and to AMDGCN for gfx950;
+#   4. for examples/llama-tiny-attn-head (4 layers, 4 KV heads, a
+#      compressed-tensors attn_head checkpoint: one scale per head), folds
+#      the per-head scales for rank 1 of tp-size 2 (2 heads a rank) and
+#      rank 5 of tp-size 8 (each head replicated on 2 ranks) and lowers
+#      both to PTX for sm_90, tp-size 2 also to AMDGCN for gfx950 and for
+#      the CPU.
 # Outputs land in build/example/.
 #
 #   bash scripts/run-example.sh
@@ -66,6 +72,21 @@ run "$kvq" "$ex/decode-step.mlir" --mlir-print-op-on-diagnostic=false \
   --kvq-fold-scales="summary=false" --kvq-to-amdgcn=chip=gfx950 \
   --kvq-write-isa="output=$out/decode-step.gfx950.s" -o /dev/null
 
+# Per-head scales, sharded for one tensor-parallel rank at compile time.
+heads=examples/llama-tiny-attn-head
+for tp in 2:1 8:5; do
+  run "$kvq" "$heads/model-tp${tp%:*}.mlir" --mlir-print-op-on-diagnostic=false \
+    --kvq-import-checkpoint="checkpoint=$heads" \
+    --kvq-fold-scales="tp-size=${tp%:*} tp-rank=${tp#*:} report=-" \
+    -o "$out/folded-attn-head-tp${tp%:*}.mlir"
+  run "$kvq" "$out/folded-attn-head-tp${tp%:*}.mlir" --kvq-to-ptx=chip=sm_90 \
+    --kvq-write-isa="output=$out/attn-head-tp${tp%:*}.sm_90.ptx" -o /dev/null
+done
+run "$kvq" "$out/folded-attn-head-tp2.mlir" --kvq-to-amdgcn=chip=gfx950 \
+  --kvq-write-isa="output=$out/attn-head-tp2.gfx950.s" -o /dev/null
+run "$kvq" "$out/folded-attn-head-tp2.mlir" --kvq-to-llvm \
+  -o "$out/attn-head-tp2.llvm.mlir"
+
 count() { grep -c -- "$2" "$1" || true; }
 echo
 echo "== generated code ($out) =="
@@ -91,3 +112,17 @@ printf '%-26s %5s kernels (%s attention), %4s x v_exp_f32, %4s x v_cvt_*pk_f32_f
   "$(count "$out/decode-step.gfx950.s" '^\s*\.amdhsa_kernel kvq_paged_attention')" \
   "$(count "$out/decode-step.gfx950.s" 'v_exp_f32')" \
   "$(count "$out/decode-step.gfx950.s" 'v_cvt_.*pk_f32_fp8')"
+for tp in 2 8; do
+  printf '%-26s %5s kernels (%s per-head), %4s x cvt.rn.satfinite.e4m3x2.f32, %4s x cvt.rn.f16x2.e4m3x2\n' \
+    "attn-head-tp$tp.sm_90.ptx" "$(count "$out/attn-head-tp$tp.sm_90.ptx" '^\.visible \.entry')" \
+    "$(count "$out/attn-head-tp$tp.sm_90.ptx" '^\.visible \.entry .*_per_head')" \
+    "$(count "$out/attn-head-tp$tp.sm_90.ptx" 'cvt.rn.satfinite.e4m3x2.f32')" \
+    "$(count "$out/attn-head-tp$tp.sm_90.ptx" 'cvt.rn.f16x2.e4m3x2')"
+done
+printf '%-26s %5s kernels (%s per-head), %4s x v_cvt_*pk_fp8_f32, %4s x v_cvt_*pk_f32_fp8\n' \
+  attn-head-tp2.gfx950.s "$(count "$out/attn-head-tp2.gfx950.s" '^\s*\.amdhsa_kernel ')" \
+  "$(count "$out/attn-head-tp2.gfx950.s" '^\s*\.amdhsa_kernel .*_per_head')" \
+  "$(count "$out/attn-head-tp2.gfx950.s" 'v_cvt_.*pk_fp8_f32')" \
+  "$(count "$out/attn-head-tp2.gfx950.s" 'v_cvt_.*pk_f32_fp8')"
+printf '%-26s %5s per-head cache function(s) for 4 layers (CPU)\n' \
+  attn-head-tp2.llvm.mlir "$(count "$out/attn-head-tp2.llvm.mlir" 'llvm.func @kvq_cache_.*_per_head')"

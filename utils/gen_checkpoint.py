@@ -15,6 +15,11 @@ is byte-for-byte reproducible.
           compressed-tensors/model.safetensors   llm-compressor names
           modelopt/model-0000{1,2}-of-00002.safetensors + index.json
           quark/model.safetensors                AMD Quark names
+    python3 utils/gen_checkpoint.py --attn-head-out examples/llama-tiny-attn-head
+        the checked-in per-head example: a 4-layer model with 4 KV heads
+        and 16 attention heads, quantized by llm-compressor with the
+        compressed-tensors kv_cache_scheme strategy attn_head (one scale per
+        head, in bf16): model.safetensors and config.json
     python3 utils/gen_checkpoint.py --out /tmp/big --layers 10000 \\
         --formats compressed-tensors
         a large model for benchmarks
@@ -171,6 +176,68 @@ def quark_tensors(layer):
 METADATA = {"format": "pt"}
 
 
+# ---- the per-head (attn_head) example -----------------------------------------
+
+ATTN_HEAD_LAYERS, KV_HEADS, ATTN_HEADS = 4, 4, 16
+
+
+def head_scale(layer, field, head):
+    """The scale of one head: the layer's amax / 448 (scale()), spread
+    over the heads (K grows with the head index, V shrinks, Q varies within
+    each group of query heads), so that every head has its own value."""
+    factor = {"k": 1.0 + head / 4.0,
+              "v": 1.0 + (KV_HEADS - 1 - head) / 4.0,
+              "q": 1.0 + (head % 5) / 8.0}[field]
+    return scale(layer, field) * factor
+
+
+def attn_head_tensors(layer):
+    """llm-compressor's attn_head tensors, in the model dtype (bf16): k and
+    v [num_kv_heads, 1, 1], q [num_attention_heads, 1, 1]."""
+    p = "model.layers.%d.self_attn." % layer
+    heads = {"k": KV_HEADS, "v": KV_HEADS, "q": ATTN_HEADS}
+    tensors = [(p + "k_proj.weight", "BF16", [4, 4], dummy_weight(layer))]
+    for field in ("q", "k", "v"):
+        n = heads[field]
+        tensors.append((p + field + "_scale", "BF16", [n, 1, 1],
+                        [head_scale(layer, field, h) for h in range(n)]))
+    return tensors
+
+
+def attn_head_config():
+    """config.json as a compressed-tensors export has it (the fields kvq
+    reads: num_key_value_heads and quantization_config.kv_cache_scheme)."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "head_dim": 128,
+        "model_type": "llama",
+        "num_attention_heads": ATTN_HEADS,
+        "num_hidden_layers": ATTN_HEAD_LAYERS,
+        "num_key_value_heads": KV_HEADS,
+        "quantization_config": {
+            "format": "float-quantized",
+            "kv_cache_scheme": {
+                "dynamic": False,
+                "num_bits": 8,
+                "observer": "minmax",
+                "strategy": "attn_head",
+                "symmetric": True,
+                "type": "float",
+            },
+            "quant_method": "compressed-tensors",
+        },
+        "torch_dtype": "bfloat16",
+    }
+
+
+def write_attn_head_example(out):
+    os.makedirs(out, exist_ok=True)
+    tensors = [t for layer in range(ATTN_HEAD_LAYERS) for t in attn_head_tensors(layer)]
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors, METADATA)
+    with open(os.path.join(out, "config.json"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(json.dumps(attn_head_config(), indent=2, sort_keys=True) + "\n")
+
+
 def write_single(out, layers, make):
     os.makedirs(out, exist_ok=True)
     tensors = [t for layer in range(layers) for t in make(layer)]
@@ -280,9 +347,13 @@ def main():
     parser.add_argument("--formats", default=",".join(FORMATS),
                         help="comma-separated subset of: " + ", ".join(FORMATS))
     parser.add_argument("--fuzz-corpus", help="directory for the fuzzers' seed corpus")
+    parser.add_argument("--attn-head-out",
+                        help="directory for the per-head (attn_head) example checkpoint")
     args = parser.parse_args()
-    if not args.out and not args.fuzz_corpus:
-        parser.error("nothing to do: give --out and/or --fuzz-corpus")
+    if not args.out and not args.fuzz_corpus and not args.attn_head_out:
+        parser.error("nothing to do: give --out, --attn-head-out and/or --fuzz-corpus")
+    if args.attn_head_out:
+        write_attn_head_example(args.attn_head_out)
     if args.out:
         for name in args.formats.split(","):
             if name not in FORMATS:

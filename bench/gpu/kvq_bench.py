@@ -271,24 +271,36 @@ ELEMS_PER_ITEM = 8
 ITEMS_PER_THREAD = {"store": 1, "load": 2}
 
 
+def scale_pairs(scales):
+    """s, RN(1/s) of each scale (an IEEE f32 division, as kvq's host code
+    computes it), the kernel ABI's f32 parameters of a stream."""
+    out = []
+    for s in scales:
+        s = np.float32(s)
+        out += [float(s), float(np.float32(1) / s)]
+    return out
+
+
 class Launch:
     """One launch of a kvq kernel with its parameters packed once: the five
     memrefs' pointers (contiguous tensors, 16-byte aligned), the f32 scales
     (SK, RN(1/SK), SV, RN(1/SV)), the five memrefs' leading sizes."""
 
-    def __init__(self, module, name, tensors, grid=None):
+    def __init__(self, module, name, tensors, grid=None, scales=None):
+        """scales: the f32 parameters after the pointers (default the
+        model's pair per stream; heads_bench.py passes each head's pair of
+        a per-head kernel, or none for a kernel with the scales built in)."""
         self.fn, self.regs, self.occ = module.fn(name)
         assert len(tensors) == 5
         for t in tensors:
             assert t.is_contiguous() and t.data_ptr() % 16 == 0
         self.ptr_vals = (ctypes.c_uint64 * 5)(*[t.data_ptr() for t in tensors])
-        f32 = lambda x: float(np.float32(x))
-        self.scales = (ctypes.c_float * 4)(
-            SK, f32(np.float32(1) / np.float32(SK)),
-            SV, f32(np.float32(1) / np.float32(SV)))
+        if scales is None:
+            scales = scale_pairs([SK]) + scale_pairs([SV])
+        self.scales = (ctypes.c_float * max(1, len(scales)))(*scales)
         self.sizes = (ctypes.c_int64 * 5)(*[t.shape[0] for t in tensors])
         ptrs = [ctypes.addressof(self.ptr_vals) + 8 * i for i in range(5)]
-        ptrs += [ctypes.addressof(self.scales) + 4 * i for i in range(4)]
+        ptrs += [ctypes.addressof(self.scales) + 4 * i for i in range(len(scales))]
         ptrs += [ctypes.addressof(self.sizes) + 8 * i for i in range(5)]
         self.ptrs = (c_void_p * len(ptrs))(*ptrs)
         self.tpb = module.tpb

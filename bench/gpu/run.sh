@@ -11,6 +11,9 @@
 #   sass.txt          ptxas -v resource report and cuobjdump -sass of each PTX
 #   kvq_bench.log     kvq_bench.py: correctness, then timing of every PTX
 #   kvq_results.json  its numbers
+#   heads_bench.log, heads_results.json  heads_bench.py: per-head against
+#                     per-tensor scales (and scales as constants), T = 32768
+#                     and 4096
 #   torch_baseline.log  torch_baseline.py (copy of ../shared/bench/) at
 #                     T = 32768, 4096, 256 (eager and torch.compile)
 #   ncu.txt           Nsight Compute on the D=128 kernels (T = 32768, 4096)
@@ -47,9 +50,13 @@ for p in ptx/*.ptx; do
 done > "$OUT/sass.txt" 2>&1
 echo "sass.txt: $(grep -c '' "$OUT/sass.txt") lines"
 
-timeout "$(left 200)" python3 kvq_bench.py 2>&1 | tee "$OUT/kvq_bench.log"
+timeout "$(left 260)" python3 kvq_bench.py 2>&1 | tee "$OUT/kvq_bench.log"
 rc=$?
 echo "kvq_bench.py exit $rc after ${SECONDS}s"
+
+# Per-head scales against per-tensor ones (ptx/heads*.ptx), same process.
+timeout "$(left 200)" python3 heads_bench.py 2>&1 | tee "$OUT/heads_bench.log" | tail -8
+echo "heads_bench.py exit ${PIPESTATUS[0]} after ${SECONDS}s"
 
 # Nsight Compute on the default kernels (real clocks; a few sections).
 timeout "$(left 170)" ncu --clock-control none --target-processes all \

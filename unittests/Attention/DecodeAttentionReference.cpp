@@ -389,6 +389,13 @@ std::string mlir::kvq::test::validateProblem(const DecodeAttentionProblem &p) {
   if (!std::isfinite(p.kScale) || !std::isfinite(p.vScale) ||
       !std::isfinite(p.softmaxScale))
     return "a scale is not finite";
+  for (const std::vector<float> *heads : {&p.kHeadScales, &p.vHeadScales}) {
+    if (!heads->empty() && heads->size() != size_t(p.numKVHeads))
+      return "per-head scales are not one per KV head";
+    for (float s : *heads)
+      if (!std::isfinite(s))
+        return "a scale is not finite";
+  }
   for (size_t i = 0; i < p.query.size(); ++i)
     if (!std::isfinite(p.query[i]) ||
         roundToType(p.query[i], p.type) != double(p.query[i])) {
@@ -499,10 +506,6 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
   const std::vector<double> &table = getCodeTable(p.cacheFormat);
   const TypeParams out = getTypeParams(p.type);
   const double inf = std::numeric_limits<double>::infinity();
-  // sigma is exact in double (and long double): a product of two floats.
-  const double sigma = double(p.softmaxScale) * double(p.kScale);
-  const long double sigmaL = sigma;
-  const double vScaleAbs = std::fabs(double(p.vScale));
   // Step 7: long double with the platform's unit roundoff.
   const ArithmeticModel refModel{
       std::numeric_limits<long double>::epsilon() / 2, 0.0, 0x1p-60, 0};
@@ -520,6 +523,11 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
       continue; // zeros, exactly
     for (int64_t h = 0; h < p.numHeads; ++h) {
       const int64_t g = h / group;
+      // sigma is exact in double (and long double): a product of two
+      // floats.
+      const double sigma = double(p.softmaxScale) * double(p.kScaleOf(g));
+      const long double sigmaL = sigma;
+      const double vScale = p.vScaleOf(g), vScaleAbs = std::fabs(vScale);
       const float *q = &p.query[(b * p.numHeads + h) * D];
       RowData row;
       row.length = L;
@@ -586,7 +594,7 @@ DecodeAttentionReference mlir::kvq::test::computeDecodeAttentionReference(
       std::vector<double> qKer = boundRatio(kernelModel, row, sums, o, slack);
       for (int64_t d = 0; d < D; ++d) {
         size_t i = size_t((b * p.numHeads + h) * D + d);
-        long double exact = (long double)p.vScale * num[d] / den;
+        long double exact = (long double)vScale * num[d] / den;
         ref.out[i] = double(exact);
         double absO = std::fabs(o[d]) + slack[d];
         double y =
@@ -615,8 +623,6 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
   std::vector<float> table;
   for (double v : getCodeTable(p.cacheFormat))
     table.push_back(float(v)); // exact: every cache value is an f32
-  // RN32 of the exact product (exact in double).
-  const float c = float(double(p.softmaxScale) * double(p.kScale));
   std::vector<float> s, acc(D), chunkAcc(D);
   std::vector<size_t> rowBase;
   for (int64_t b = 0; b < p.numSeqs; ++b) {
@@ -628,6 +634,8 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
     for (int64_t h = 0; h < p.numHeads; ++h) {
       const int64_t g =
           fault == KernelFault::KVHeadModulo ? h % p.numKVHeads : h / group;
+      // RN32 of the exact product (exact in double).
+      const float c = float(double(p.softmaxScale) * double(p.kScaleOf(g)));
       const float *q = &p.query[(b * p.numHeads + h) * D];
       s.resize(L);
       rowBase.resize(L);
@@ -664,7 +672,7 @@ mlir::kvq::test::emulateKernelF32(const DecodeAttentionProblem &p,
         for (int64_t d = 0; d < D; ++d)
           acc[d] += alpha * chunkAcc[d];
       }
-      const float factor = p.vScale / l;
+      const float factor = p.vScaleOf(g) / l;
       for (int64_t d = 0; d < D; ++d)
         out[(b * p.numHeads + h) * D + d] =
             roundToType(acc[d] * factor, p.type);
@@ -734,6 +742,12 @@ mlir::kvq::test::makeRandomProblem(const RandomProblemOptions &opts) {
     double max = getFormatMax(p.cacheFormat);
     p.kScale = float(4 * opts.keyStd / max);
     p.vScale = float((std::fabs(opts.valueMean) + 4 * opts.valueStd) / max);
+    if (opts.perHeadScales)
+      for (int64_t g = 0; g < p.numKVHeads; ++g) {
+        double spread = std::pow(opts.headSpread, double(g % 4));
+        p.kHeadScales.push_back(float(p.kScale * spread));
+        p.vHeadScales.push_back(float(p.vScale * spread));
+      }
   }
 
   const size_t cacheSize = size_t(p.numBlocks * BS * p.numKVHeads * D);
@@ -749,9 +763,11 @@ mlir::kvq::test::makeRandomProblem(const RandomProblemOptions &opts) {
       int64_t blk = p.blockTables[b * p.maxBlocks + j / BS];
       size_t base = size_t((blk * BS + j % BS) * p.numKVHeads * D);
       for (size_t e = 0; e < size_t(p.numKVHeads * D); ++e) {
-        p.keyCache[base + e] = encode(opts.keyStd * rng.normal() / p.kScale);
-        p.valueCache[base + e] =
-            encode((opts.valueMean + opts.valueStd * rng.normal()) / p.vScale);
+        int64_t g = int64_t(e) / D;
+        p.keyCache[base + e] =
+            encode(opts.keyStd * rng.normal() / p.kScaleOf(g));
+        p.valueCache[base + e] = encode(
+            (opts.valueMean + opts.valueStd * rng.normal()) / p.vScaleOf(g));
       }
     }
   return p;

@@ -211,8 +211,19 @@ struct DecodeAttentionProblem {
   /// [numSeqs, maxBlocks] and [numSeqs].
   std::vector<int32_t> blockTables, contextLens;
   float kScale = 1.0f, vScale = 1.0f, softmaxScale = 1.0f;
+  /// Per-head scales (a layer's `k = [..]`, `v = [..]`): when not empty,
+  /// numKVHeads values, KV head g's K and V scales in place of kScale and
+  /// vScale.
+  std::vector<float> kHeadScales, vHeadScales;
 
   size_t outputSize() const { return size_t(numSeqs * numHeads * headSize); }
+  /// The K and V scales of KV head `g`.
+  float kScaleOf(int64_t g) const {
+    return kHeadScales.empty() ? kScale : kHeadScales[size_t(g)];
+  }
+  float vScaleOf(int64_t g) const {
+    return vHeadScales.empty() ? vScale : vHeadScales[size_t(g)];
+  }
 };
 
 /// The cache codes as the kernel's memref holds them: 1 or 2 bytes per
@@ -318,6 +329,12 @@ struct RandomProblemOptions {
   double queryStd = 1.0, keyStd = 1.0, valueStd = 1.0;
   /// Added to every V value (a nonzero mean keeps outputs away from zero).
   double valueMean = 0.0;
+  /// Per-head scales (quantized caches only): KV head g's K and V scales
+  /// are the per-tensor ones times headSpread^(g % 4), its values drawn as
+  /// every head's and quantized with them, so that a kernel that uses
+  /// another head's scale is off by a factor of headSpread or more.
+  bool perHeadScales = false;
+  double headSpread = 3.0;
 };
 
 /// For quantized caches k_scale and v_scale map 4 standard deviations to the

@@ -131,6 +131,17 @@ std::string floatText(float v) {
   return s;
 }
 
+/// A field of #kvq.resolved_scales: `value`, or `[h0, h1, ...]` when
+/// `heads` is not empty (per-head scales).
+std::string scaleText(float value, const std::vector<float> &heads) {
+  if (heads.empty())
+    return floatText(value);
+  std::string s = "[";
+  for (float h : heads)
+    s += (s.size() > 1 ? ", " : "") + floatText(h);
+  return s + "]";
+}
+
 /// `values` (exact in `type`) as the bytes of a memref of `type`.
 std::vector<uint8_t> encode(const std::vector<float> &values,
                             AttentionType type) {
@@ -199,10 +210,12 @@ protected:
   }
 
   /// Lowers `problem` as one kvq.paged_attention (`precision`, the layer's
-  /// Q scale `qScale`), runs it and returns its outputs.
+  /// Q scale `qScale`, or one per KV head `qHeads`), runs it and returns
+  /// its outputs.
   std::vector<double> run(const DecodeAttentionProblem &problem,
                           const char *precision = "dequantized",
-                          float qScale = 1.0f, float probScale = 1.0f) {
+                          float qScale = 1.0f, float probScale = 1.0f,
+                          const std::vector<float> &qHeads = {}) {
     const DecodeAttentionProblem &p = problem;
     std::string qType = "memref<" + std::to_string(p.numSeqs) + "x" +
                         std::to_string(p.numHeads) + "x" +
@@ -220,8 +233,10 @@ protected:
     std::string rule = quantized ? " checkpoint" : " not_quantized";
     std::string src =
         std::string("kvq.layer @l cache(") + dtypeOf(p.cacheFormat) +
-        ") resolved(#kvq.resolved_scales<k = " + floatText(p.kScale) + rule +
-        ", v = " + floatText(p.vScale) + rule + ", q = " + floatText(qScale) +
+        ") resolved(#kvq.resolved_scales<k = " +
+        scaleText(p.kScale, p.kHeadScales) + rule +
+        ", v = " + scaleText(p.vScale, p.vHeadScales) + rule +
+        ", q = " + scaleText(qScale, qHeads) +
         " checkpoint, prob = " + floatText(probScale) + " checkpoint>)\n" +
         "func.func @attend(%q: " + qType + ", %kc: " + cType +
         ", %vc: " + cType + ", %bt: " + bType + ", %cl: " + lType +
@@ -280,11 +295,13 @@ protected:
                                float qScale = 1.0f,
                                const DecodeAttentionProblem *exact = nullptr,
                                float probScale = 1.0f,
-                               const KernelArithmetic &arithmetic = {}) {
+                               const KernelArithmetic &arithmetic = {},
+                               const std::vector<float> &qHeads = {}) {
     DecodeAttentionReference ref =
         computeDecodeAttentionReference(exact ? *exact : problem, arithmetic);
     EXPECT_TRUE(ref.error.empty()) << what << ": " << ref.error;
-    std::vector<double> got = run(problem, precision, qScale, probScale);
+    std::vector<double> got =
+        run(problem, precision, qScale, probScale, qHeads);
     if (got.size() != problem.outputSize() || !ref.error.empty())
       return {};
     BoundCheck check = checkAgainstReference(problem, ref, got);
@@ -358,6 +375,79 @@ TEST_F(KVQAttentionExecTest, LongContextAndPeakedSoftmax) {
   std::printf("[ kvq      ] largest error %.3g ulps at the row maximum, %.3g "
               "of the bound\n",
               worstRowUlps, worstOverBound);
+}
+
+/// Per-head scales (`k = [...]`, `v = [...]`): each KV head dequantized
+/// with its own scales, which differ by factors of 3 (headSpread), within
+/// the same bound as per-tensor scales; the outputs are far outside it for
+/// a kernel that gives every head one scale (the layer's single value, the
+/// max), so the check can tell.
+TEST_F(KVQAttentionExecTest, PerHeadScalesWithinTheBound) {
+  int n = 0;
+  for (CacheFormat format : kAllCacheFormats) {
+    if (getCacheElementBytes(format) != 1)
+      continue; // an auto cache has no scales
+    RandomProblemOptions options;
+    options.seed = 900 + n;
+    options.cacheFormat = format;
+    options.type = n % 2 ? AttentionType::F16 : AttentionType::BF16;
+    options.numHeads = 8;
+    options.numKVHeads = 4;
+    options.headSize = 64 << (n % 2);
+    options.contextLens = {1, 17, 70};
+    options.valueMean = 0.5;
+    options.perHeadScales = true;
+    ++n;
+    DecodeAttentionProblem problem = makeRandomProblem(options);
+    ASSERT_EQ(problem.kHeadScales.size(), 4u);
+    std::string what = std::string("per-head ") + getCacheFormatName(format);
+    BoundCheck check = expectWithinBound(problem, what);
+    std::printf("[ kvq      ] %-34s largest error %.3g ulps (row), bound "
+                "%.3g ulps (row)\n",
+                what.c_str(), check.maxErrorRowUlps, check.maxBoundRowUlps);
+
+    DecodeAttentionProblem oneScale = problem;
+    oneScale.kScale = *std::max_element(problem.kHeadScales.begin(),
+                                        problem.kHeadScales.end());
+    oneScale.vScale = *std::max_element(problem.vHeadScales.begin(),
+                                        problem.vHeadScales.end());
+    oneScale.kHeadScales.clear();
+    oneScale.vHeadScales.clear();
+    std::vector<double> got = run(problem);
+    DecodeAttentionReference wrong = computeDecodeAttentionReference(oneScale);
+    ASSERT_TRUE(wrong.error.empty()) << wrong.error;
+    EXPECT_GT(checkAgainstReference(problem, wrong, got).violations, 0u)
+        << what << ": the outputs also fit one scale for every head";
+  }
+}
+
+/// fp8_qk with per-head Q scales (`q = [...]`, reduced to KV heads): the
+/// queries of KV head g quantized with its Q scale, the score scale
+/// s_q[g] * s_k[g] * scale (powers of two for Q: the product is exact).
+TEST_F(KVQAttentionExecTest, Fp8QKPerHeadQueryScales) {
+  for (CacheFormat format : {CacheFormat::F8E4M3FN, CacheFormat::F8E5M2FNUZ}) {
+    RandomProblemOptions options;
+    options.seed = 37;
+    options.cacheFormat = format;
+    options.numHeads = 8;
+    options.numKVHeads = 4;
+    options.contextLens = {33, 1};
+    options.queryStd = 2.0;
+    options.perHeadScales = true;
+    DecodeAttentionProblem problem = makeRandomProblem(options);
+    const std::vector<float> qHeads = {0.03125f, 0.0625f, 0.015625f, 0.125f};
+    DecodeAttentionProblem exact = problem;
+    const int64_t D = problem.headSize, group = 2;
+    for (size_t i = 0; i < exact.query.size(); ++i) {
+      int64_t g = (int64_t(i) / D % problem.numHeads) / group;
+      exact.query[i] = quantizeLikeTheStore(exact.query[i], qHeads[g], format);
+    }
+    for (int64_t g = 0; g < 4; ++g)
+      exact.kHeadScales[g] = problem.kHeadScales[g] * qHeads[g];
+    expectWithinBound(
+        problem, std::string("fp8_qk per-head ") + getCacheFormatName(format),
+        "fp8_qk", 1.0f, &exact, 1.0f, {}, qHeads);
+  }
 }
 
 TEST_F(KVQAttentionExecTest, EmptyContextWritesZeros) {
@@ -634,6 +724,12 @@ struct GPUAttentionCase {
 };
 
 constexpr float kGPUQScale = 0.03125f;
+
+/// The Q scale of KV head `g` (kGPUQScale, halved on odd heads for
+/// per-head scales: powers of two keep s_q * s_k exact).
+float gpuQScale(const DecodeAttentionProblem &p, int64_t g) {
+  return p.kHeadScales.empty() || g % 2 == 0 ? kGPUQScale : kGPUQScale / 2;
+}
 /// 1 / s_p = 128 fits every fp8 format (no saturation of weights <= 1).
 constexpr float kGPUProbScale = 0x1p-7f;
 
@@ -711,6 +807,31 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
     c.splitTiles = st;
     cases.push_back(c);
   }
+  // Per-head scales: the tensor-core kernel (split and not), fp8_qk, and
+  // the portable kernel.
+  for (CacheFormat format :
+       {CacheFormat::F8E4M3FN, CacheFormat::Int8, CacheFormat::F8E5M2FNUZ}) {
+    GPUAttentionCase c = base(
+        std::string("per_head_") + getCacheFormatName(format), {2000, 17, 1});
+    c.options.numKVHeads = 4;
+    c.options.cacheFormat = format;
+    c.options.valueMean = 0.5;
+    c.options.perHeadScales = true;
+    c.workspaceBytes = format == CacheFormat::Int8 ? 0 : c.workspaceBytes;
+    cases.push_back(c);
+  }
+  GPUAttentionCase perHeadQK = base("per_head_fp8_qk", {700, 5});
+  perHeadQK.options.numKVHeads = 4;
+  perHeadQK.options.queryStd = 2.0;
+  perHeadQK.options.perHeadScales = true;
+  perHeadQK.fp8Query = true;
+  cases.push_back(perHeadQK);
+  GPUAttentionCase perHeadPortable = base("per_head_portable_d96", {90, 31});
+  perHeadPortable.options.numKVHeads = 4;
+  perHeadPortable.options.headSize = 96;
+  perHeadPortable.options.perHeadScales = true;
+  perHeadPortable.fp8Query = true;
+  cases.push_back(perHeadPortable);
   GPUAttentionCase small = base("small_workspace", {2000});
   small.workspaceBytes = 100000; // room for a few splits only
   cases.push_back(small);
@@ -787,9 +908,15 @@ DecodeAttentionProblem exactProblemOf(const GPUAttentionCase &c,
                                       const DecodeAttentionProblem &p) {
   DecodeAttentionProblem exact = p;
   if (c.fp8Query) {
-    for (float &x : exact.query)
-      x = quantizeLikeTheStore(x, kGPUQScale, p.cacheFormat);
+    const int64_t group = p.numHeads / p.numKVHeads;
+    for (size_t i = 0; i < exact.query.size(); ++i) {
+      int64_t g = (int64_t(i) / p.headSize % p.numHeads) / group;
+      exact.query[i] =
+          quantizeLikeTheStore(exact.query[i], gpuQScale(p, g), p.cacheFormat);
+    }
     exact.kScale = p.kScale * kGPUQScale;
+    for (int64_t g = 0; g < int64_t(p.kHeadScales.size()); ++g)
+      exact.kHeadScales[g] = p.kHeadScales[g] * gpuQScale(p, g);
   }
   return exact;
 }
@@ -856,18 +983,28 @@ TEST(KVQAttentionGPU, WriteChecks) {
       writeFile(out + "/in/" + c.name + ".cl", bytesOfI32(p.contextLens));
     }
     const bool tensorCores = takesTensorCores(p, sm, c.fp8Probs);
+    const bool perHead = !p.kHeadScales.empty();
+    // The layer's scales only shape the kernel (the plan passes the
+    // values): ones, per head or not.
+    std::string one = "1.0";
+    if (perHead) {
+      one = "[1.0";
+      for (int64_t g = 1; g < p.numKVHeads; ++g)
+        one += ", 1.0";
+      one += "]";
+    }
     const char *q = getAttentionTypeName(p.type);
     const char *ct = mlirTypeOf(p.cacheFormat);
     std::string hq = std::to_string(p.numHeads),
                 hkv = std::to_string(p.numKVHeads),
                 d = std::to_string(p.headSize),
                 bs = std::to_string(p.blockSize);
-    std::string sig = std::string(q) + "_" + ct + "_" + hq + "x" + hkv + "x" +
-                      d + "_b" + bs +
-                      (c.fp8Probs   ? "_fp8_qk_pv"
-                       : c.fp8Query ? "_fp8_qk"
-                                    : "") +
-                      (c.workspaceBytes ? "_ws" : "");
+    std::string sig =
+        std::string(q) + "_" + ct + "_" + hq + "x" + hkv + "x" + d + "_b" + bs +
+        (c.fp8Probs   ? "_fp8_qk_pv"
+         : c.fp8Query ? "_fp8_qk"
+                      : "") +
+        (perHead ? "_per_head" : "") + (c.workspaceBytes ? "_ws" : "");
     std::string kernel = "kvq_paged_attention_" + sig + "_kernel";
     if (signatures.insert(sig).second) {
       std::string qType = "memref<?x" + hq + "x" + d + "x" + q + ">";
@@ -877,8 +1014,9 @@ TEST(KVQAttentionGPU, WriteChecks) {
           qType + ", " + cType + ", memref<?x?xi32>, memref<?xi32>";
       std::string ws = c.workspaceBytes ? ", %ws: memref<?xi8>" : "";
       kernels += "kvq.layer @l_" + sig + " cache(" + dtypeOf(p.cacheFormat) +
-                 ") resolved(#kvq.resolved_scales<k = 1.0 checkpoint, v = "
-                 "1.0 checkpoint, q = 1.0 checkpoint, prob = " +
+                 ") resolved(#kvq.resolved_scales<k = " + one +
+                 " checkpoint, v = " + one + " checkpoint, q = " + one +
+                 " checkpoint, prob = " +
                  (c.fp8Probs ? floatText(kGPUProbScale) + " checkpoint"
                              : std::string("1.0 default")) +
                  ">)\n"
@@ -927,9 +1065,17 @@ TEST(KVQAttentionGPU, WriteChecks) {
          << dims({p.numSeqs, p.numHeads, p.headSize}) << " fill:ff\n";
     if (c.workspaceBytes)
       plan << "buffer ws" << b << " 1 " << c.workspaceBytes << " zero\n";
-    float score = c.fp8Query
-                      ? scoreScaleLog2(p.kScale * kGPUQScale, p.softmaxScale)
-                      : scoreScaleLog2(p.kScale, p.softmaxScale);
+    // The score, V and Q scales, of each KV head with per-head scales.
+    std::string scoreArgs, vArgs, qArgs;
+    for (int64_t g = 0; g < (perHead ? p.numKVHeads : 1); ++g) {
+      float qs = gpuQScale(p, g);
+      float score = c.fp8Query
+                        ? scoreScaleLog2(p.kScaleOf(g) * qs, p.softmaxScale)
+                        : scoreScaleLog2(p.kScaleOf(g), p.softmaxScale);
+      scoreArgs += " f32:" + hexFloat(score);
+      vArgs += " f32:" + hexFloat(p.vScaleOf(g));
+      qArgs += " f32:" + hexFloat(qs);
+    }
     const bool ws = tensorCores && c.workspaceBytes;
     if (tensorCores)
       plan << "launch " << kernel << " " << grid << "x" << p.numKVHeads << "x"
@@ -940,8 +1086,7 @@ TEST(KVQAttentionGPU, WriteChecks) {
                   kvq::kPortableAttentionThreads
            << "x1x1 " << kvq::kPortableAttentionThreads;
     plan << " q" << b << " kc" << b << " vc" << b << " bt" << b << " cl" << b
-         << " o" << b << (ws ? " ws" + b : "") << " f32:" << hexFloat(score)
-         << " f32:" << hexFloat(p.vScale) << " f32:" << hexFloat(kGPUQScale)
+         << " o" << b << (ws ? " ws" + b : "") << scoreArgs << vArgs << qArgs
          << (c.fp8Probs ? " f32:" + hexFloat(kGPUProbScale) : "")
          << (tensorCores ? " i64:" + std::to_string(splitTiles) : "")
          << " i64:" << p.numSeqs << " i64:" << p.numBlocks

@@ -38,6 +38,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -54,6 +55,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace mlir;
@@ -129,6 +131,24 @@ std::string layerText(const std::string &name, const std::string &dtype,
   return "kvq.layer @" + name + " cache(" + dtype +
          ") resolved(#kvq.resolved_scales<k = " + floatText(k) +
          " checkpoint, v = " + floatText(v) +
+         " checkpoint, q = 1.0 default, prob = 1.0 default>)\n";
+}
+
+/// "[a, b, ...]" of per-head scales.
+std::string headList(const std::vector<float> &heads) {
+  std::string text = "[";
+  for (size_t i = 0; i < heads.size(); ++i)
+    text += (i ? ", " : "") + floatText(heads[i]);
+  return text + "]";
+}
+
+/// A layer with per-head K and V scales (compressed-tensors attn_head).
+std::string perHeadLayerText(const std::string &name, const std::string &dtype,
+                             const std::vector<float> &k,
+                             const std::vector<float> &v) {
+  return "kvq.layer @" + name + " cache(" + dtype +
+         ") resolved(#kvq.resolved_scales<k = " + headList(k) +
+         " checkpoint, v = " + headList(v) +
          " checkpoint, q = 1.0 default, prob = 1.0 default>)\n";
 }
 
@@ -360,6 +380,152 @@ TEST_F(KVQCacheLoweringExecTest, ExhaustiveLoad) {
 }
 
 //===----------------------------------------------------------------------===//
+// Per-head scales
+//===----------------------------------------------------------------------===//
+
+/// Four KV heads, each with its own K and V scale (all of kScales, in an
+/// order that gives every head a different pair).
+const std::vector<float> kHeadK = {0.05f, 1e-3f, 1000.0f, 3.0f};
+const std::vector<float> kHeadV = {0.0123291015625f, 1.0f, 3.0f, 0.05f};
+
+TEST_F(KVQCacheLoweringExecTest, PerHeadExhaustiveStore) {
+  // Every bf16 / f16 bit pattern in every one of 4 heads: [4096, 4, 16]
+  // activations (element (t, h, d) is pattern t * 16 + d), stored at slot t
+  // of a [256, 16, 4, 16] cache; each head quantized with its own scale,
+  // compared with the APFloat reference of a per-tensor store with that
+  // scale. K and V read the same activations with different scales. The
+  // quotient is one per stream, the cheapest proven for all four heads'
+  // scales; the `auto` caches copy whatever the scales.
+  constexpr int64_t kTokens = 4096, kH = 4, kD = 16;
+  const CacheFormat kAutoBF16{"bf16", "auto", nullptr};
+  const CacheFormat kAutoF16{"f16", "auto", nullptr};
+  for (const char *division : {"auto", "fma", "divf"})
+    for (const ActType *act : {&kBF16, &kF16}) {
+      std::vector<CacheFormat> formats(std::begin(kAllFormats),
+                                       std::end(kAllFormats));
+      formats.push_back(act == &kBF16 ? kAutoBF16 : kAutoF16);
+      for (const CacheFormat &fmt : formats) {
+        SCOPED_TRACE(std::string(act->mlirType) + " -> " + fmt.mlirType +
+                     ", quantize-division=" + division);
+        const bool isAuto = std::string(fmt.dtype) == "auto";
+        std::string actT =
+            "memref<4096x4x16x" + std::string(act->mlirType) + ">";
+        std::string cacheT =
+            "memref<256x16x4x16x" + std::string(fmt.mlirType) + ">";
+        std::string src = perHeadLayerText("L", fmt.dtype, kHeadK, kHeadV);
+        src += "func.func @store(%x: " + actT + ", %kc: " + cacheT +
+               ", %vc: " + cacheT +
+               ", %s: memref<4096xi64>) attributes {llvm.emit_c_interface} "
+               "{\n  kvq.cache_store @L (%x, %x) into (%kc, %vc) at %s : " +
+               actT + ", " + cacheT + ", memref<4096xi64>\n  return\n}\n";
+
+        std::unique_ptr<ExecutionEngine> engine = compile(src, division);
+        ASSERT_TRUE(engine);
+        // 2 FMAs per corrected stream: a stream multiplies alone only if
+        // the product is proven for every head's scale.
+        int expectedFMAs = 0;
+        if (!isAuto && std::string(division) == "fma") {
+          expectedFMAs = 4;
+        } else if (!isAuto && std::string(division) == "auto") {
+          for (const std::vector<float> *heads : {&kHeadK, &kHeadV}) {
+            bool product = llvm::all_of(*heads, [&](float scale) {
+              return kvq::proveReciprocalProduct(
+                  scale, *act->sem, kvq::cacheThresholdBits(fmt.sem));
+            });
+            expectedFMAs += product ? 0 : 2;
+          }
+        }
+        EXPECT_EQ(fmaCount, expectedFMAs);
+
+        Buffer<3> x({kTokens, kH, kD}, 2);
+        for (int64_t t = 0; t < kTokens; ++t)
+          for (int64_t h = 0; h < kH; ++h)
+            for (int64_t d = 0; d < kD; ++d)
+              x.set((t * kH + h) * kD + d, uint32_t(t * kD + d));
+        unsigned cacheBytes = isAuto ? 2 : 1;
+        Buffer<4> kc({256, 16, kH, kD}, cacheBytes, 0xA5),
+            vc({256, 16, kH, kD}, cacheBytes, 0xA5);
+        Buffer<1> slots({kTokens}, 8);
+        for (int64_t t = 0; t < kTokens; ++t)
+          std::memcpy(slots.bytes.data() + 8 * t, &t, 8);
+        run(*engine, "store", x.ptr(), kc.ptr(), vc.ptr(), slots.ptr());
+
+        for (auto [cache, heads, name] : {std::make_tuple(&kc, &kHeadK, "K"),
+                                          std::make_tuple(&vc, &kHeadV, "V")}) {
+          Mismatches bad;
+          for (int64_t i = 0; i < x.size(); ++i) {
+            int64_t h = (i / kD) % kH;
+            uint32_t in = x.get(i);
+            uint32_t want =
+                isAuto ? in
+                       : refQuantize(fmt, toF32(fromBits(*act->sem, in)),
+                                     (*heads)[h]);
+            uint32_t got = cache->get(i);
+            if (got != want)
+              bad.add(std::string(name) + " head " + std::to_string(h) +
+                      " input " + hex(in) + ": got " + hex(got) + ", want " +
+                      hex(want));
+          }
+          EXPECT_EQ(bad.count, 0) << bad.first;
+        }
+      }
+    }
+}
+
+TEST_F(KVQCacheLoweringExecTest, PerHeadExhaustiveLoad) {
+  // Every cache byte in every one of 4 heads: a [16, 16, 4, 1] cache whose
+  // slot t holds byte t in each head, read by 256 tokens at slot t into
+  // [256, 4, 1] outputs; each head dequantized with its own scale.
+  constexpr int64_t kH = 4;
+  for (const CacheFormat &fmt : kAllFormats) {
+    for (const ActType *out : {&kBF16, &kF16, &kF32}) {
+      SCOPED_TRACE(std::string(fmt.mlirType) + " -> " + out->mlirType);
+      std::string outT = "memref<256x4x1x" + std::string(out->mlirType) + ">";
+      std::string cacheT =
+          "memref<16x16x4x1x" + std::string(fmt.mlirType) + ">";
+      std::string src = perHeadLayerText("L", fmt.dtype, kHeadK, kHeadV);
+      src += "func.func @load(%kc: " + cacheT + ", %vc: " + cacheT +
+             ", %ko: " + outT + ", %vo: " + outT +
+             ", %s: memref<256xi64>) attributes {llvm.emit_c_interface} {\n"
+             "  kvq.cache_load @L (%kc, %vc) at %s into (%ko, %vo) : " +
+             cacheT + ", memref<256xi64>, " + outT + "\n  return\n}\n";
+
+      std::unique_ptr<ExecutionEngine> engine = compile(src);
+      ASSERT_TRUE(engine);
+
+      Buffer<4> kc({16, 16, kH, 1}, 1), vc({16, 16, kH, 1}, 1);
+      for (int64_t i = 0; i < kc.size(); ++i) {
+        kc.set(i, uint32_t(i / kH));
+        vc.set(i, uint32_t(255 - i / kH));
+      }
+      Buffer<3> ko({256, kH, 1}, out->bytes, 0xA5),
+          vo({256, kH, 1}, out->bytes, 0xA5);
+      Buffer<1> slots({256}, 8);
+      for (int64_t t = 0; t < 256; ++t)
+        std::memcpy(slots.bytes.data() + 8 * t, &t, 8);
+      run(*engine, "load", kc.ptr(), vc.ptr(), ko.ptr(), vo.ptr(), slots.ptr());
+
+      for (auto [cache, outs, heads, name] :
+           {std::make_tuple(&kc, &ko, &kHeadK, "K"),
+            std::make_tuple(&vc, &vo, &kHeadV, "V")}) {
+        Mismatches bad;
+        for (int64_t i = 0; i < outs->size(); ++i) {
+          int64_t h = i % kH;
+          uint8_t byte = uint8_t(cache->get(i));
+          uint32_t want = refDequantize(fmt, byte, (*heads)[h], *out);
+          uint32_t got = outs->get(i);
+          if (got != want)
+            bad.add(std::string(name) + " head " + std::to_string(h) +
+                    " byte " + hex(byte) + ": got " + hex(got) + ", want " +
+                    hex(want));
+        }
+        EXPECT_EQ(bad.count, 0) << bad.first;
+      }
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
 // Specials, padding slots, and a realistic round trip
 //===----------------------------------------------------------------------===//
 
@@ -582,6 +748,16 @@ TEST(KVQCacheLoweringGPU, GPUDumpsMatchReference) {
   auto load = [&](const std::string &file) {
     return readFile(std::string(dir) + "/" + file);
   };
+  // A stream's scale: one value, or one per KV head ("s0,s1,..."): element
+  // e of a row of `row` elements is in head e * heads / row.
+  auto parseScales = [](const std::string &text) {
+    std::vector<float> scales;
+    std::istringstream list(text);
+    std::string one;
+    while (std::getline(list, one, ','))
+      scales.push_back(std::stof(one));
+    return scales;
+  };
 
   int checks = 0;
   std::string line;
@@ -593,11 +769,14 @@ TEST(KVQCacheLoweringGPU, GPUDumpsMatchReference) {
     SCOPED_TRACE(line);
     ++checks;
     if (kind == "store_rows") {
-      std::string act, fmtName, xFile, slotFile, cacheFile, poisonHex;
-      float scale;
+      std::string act, fmtName, scaleText, xFile, slotFile, cacheFile,
+          poisonHex;
       int64_t numTokens, row, numSlots;
-      in >> act >> fmtName >> scale >> xFile >> slotFile >> cacheFile >>
+      in >> act >> fmtName >> scaleText >> xFile >> slotFile >> cacheFile >>
           numTokens >> row >> numSlots >> poisonHex;
+      std::vector<float> scales = parseScales(scaleText);
+      ASSERT_FALSE(scales.empty());
+      ASSERT_EQ(row % int64_t(scales.size()), 0);
       std::optional<CacheFormat> fmt = format(fmtName);
       ASSERT_TRUE(fmt);
       const ActType *a = actType(act);
@@ -625,6 +804,7 @@ TEST(KVQCacheLoweringGPU, GPUDumpsMatchReference) {
           } else {
             uint32_t in = 0;
             std::memcpy(&in, &x[(t * row + e) * a->bytes], a->bytes);
+            float scale = scales[e * scales.size() / row];
             want = isAuto
                        ? in
                        : refQuantize(*fmt, toF32(fromBits(*a->sem, in)), scale);
@@ -639,11 +819,14 @@ TEST(KVQCacheLoweringGPU, GPUDumpsMatchReference) {
       }
       EXPECT_EQ(bad.count, 0) << bad.first;
     } else if (kind == "load_rows") {
-      std::string fmtName, out, cacheFile, slotFile, outFile, poisonHex;
-      float scale;
+      std::string fmtName, out, scaleText, cacheFile, slotFile, outFile,
+          poisonHex;
       int64_t numTokens, row;
-      in >> fmtName >> out >> scale >> cacheFile >> slotFile >> outFile >>
+      in >> fmtName >> out >> scaleText >> cacheFile >> slotFile >> outFile >>
           numTokens >> row >> poisonHex;
+      std::vector<float> scales = parseScales(scaleText);
+      ASSERT_FALSE(scales.empty());
+      ASSERT_EQ(row % int64_t(scales.size()), 0);
       std::optional<CacheFormat> fmt = format(fmtName);
       ASSERT_TRUE(fmt);
       const ActType *o = actType(out);
@@ -665,6 +848,7 @@ TEST(KVQCacheLoweringGPU, GPUDumpsMatchReference) {
           } else {
             uint32_t c = 0;
             std::memcpy(&c, &cache[(slot * row + e) * cacheBytes], cacheBytes);
+            float scale = scales[e * scales.size() / row];
             want = isAuto ? c : refDequantize(*fmt, uint8_t(c), scale, *o);
           }
           if (got != want)

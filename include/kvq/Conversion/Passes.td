@@ -22,6 +22,14 @@ def KVQLowerCacheOps : Pass<"kvq-lower-cache-ops", "::mlir::ModuleOp"> {
     launch geometry: docs/KernelABI.md. A cache op whose layer has no
     resolved scales is an error.
 
+    A layer with per-head K and V scales (one per KV head, e.g.
+    compressed-tensors `attn_head`, sharded by `kvq-fold-scales tp-size`)
+    quantizes and dequantizes each head with its own scale, with exactly
+    the numerics of a per-tensor scale of that value: its cache ops call
+    `..._per_head` functions that take the scales as `vector<H x f32>`
+    constants. The op's head dimension must be static and equal to the
+    number of scales (an error otherwise).
+
     `target` and `chip` lower a module that states no target (and then
     state it); naming another target than the module's is an error.
     `quantize-division` chooses how the store computes `x / s`

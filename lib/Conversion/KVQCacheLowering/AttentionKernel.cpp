@@ -918,9 +918,11 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
   const bool hasWorkspace = bool(sig.workspace);
   const int64_t numMemRefs = hasWorkspace ? 7 : 6;
   SmallVector<Value> memrefs(entry->getArguments().take_front(numMemRefs));
-  Value scoreScale = entry->getArgument(numMemRefs),
-        vScale = entry->getArgument(numMemRefs + 1),
-        qScale = entry->getArgument(numMemRefs + 2);
+  // The score, V and Q scales, one each or one per KV head.
+  const int64_t numScales = sig.getScaleCount();
+  SmallVector<Value> scaleValues = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().slice(numMemRefs, 3));
+  ValueRange scales = scaleValues;
   auto idx = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
@@ -1005,9 +1007,17 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
   // pointers, the f32 scalars, the tiles per split, then the dynamic sizes.
   for (const KernelMemRef &km : kernelMemRefs)
     km.touchBase(b, loc);
-  for (Value scalar : {scoreScale, vScale, qScale})
+  for (Value scalar : scales)
     arith::NegFOp::create(b, loc, scalar);
   arith::AddIOp::create(b, loc, splitTiles, splitTiles);
+  // The CTA's KV head's (selects on uniform values, once per CTA).
+  Value kvHead = launch.getBlockIds().y;
+  Value scoreScale =
+      selectHeadScale(b, loc, scales.slice(0, numScales), kvHead);
+  Value vScale =
+      selectHeadScale(b, loc, scales.slice(numScales, numScales), kvHead);
+  Value qScale =
+      selectHeadScale(b, loc, scales.slice(2 * numScales, numScales), kvHead);
   SmallVector<Value> kernelValues;
   for (const KernelMemRef &km : kernelMemRefs)
     kernelValues.push_back(km.rebuild(b, loc));

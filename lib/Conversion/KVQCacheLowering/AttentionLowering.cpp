@@ -25,6 +25,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <map>
@@ -77,6 +78,8 @@ static std::string functionName(const AttentionSignature &sig) {
                      size(sig.query, 2) + "_b" + size(sig.cache, 1);
   if (sig.precision != AttentionPrecision::Dequantized)
     name += "_" + stringifyAttentionPrecision(sig.precision).str();
+  if (sig.headScales)
+    name += "_per_head";
   if (sig.workspace)
     name += "_ws";
   return name;
@@ -99,11 +102,41 @@ namespace {
 /// The operands of the attention arithmetic, wherever it runs.
 struct AttentionOperands {
   Value query, keys, values, tables, lens, out;
-  /// The score scale (log2 domain on GPUs), V scale, Q scale, P scale (the
-  /// last two null where the precision does not use them).
-  Value score, v, q, prob;
+  /// The score scales (log2 domain on GPUs), V scales and Q scales: one
+  /// per KV head, or one for all (AttentionSignature::getScaleCount).
+  ValueRange score, v, q;
+  /// The P scale (null where the precision does not use it).
+  Value prob;
 };
 } // namespace
+
+SmallVector<Value>
+mlir::kvq::getAttentionScaleValues(OpBuilder &b, Location loc,
+                                   const AttentionSignature &sig,
+                                   ValueRange args) {
+  SmallVector<Value> values;
+  for (Value arg : args) {
+    if (!isa<VectorType>(arg.getType())) {
+      values.push_back(arg);
+      continue;
+    }
+    for (int64_t i = 0; i < sig.headScales; ++i)
+      values.push_back(vector::ExtractOp::create(b, loc, arg, i));
+  }
+  return values;
+}
+
+Value mlir::kvq::selectHeadScale(OpBuilder &b, Location loc, ValueRange scales,
+                                 Value head) {
+  Value scale = scales.back();
+  for (int64_t i = int64_t(scales.size()) - 2; i >= 0; --i) {
+    Value isHead = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::eq, head,
+        arith::ConstantIndexOp::create(b, loc, i));
+    scale = arith::SelectOp::create(b, loc, isHead, scales[i], scale);
+  }
+  return scale;
+}
 
 /// Query head `h` of sequence `s`: two passes over the context (the
 /// running maximum of the scores, then the weights, their sum and the
@@ -121,13 +154,17 @@ static void buildAttentionRow(OpBuilder &b, Location loc,
   Type outElem = sig.query.getElementType();
   bool fp8Q = sig.precision != AttentionPrecision::Dequantized;
   bool fp8P = sig.precision == AttentionPrecision::Fp8QKPV;
-  StreamScales qScales{ops.q, {}, {}, {}, {}};
-  StreamScales pScales{ops.prob, {}, {}, {}, {}};
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value headSize = dimOf(b, loc, ops.query, 2);
   Value blockSize = dimOf(b, loc, ops.keys, 1);
   Value group = arith::DivUIOp::create(b, loc, dimOf(b, loc, ops.query, 1),
                                        dimOf(b, loc, ops.keys, 2));
+  // The KV head and its scales.
+  Value g = arith::DivUIOp::create(b, loc, h, group);
+  Value scoreScale = selectHeadScale(b, loc, ops.score, g);
+  Value vScale = selectHeadScale(b, loc, ops.v, g);
+  StreamScales qScales{selectHeadScale(b, loc, ops.q, g), {}, {}, {}, {}};
+  StreamScales pScales{ops.prob, {}, {}, {}, {}};
   Value zero = f32Const(b, loc, f32, 0.0f);
   Value negInf = f32Const(b, loc, f32, -std::numeric_limits<float>::infinity());
   auto weightOf = [&](OpBuilder &b, Value x) -> Value {
@@ -142,7 +179,6 @@ static void buildAttentionRow(OpBuilder &b, Location loc,
       b, loc, b.getIndexType(),
       arith::MaxSIOp::create(b, loc, len32,
                              arith::ConstantIntOp::create(b, loc, 0, 32)));
-  Value g = arith::DivUIOp::create(b, loc, h, group);
   forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
     Value x = memref::LoadOp::create(b, loc, ops.query, ValueRange{s, h, d});
     Value xf = fp8Q ? decodeToF32(b, loc, target,
@@ -171,7 +207,7 @@ static void buildAttentionRow(OpBuilder &b, Location loc,
               arith::MulFOp::create(b, loc, qd, decodeToF32(b, loc, target, k));
           return SmallVector<Value>{arith::AddFOp::create(b, loc, sum[0], p)};
         })[0];
-    return arith::MulFOp::create(b, loc, dot, ops.score);
+    return arith::MulFOp::create(b, loc, dot, scoreScale);
   };
   Value max = forLoop(
       b, loc, c0, len, {negInf}, [&](OpBuilder &b, Value j, ValueRange m) {
@@ -212,7 +248,7 @@ static void buildAttentionRow(OpBuilder &b, Location loc,
   Value positive =
       arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, sum, zero);
   Value factor = arith::SelectOp::create(
-      b, loc, positive, arith::DivFOp::create(b, loc, ops.v, sum), zero);
+      b, loc, positive, arith::DivFOp::create(b, loc, vScale, sum), zero);
   forLoop(b, loc, c0, headSize, {}, [&](OpBuilder &b, Value d, ValueRange) {
     Value y = arith::MulFOp::create(
         b, loc, memref::LoadOp::create(b, loc, acc, ValueRange{d}), factor);
@@ -224,17 +260,35 @@ static void buildAttentionRow(OpBuilder &b, Location loc,
   });
 }
 
+/// The operands of the function of `sig` from its arguments: `numMemRefs`
+/// memrefs, the score, V and Q scales (getScaleCount() each), then the
+/// prob scale if `withProb`.
+static AttentionOperands getOperands(const AttentionSignature &sig,
+                                     ValueRange memrefs, ValueRange scalars,
+                                     bool withProb) {
+  int64_t n = sig.getScaleCount();
+  return {memrefs[0],
+          memrefs[1],
+          memrefs[2],
+          memrefs[3],
+          memrefs[4],
+          memrefs[5],
+          scalars.slice(0, n),
+          scalars.slice(n, n),
+          scalars.slice(2 * n, n),
+          withProb ? scalars[3 * n] : Value()};
+}
+
 /// The body of the CPU function of `sig`: arguments (query, key_cache,
-/// value_cache, block_tables, context_lens, out, score scale, v scale,
-/// q scale, prob scale).
+/// value_cache, block_tables, context_lens, out, score scales, v scales,
+/// q scales, prob scale).
 static void buildAttentionLoops(OpBuilder &b, Location loc,
                                 const KVQTarget &target,
                                 const AttentionSignature &sig, Block *entry) {
-  AttentionOperands ops{entry->getArgument(0), entry->getArgument(1),
-                        entry->getArgument(2), entry->getArgument(3),
-                        entry->getArgument(4), entry->getArgument(5),
-                        entry->getArgument(6), entry->getArgument(7),
-                        entry->getArgument(8), entry->getArgument(9)};
+  SmallVector<Value> scalars = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().drop_front(6));
+  AttentionOperands ops = getOperands(sig, entry->getArguments().take_front(6),
+                                      scalars, /*withProb=*/true);
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value headSize = dimOf(b, loc, ops.query, 2);
   auto rowType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
@@ -264,12 +318,9 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
   SmallVector<KernelMemRef> memrefs;
   for (Value memref : entry->getArguments().take_front(6))
     memrefs.push_back(KernelMemRef::split(b, loc, memref));
-  Value scoreScale = entry->getArgument(numMemRefs),
-        vScale = entry->getArgument(numMemRefs + 1),
-        qScale = entry->getArgument(numMemRefs + 2);
-  Value probScale = sig.precision == AttentionPrecision::Fp8QKPV
-                        ? entry->getArgument(numMemRefs + 3)
-                        : Value();
+  SmallVector<Value> scalars = getAttentionScaleValues(
+      b, loc, sig, entry->getArguments().drop_front(numMemRefs));
+  const bool withProb = sig.precision == AttentionPrecision::Fp8QKPV;
   Value rows = arith::MulIOp::create(b, loc, dimOf(b, loc, memrefs[0].whole, 0),
                                      idx(sig.query.getDimSize(1)));
   Value blocks =
@@ -297,9 +348,8 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
   // pointers, the f32 scalars, then the dynamic sizes.
   for (const KernelMemRef &km : memrefs)
     km.touchBase(b, loc);
-  for (Value scalar : {scoreScale, vScale, qScale, probScale})
-    if (scalar)
-      arith::NegFOp::create(b, loc, scalar);
+  for (Value scalar : scalars)
+    arith::NegFOp::create(b, loc, scalar);
   SmallVector<Value> kernel;
   for (const KernelMemRef &km : memrefs)
     kernel.push_back(km.rebuild(b, loc));
@@ -321,9 +371,7 @@ void mlir::kvq::buildPortableAttentionLaunch(OpBuilder &b, Location loc,
     Value heads = idx(sig.query.getDimSize(1));
     Value s = arith::DivUIOp::create(b, loc, row, heads);
     Value h = arith::RemUIOp::create(b, loc, row, heads);
-    AttentionOperands ops{kernel[0], kernel[1], kernel[2],  kernel[3],
-                          kernel[4], kernel[5], scoreScale, vScale,
-                          qScale,    probScale};
+    AttentionOperands ops = getOperands(sig, kernel, scalars, withProb);
     buildAttentionRow(b, loc, target, sig, ops, s, h,
                       launch.getPrivateAttributions()[0],
                       launch.getPrivateAttributions()[1]);
@@ -349,7 +397,9 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
                             sig.tables, sig.lens,  sig.query};
   if (target.isGPU() && sig.workspace)
     args.push_back(sig.workspace);
-  args.append({f32, f32, f32});
+  Type scaleType =
+      sig.headScales ? Type(VectorType::get({sig.headScales}, f32)) : f32;
+  args.append(3, scaleType);
   if (usesProbScale(target, sig))
     args.push_back(f32);
   auto fn = func::FuncOp::create(b, loc, functionName(sig),
@@ -368,10 +418,11 @@ static func::FuncOp buildAttentionFunction(ModuleOp module,
   return fn;
 }
 
-/// The signature of `op` (memref form) for `target` (the CPU ignores the
-/// workspace).
-static AttentionSignature signatureOf(PagedAttentionOp op,
+/// The signature of `op` (memref form) on `layer` for `target` (the CPU
+/// ignores the workspace).
+static AttentionSignature signatureOf(PagedAttentionOp op, LayerOp layer,
                                       const KVQTarget &target) {
+  ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
   auto memref = [](Value v) {
     return v ? cast<MemRefType>(v.getType()) : MemRefType();
   };
@@ -380,7 +431,8 @@ static AttentionSignature signatureOf(PagedAttentionOp op,
           memref(op.getBlockTables()),
           memref(op.getContextLens()),
           target.isGPU() ? memref(op.getWorkspace()) : MemRefType(),
-          op.getPrecision()};
+          op.getPrecision(),
+          resolved && resolved.isPerHead() ? resolved.getNumHeads() : 0};
 }
 
 LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
@@ -401,17 +453,26 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
                      << "': bufferize it first (one-shot-bufferize)";
       ok = false;
     } else if (std::optional<std::string> limit =
-                   target.isGPU() ? getAttentionKernelLimit(
-                                        target, signatureOf(op, target))
-                                  : std::nullopt) {
+                   target.isGPU()
+                       ? getAttentionKernelLimit(
+                             target, signatureOf(op, layer, target))
+                       : std::nullopt) {
       op.emitError() << "kvq-lower-attention: kvq.paged_attention " << *limit
                      << "; lower it for the CPU";
       ok = false;
     } else if (!layer.getResolvedScalesAttr()) {
       (void)emitUnresolvedLayerError(op, layer);
       ok = false;
-    } else if (layer.getResolvedScalesAttr().isPerHead()) {
-      (void)emitPerHeadLayerError(op, layer);
+    } else if (layer.getResolvedScalesAttr().isPerHead() &&
+               cast<ShapedType>(op.getKeyCache().getType())
+                   .isDynamicDim(2)) {
+      // (A static count that differs is the verifier's error.)
+      InFlightDiagnostic diag =
+          op.emitError() << "cannot lower: layer @" << layer.getSymName()
+                         << " has per-head scales, which need a static "
+                            "number of KV heads (cache dim 2)";
+      diag.attachNote(layer.getLoc())
+          << "layer @" << layer.getSymName() << " declared here";
       ok = false;
     } else if (!op.getSoftmaxScale()) {
       op.emitError() << "cannot lower: the head size is dynamic; give the "
@@ -428,7 +489,7 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
     auto layer =
         symbols.lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
-    AttentionSignature sig = signatureOf(op, target);
+    AttentionSignature sig = signatureOf(op, layer, target);
     if (target.isGPU()) {
       if (std::optional<std::string> why =
               getTensorCoreAttentionLimit(target, sig))
@@ -442,11 +503,18 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
     float sm = *op.getSoftmaxScale();
     bool fp8 = sig.precision != AttentionPrecision::Dequantized;
     bool gpu = target.isGPU();
-    AttentionScales scales{
-        fp8 ? roundedProduct({resolved.getQFloat(), resolved.getKFloat(), sm},
-                             gpu)
-            : roundedProduct({resolved.getKFloat(), sm}, gpu),
-        resolved.getVFloat(), resolved.getQFloat(), resolved.getProbFloat()};
+    // The scales of KV head `head` (every head's, per-tensor).
+    auto scalesOf = [&](unsigned head) {
+      float k = resolved.getHeadValue(ScaleKind::K, head),
+            v = resolved.getHeadValue(ScaleKind::V, head),
+            q = resolved.getHeadValue(ScaleKind::Q, head);
+      return AttentionScales{fp8 ? roundedProduct({q, k, sm}, gpu)
+                                 : roundedProduct({k, sm}, gpu),
+                             v, q, resolved.getProbFloat()};
+    };
+    SmallVector<AttentionScales> heads;
+    for (int64_t head = 0; head < sig.getScaleCount(); ++head)
+      heads.push_back(scalesOf(unsigned(head)));
     rewriter.setInsertionPoint(op);
     Location loc = op.getLoc();
     SmallVector<Value> operands = {op.getQuery(),       op.getKeyCache(),
@@ -454,12 +522,23 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
                                    op.getContextLens(), op.getOut()};
     if (gpu && sig.workspace)
       operands.push_back(op.getWorkspace());
-    SmallVector<float> values = {scales.score, scales.v, scales.q};
+    // f32 constants, or one vector<H x f32> per kind with per-head scales.
+    for (float AttentionScales::*field :
+         {&AttentionScales::score, &AttentionScales::v, &AttentionScales::q}) {
+      SmallVector<float> values;
+      for (const AttentionScales &scales : heads)
+        values.push_back(scales.*field);
+      TypedAttr attr =
+          sig.headScales
+              ? TypedAttr(DenseElementsAttr::get(
+                    VectorType::get({sig.headScales}, rewriter.getF32Type()),
+                    ArrayRef<float>(values)))
+              : TypedAttr(rewriter.getF32FloatAttr(values.front()));
+      operands.push_back(arith::ConstantOp::create(rewriter, loc, attr));
+    }
     if (usesProbScale(target, sig))
-      values.push_back(scales.prob);
-    for (float value : values)
       operands.push_back(arith::ConstantOp::create(
-          rewriter, loc, rewriter.getF32FloatAttr(value)));
+          rewriter, loc, rewriter.getF32FloatAttr(heads.front().prob)));
     func::CallOp::create(rewriter, loc, fn, operands);
     rewriter.eraseOp(op);
   }

@@ -196,15 +196,45 @@ static StreamScales prepareStreamScales(OpBuilder &b, Location loc,
   return scales;
 }
 
+/// values[head] for an index `head` < values.size(), by a chain of
+/// selects on `isHead` (isHead[i]: head == i, for i >= 1). Not a vector
+/// extract at a dynamic position: NVPTX lowers that through local memory.
+static Value selectHead(OpBuilder &b, Location loc, ArrayRef<Value> values,
+                        ArrayRef<Value> isHead) {
+  Value picked = values.front();
+  for (size_t i = 1; i < values.size(); ++i)
+    picked = arith::SelectOp::create(b, loc, isHead[i], values[i], picked);
+  return picked;
+}
+
 /// The scales of both streams of `plan` for work items of `width` elements.
 std::array<StreamScales, 2> mlir::kvq::prepareScales(OpBuilder &b, Location loc,
                                                      const CacheOpPlan &plan,
-                                                     int64_t width) {
+                                                     int64_t width,
+                                                     Value head) {
   Type like = b.getF32Type();
   if (width > 1)
     like = VectorType::get({width}, like);
-  return {prepareStreamScales(b, loc, plan.streams[0], plan.isStore, like),
-          prepareStreamScales(b, loc, plan.streams[1], plan.isStore, like)};
+  std::array<CacheOpPlan::Stream, 2> streams = {plan.streams[0],
+                                                plan.streams[1]};
+  if (plan.isPerHead()) {
+    // The scalars of KV head `head`: from here on a per-head stream is a
+    // per-tensor stream with that head's scale and reciprocal (the same
+    // quotient, proven for every head's scale).
+    size_t numHeads = streams[0].headScales.size();
+    SmallVector<Value> isHead(numHeads);
+    for (size_t i = 1; i < numHeads; ++i)
+      isHead[i] =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, head,
+                                arith::ConstantIndexOp::create(b, loc, i));
+    for (CacheOpPlan::Stream &stream : streams) {
+      stream.scale = selectHead(b, loc, stream.headScales, isHead);
+      if (!stream.headReciprocals.empty())
+        stream.reciprocal = selectHead(b, loc, stream.headReciprocals, isHead);
+    }
+  }
+  return {prepareStreamScales(b, loc, streams[0], plan.isStore, like),
+          prepareStreamScales(b, loc, streams[1], plan.isStore, like)};
 }
 
 std::string mlir::kvq::getTypeSpelling(Type type) {

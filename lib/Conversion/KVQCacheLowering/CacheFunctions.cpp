@@ -19,6 +19,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/Threading.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -36,21 +37,25 @@ struct CacheSignature {
   bool isStore = false;
   /// The cache holds fp8 / int8 (not a plain copy of the activations).
   bool quantized = false;
+  /// Each KV head has its own K and V scales (a quantized cache only):
+  /// the function takes them as vectors of H values.
+  bool perHead = false;
   /// Quantizing store only, per stream (K, V): how x / s is computed
-  /// (proven for the layer's scale where it is not a division).
+  /// (proven for the layer's scale, or for every head's, where it is not a
+  /// division).
   std::array<Quotient, 2> quotient = {Quotient::Division, Quotient::Division};
   /// slot_mapping, K source, V source, K destination, V destination (for
-  /// a fused store, whose regions compute K and V, the sources' types are
+  /// a fused store, whose region computes K and V, the sources' types are
   /// the activation type).
   std::array<MemRefType, 5> types;
-  /// A kvq.fused_cache_store: its function is its own (its regions are
+  /// A kvq.fused_cache_store: its function is its own (its region is
   /// part of the code).
   FusedCacheStoreOp fused;
 
   using Key = std::tuple<unsigned, Type, Type, Type, Type, Type, Operation *>;
   Key key() const {
     unsigned flags = isStore | quantized << 1 | unsigned(quotient[0]) << 2 |
-                     unsigned(quotient[1]) << 4;
+                     unsigned(quotient[1]) << 4 | unsigned(perHead) << 6;
     return {flags,
             types[0],
             types[1],
@@ -61,6 +66,8 @@ struct CacheSignature {
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
   MemRefType cacheType() const { return isStore ? types[3] : types[1]; }
+  /// KV heads of the per-head scales (the static head dimension).
+  int64_t numHeads() const { return actType().getDimSize(1); }
 };
 
 /// A cache op seen through its signature, plus the values it calls with.
@@ -68,10 +75,18 @@ struct CacheOpInfo {
   CacheSignature signature;
   /// The op's memref operands, in the order of CacheSignature::types.
   std::array<Value, 5> operands;
-  /// The layer's K and V scales.
+  /// The layer's K and V scales (per-head: the max over the heads).
   float scales[2] = {1.0f, 1.0f};
+  /// Per-head: the K and V scale of each KV head; empty otherwise.
+  SmallVector<float> headScales[2];
 };
 } // namespace
+
+/// Whether the KV head dimension of `type` ([T, H, D] activations or
+/// [NB, BS, H, D] caches) is static and `numHeads`.
+static bool hasHeadCount(MemRefType type, int64_t numHeads) {
+  return type.getDimSize(type.getRank() - 2) == numHeads;
+}
 
 /// The signature and call operands of `op`; failure if it cannot be
 /// lowered (see checkCacheOpsLowerable). Looks up the layer in `symbols`.
@@ -98,6 +113,21 @@ static FailureOr<CacheOpInfo> describeCacheOp(CacheOpInterface op,
   info.scales[0] = scales.getKFloat();
   info.scales[1] = scales.getVFloat();
   sig.quantized = layer.isQuantized();
+  // Per-head K and V scales matter only where the cache is quantized (an
+  // `auto` cache copies). A per-head q is the attention kernels' business.
+  // One head (a tensor-parallel rank with fewer KV heads than ranks) is a
+  // per-tensor scale: its value is the max over the heads, the scales
+  // above, and the op shares the per-tensor function.
+  if (sig.quantized && scales.isPerHead(ScaleKind::K)) {
+    if (!hasHeadCount(sig.actType(), scales.getNumHeads()) ||
+        !hasHeadCount(sig.cacheType(), scales.getNumHeads()))
+      return failure();
+    if (scales.getNumHeads() == 1)
+      return info;
+    sig.perHead = true;
+    llvm::append_range(info.headScales[0], scales.getHeads(ScaleKind::K));
+    llvm::append_range(info.headScales[1], scales.getHeads(ScaleKind::V));
+  }
   return info;
 }
 
@@ -125,6 +155,8 @@ static std::string functionName(const CacheSignature &sig) {
     }
     llvm_unreachable("unknown quotient");
   };
+  if (sig.perHead)
+    name += "_per_head";
   if (sig.fused)
     name += "_fused";
   auto [k, v] = sig.quotient;
@@ -147,7 +179,7 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
   b.setInsertionPointToEnd(module.getBody());
   Type f32 = b.getF32Type();
   // A fused store's function takes no K and V sources; the values its
-  // regions read follow the caches.
+  // region reads follow the caches.
   SmallVector<Value> producerOperands;
   if (sig.fused)
     producerOperands = getFusedStoreOperands(sig.fused);
@@ -157,7 +189,11 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
       argTypes.push_back(type);
   for (Value value : producerOperands)
     argTypes.push_back(value.getType());
-  argTypes.append({f32, f32});
+  // One f32 scale per stream, or a vector of one per KV head.
+  Type scaleType = f32;
+  if (sig.perHead)
+    scaleType = VectorType::get({sig.numHeads()}, f32);
+  argTypes.append({scaleType, scaleType});
   auto fn = func::FuncOp::create(b, loc, functionName(sig),
                                  b.getFunctionType(argTypes, {}));
   fn.setPrivate();
@@ -188,17 +224,38 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
                      entry->getArguments().slice(3, producerOperands.size()));
   // RN(1/s), on the host: an IEEE f32 division, the value the proofs of
   // ScaledDivision.h checked. (Every GPU kernel takes it.)
+  // Per-head scales: the same per head (the vector's elements, each with
+  // its own IEEE division), so that a head's numerics are exactly those of
+  // a per-tensor scale of its value.
   Value one = f32Const(b, loc, f32, 1.0f);
   SmallVector<Value> scalars;
   for (int s = 0; s < 2; ++s) {
-    Value scale = scaleArg(s);
+    Value arg = scaleArg(s);
     bool divides = sig.quotient[s] == Quotient::Division;
-    Value reciprocal = !divides || target.isGPU()
-                           ? arith::DivFOp::create(b, loc, one, scale)
-                           : Value();
-    plan.streams[s] = {operandArg(1 + s), operandArg(3 + s), scale,
-                       divides ? Value() : reciprocal, sig.quotient[s]};
-    scalars.append({scale, reciprocal});
+    auto reciprocalOf = [&](Value scale) {
+      return !divides || target.isGPU()
+                 ? arith::DivFOp::create(b, loc, one, scale).getResult()
+                 : Value();
+    };
+    CacheOpPlan::Stream &stream = plan.streams[s];
+    stream.src = operandArg(1 + s);
+    stream.dst = operandArg(3 + s);
+    stream.quotient = sig.quotient[s];
+    if (!sig.perHead) {
+      Value reciprocal = reciprocalOf(arg);
+      stream.scale = arg;
+      stream.reciprocal = divides ? Value() : reciprocal;
+      scalars.append({arg, reciprocal});
+      continue;
+    }
+    for (int64_t h = 0; h < sig.numHeads(); ++h) {
+      Value scale = vector::ExtractOp::create(b, loc, arg, h);
+      Value reciprocal = reciprocalOf(scale);
+      stream.headScales.push_back(scale);
+      if (!divides)
+        stream.headReciprocals.push_back(reciprocal);
+      scalars.append({scale, reciprocal});
+    }
   }
   if (target.isGPU())
     buildCacheLaunch(b, loc, target, plan, options.threadsPerBlock, scalars);
@@ -247,13 +304,41 @@ static Quotient proveQuotient(QuantizeDivision division, float scale, Type act,
   return Quotient::Division;
 }
 
+/// The quotient of a stream with per-head `scales`, given `proven`, the
+/// quotient proveQuotient() gave each: one quotient serves every head (the
+/// kernel is shared), so it must be proven for every head's scale, and the
+/// weakest head's is the candidate. Where that is the corrected product,
+/// the heads proven for the product alone were not checked for it
+/// (proveQuotient stops at the product): they are checked now, and a
+/// failure means a division.
+static Quotient combineHeadQuotients(ArrayRef<float> scales,
+                                     ArrayRef<Quotient> proven, Type act) {
+  Quotient weakest = *llvm::min_element(proven);
+  if (weakest != Quotient::CorrectedProduct)
+    return weakest;
+  const llvm::fltSemantics &sem = cast<FloatType>(act).getFloatSemantics();
+  for (auto [scale, quotient] : llvm::zip(scales, proven))
+    if (quotient == Quotient::Product && !proveReciprocalDivision(scale, sem))
+      return Quotient::Division;
+  return Quotient::CorrectedProduct;
+}
+
 /// The quotient of each stream of `info` (a quantizing store).
 static void proveStreams(CacheOpInfo &info, QuantizeDivision division) {
   Type act = info.signature.actType().getElementType();
   unsigned bits = thresholdBitsOf(info.signature.cacheType().getElementType());
-  for (int s = 0; s < 2; ++s)
+  for (int s = 0; s < 2; ++s) {
+    if (!info.signature.perHead) {
+      info.signature.quotient[s] =
+          proveQuotient(division, info.scales[s], act, bits);
+      continue;
+    }
+    SmallVector<Quotient> proven;
+    for (float scale : info.headScales[s])
+      proven.push_back(proveQuotient(division, scale, act, bits));
     info.signature.quotient[s] =
-        proveQuotient(division, info.scales[s], act, bits);
+        combineHeadQuotients(info.headScales[s], proven, act);
+  }
 }
 
 /// Whether the signature of `info` has a division to prove.
@@ -303,6 +388,8 @@ static KVQCacheCall callFor(KVQCacheFunctions::Impl &impl, ModuleOp module,
                        getFusedStoreOperands(info.signature.fused));
   call.scales[0] = info.scales[0];
   call.scales[1] = info.scales[1];
+  call.headScales[0] = info.headScales[0];
+  call.headScales[1] = info.headScales[1];
   return call;
 }
 
@@ -313,6 +400,18 @@ void KVQCacheFunctions::replaceWithCall(RewriterBase &rewriter, Operation *op,
   rewriter.setInsertionPoint(op);
   Location loc = op->getLoc();
   SmallVector<Value, 7> operands(call.operands.begin(), call.operands.end());
+  if (!call.headScales[0].empty()) {
+    // Per-head: a vector constant of each stream's scales.
+    for (const SmallVector<float> &heads : call.headScales) {
+      auto type =
+          VectorType::get({int64_t(heads.size())}, rewriter.getF32Type());
+      operands.push_back(arith::ConstantOp::create(
+          rewriter, loc, DenseElementsAttr::get(type, ArrayRef<float>(heads))));
+    }
+    func::CallOp::create(rewriter, loc, call.callee, operands);
+    rewriter.eraseOp(op);
+    return;
+  }
   for (float scale : call.scales) {
     Value *cached = nullptr;
     if (constants) {
@@ -373,11 +472,19 @@ KVQCacheFunctions::createAll(Operation *root) {
                     sig.actType().getElementType().getAsOpaquePointer(),
                     thresholdBitsOf(sig.cacheType().getElementType()));
   };
+  // The scales a stream must be proven for: its one scale, or every
+  // head's.
+  auto streamScales = [](const CacheOpInfo &info, int s) -> ArrayRef<float> {
+    if (info.signature.perHead)
+      return info.headScales[s];
+    return info.scales[s];
+  };
   std::vector<ProofKey> keys;
   for (Entry &entry : entries)
     if (needsProof(entry.info, impl->options))
-      for (float scale : entry.info.scales)
-        keys.push_back(keyOf(scale, entry.info.signature));
+      for (int s = 0; s < 2; ++s)
+        for (float scale : streamScales(entry.info, s))
+          keys.push_back(keyOf(scale, entry.info.signature));
   llvm::sort(keys);
   keys.erase(llvm::unique(keys), keys.end());
   std::vector<Quotient> proven(keys.size());
@@ -391,10 +498,17 @@ KVQCacheFunctions::createAll(Operation *root) {
     if (!needsProof(entry.info, impl->options))
       continue;
     CacheSignature &sig = entry.info.signature;
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 2; ++s) {
+      SmallVector<Quotient> quotients;
+      for (float scale : streamScales(entry.info, s))
+        quotients.push_back(
+            proven[llvm::lower_bound(keys, keyOf(scale, sig)) - keys.begin()]);
       sig.quotient[s] =
-          proven[llvm::lower_bound(keys, keyOf(entry.info.scales[s], sig)) -
-                 keys.begin()];
+          sig.perHead
+              ? combineHeadQuotients(streamScales(entry.info, s), quotients,
+                                     sig.actType().getElementType())
+              : quotients.front();
+    }
   }
   SmallVector<std::pair<Operation *, KVQCacheCall>> calls;
   calls.reserve(entries.size());

@@ -17,6 +17,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <optional>
+
 using namespace mlir;
 using namespace mlir::kvq;
 
@@ -85,7 +87,16 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
   auto gridSize = [&](OpBuilder &b, Location loc, Value total) {
     return gridSizeFor(b, loc, total, threadsPerBlock * items);
   };
-  std::array<StreamScales, 2> scales = prepareScales(b, loc, plan, width);
+  // One scale per stream: prepared once, before the loop. Per-head scales:
+  // per work item, for its head (a work item lies inside one head's row:
+  // the chunk divides the head size).
+  std::optional<std::array<StreamScales, 2>> tensorScales;
+  if (!plan.isPerHead())
+    tensorScales = prepareScales(b, loc, plan, width);
+  auto scalesOf = [&](OpBuilder &b, Location loc, Value head) {
+    return tensorScales ? *tensorScales
+                        : prepareScales(b, loc, plan, width, head);
+  };
   // The block size is the constant threadsPerBlock (no read of blockDim).
   Value bid = launch.getBlockIds().x, tid = launch.getThreadIds().x;
   Value bdim = arith::ConstantIndexOp::create(b, loc, threadsPerBlock);
@@ -140,7 +151,7 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
               loadSources(b, loc, plan, width, ValueRange{t, h, d});
           Value slot = readSlot(b, loc, plan, t, /*gpu=*/true);
           auto [blk, row] = cacheRow(b, loc, plan, slot);
-          storeConverted(b, loc, target, plan, scales, width, in,
+          storeConverted(b, loc, target, plan, scalesOf(b, loc, h), width, in,
                          ValueRange{blk, row, h, d}, isValidSlot(b, loc, slot));
           scf::YieldOp::create(b, loc);
           return;
@@ -188,8 +199,8 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
                                 ValueRange{blk, row, item.pos[1], item.pos[2]});
         }
         for (Item &item : work)
-          storeConverted(b, loc, target, plan, scales, width, item.in,
-                         ValueRange(item.pos), item.valid);
+          storeConverted(b, loc, target, plan, scalesOf(b, loc, item.pos[1]),
+                         width, item.in, ValueRange(item.pos), item.valid);
         scf::YieldOp::create(b, loc);
       });
   gpu::TerminatorOp::create(b, loc);
@@ -294,7 +305,8 @@ void mlir::kvq::buildCacheLaunch(OpBuilder &b, Location loc,
   // parameters in order of first use, so touch the memrefs' base pointers
   // first, in the order slot_mapping, K source, V source, K destination,
   // V destination, then the f32 `scalars` (k_scale, RN(1/k_scale), v_scale,
-  // RN(1/v_scale)), by dead ops (folded away once the kernel is outlined; a
+  // RN(1/v_scale); per-head: each head's pair, K's heads then V's), by
+  // dead ops (folded away once the kernel is outlined; a
   // load does not use the reciprocals, yet every kernel takes them), then
   // rebuild the memrefs from their dynamic offsets, sizes and strides, in
   // the same order. The body uses the rebuilt memrefs.

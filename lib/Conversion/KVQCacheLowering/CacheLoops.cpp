@@ -9,6 +9,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <optional>
+
 using namespace mlir;
 using namespace mlir::kvq;
 
@@ -25,7 +27,8 @@ static void forValidSlot(OpBuilder &b, Location loc, const CacheOpPlan &plan,
                     });
 }
 
-/// for t in [0, T): if slot[t] >= 0: for h, d: K and V element by element.
+/// for t in [0, T): if slot[t] >= 0: for h, d: K and V element by element
+/// (with head h's scales where the plan is per-head).
 void mlir::kvq::buildCacheLoops(OpBuilder &b, Location loc,
                                 const KVQTarget &target,
                                 const CacheOpPlan &plan) {
@@ -34,7 +37,11 @@ void mlir::kvq::buildCacheLoops(OpBuilder &b, Location loc,
   Value numTokens = dimOf(b, loc, plan.slots, 0);
   Value numHeads = activationDim(b, loc, plan, 1);
   Value headSize = activationDim(b, loc, plan, 2);
-  std::array<StreamScales, 2> scales = prepareScales(b, loc, plan, 1);
+  // One scale per stream: prepared once. Per-head scales: per head, at
+  // the top of the head loop.
+  std::optional<std::array<StreamScales, 2>> tensorScales;
+  if (!plan.isPerHead())
+    tensorScales = prepareScales(b, loc, plan, 1);
   scf::ForOp::create(
       b, loc, c0, numTokens, c1, ValueRange{},
       [&](OpBuilder &b, Location loc, Value t, ValueRange) {
@@ -44,6 +51,9 @@ void mlir::kvq::buildCacheLoops(OpBuilder &b, Location loc,
               scf::ForOp::create(
                   b, loc, c0, numHeads, c1, ValueRange{},
                   [&](OpBuilder &b, Location loc, Value h, ValueRange) {
+                    std::array<StreamScales, 2> scales =
+                        tensorScales ? *tensorScales
+                                     : prepareScales(b, loc, plan, 1, h);
                     scf::ForOp::create(
                         b, loc, c0, headSize, c1, ValueRange{},
                         [&](OpBuilder &b, Location loc, Value d, ValueRange) {

@@ -69,6 +69,36 @@ LogicalResult mlir::kvq::emitPerHeadLayerError(Operation *op, LayerOp layer) {
   return diag;
 }
 
+/// A cache op of a layer with per-head K and V scales quantizes each KV
+/// head with its own scale: the op's head dimension (dimension 1 of the
+/// activations, 2 of the caches) must be static and the number of scales
+/// (after tensor-parallel sharding, kvq-fold-scales tp-size / tp-rank: the
+/// rank's heads). Emits the error, with a note at the layer, otherwise.
+static LogicalResult checkHeadCount(CacheOpInterface op, LayerOp layer) {
+  ResolvedScalesAttr scales = layer.getResolvedScalesAttr();
+  if (!layer.isQuantized() || !scales.isPerHead(ScaleKind::K))
+    return success();
+  for (ShapedType type : {op.getActivationType(), op.getCacheType()}) {
+    int64_t dim = type.getRank() - 2;
+    if (type.getDimSize(dim) == int64_t(scales.getNumHeads()))
+      continue;
+    InFlightDiagnostic diag = op->emitError();
+    diag << "cannot lower: layer @" << layer.getSymName() << " has "
+         << scales.getNumHeads() << " per-head K and V scales, but dimension "
+         << dim << " (KV heads) "
+         << "of " << type << " is ";
+    if (type.isDynamicDim(dim))
+      diag << "dynamic; per-head scales need a static head count";
+    else
+      diag << type.getDimSize(dim) << "; fold the checkpoint for this shard "
+           << "(kvq-fold-scales tp-size, tp-rank)";
+    diag.attachNote(layer.getLoc())
+        << "layer @" << layer.getSymName() << " declared here";
+    return diag;
+  }
+  return success();
+}
+
 LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
   bool ok = true;
   SymbolTableCollection symbols;
@@ -88,8 +118,7 @@ LogicalResult mlir::kvq::checkCacheOpsLowerable(Operation *root) {
       ok = false;
       return;
     }
-    if (layer.getResolvedScalesAttr().isPerHead()) {
-      (void)emitPerHeadLayerError(op, layer);
+    if (failed(checkHeadCount(op, layer))) {
       ok = false;
       return;
     }

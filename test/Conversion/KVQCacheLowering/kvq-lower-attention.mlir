@@ -101,13 +101,40 @@ func.func @tensor_form(%q: tensor<?x32x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3F
 
 // -----
 
-// Per-head scales: no attention kernel takes them yet.
-// expected-note @below {{layer @per_head declared here}}
+// Per-head scales: the function takes the score, V and Q scales as vectors
+// of one value per KV head and selects its KV head's.
+// RN(0.05 * 0.125) = 0.00625, RN(0.06 * 0.125) = 0.0075.
 kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = [1.000000e+00, 2.000000e+00] checkpoint, prob = 1.000000e+00 default>)
+// CHECK-LABEL: func.func @per_head_scales
+// CHECK-DAG: %[[S:.*]] = arith.constant dense<[6.250000e-03, 7.500000e-03]> : vector<2xf32>
+// CHECK-DAG: %[[V:.*]] = arith.constant dense<[5.000000e-02, 7.000000e-02]> : vector<2xf32>
+// CHECK-DAG: %[[Q:.*]] = arith.constant dense<[1.000000e+00, 2.000000e+00]> : vector<2xf32>
+// CHECK: call @kvq_paged_attention_bf16_f8E4M3FN_4x2x128_b16_per_head(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[S]], %[[V]], %[[Q]], %{{.*}}) :
+// CHECK-LABEL: func.func private @kvq_paged_attention_bf16_f8E4M3FN_4x2x128_b16_per_head(
+// CHECK-SAME: %[[SA:[^:]*]]: vector<2xf32>, %[[VA:[^:]*]]: vector<2xf32>, %{{[^:]*}}: vector<2xf32>, %{{[^:]*}}: f32)
+// CHECK-DAG: %[[S0:.*]] = vector.extract %[[SA]][0]
+// CHECK-DAG: %[[S1:.*]] = vector.extract %[[SA]][1]
+// CHECK-DAG: %[[V0:.*]] = vector.extract %[[VA]][0]
+// CHECK-DAG: %[[V1:.*]] = vector.extract %[[VA]][1]
+// CHECK: %[[IS0:.*]] = arith.cmpi eq, %{{.*}}, %c0
+// CHECK: arith.select %[[IS0]], %[[S0]], %[[S1]] : f32
+// CHECK: arith.select %{{.*}}, %[[V0]], %[[V1]] : f32
 func.func @per_head_scales(%q: memref<?x4x128xbf16>, %kc: memref<?x16x2x128xf8E4M3FN>,
                            %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
-  // expected-error @below {{cannot lower: layer @per_head has per-head scales (2 KV heads); per-head scales have no kernel yet}}
   kvq.paged_attention @per_head (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      scale(0.125)
       : memref<?x4x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+
+// -----
+
+// expected-note @below {{layer @per_head declared here}}
+kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @per_head_dynamic_kv_heads(%q: memref<?x4x128xbf16>, %kc: memref<?x16x?x128xf8E4M3FN>,
+                                     %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @below {{cannot lower: layer @per_head has per-head scales, which need a static number of KV heads (cache dim 2)}}
+  kvq.paged_attention @per_head (%q) cache(%kc, %kc) blocks(%bt, %cl) into(%q)
+      : memref<?x4x128xbf16>, memref<?x16x?x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
   return
 }

@@ -43,22 +43,23 @@ func.func @tensor_form(%k: tensor<?x8x128xbf16>, %kc: tensor<?x16x8x128xf8E4M3FN
 
 // -----
 
-// Per-head scales: no kernel takes them yet, so the lowering refuses them
-// rather than use one value for every head.
+// Per-head scales: each KV head is quantized with its own scale, so the
+// op's head dimension must be the number of scales (the rank's heads after
+// tensor-parallel sharding).
 // expected-note @below {{layer @per_head declared here}}
 kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
-func.func @store_with_per_head_scales(%k: memref<?x2x128xbf16>, %kc: memref<?x16x2x128xf8E4M3FN>, %s: memref<?xi64>) {
-  // expected-error @below {{cannot lower: layer @per_head has per-head scales (2 KV heads); per-head scales have no kernel yet}}
-  kvq.cache_store @per_head (%k, %k) into (%kc, %kc) at %s : memref<?x2x128xbf16>, memref<?x16x2x128xf8E4M3FN>, memref<?xi64>
+func.func @store_with_more_heads_than_scales(%k: memref<?x4x128xbf16>, %kc: memref<?x16x4x128xf8E4M3FN>, %s: memref<?xi64>) {
+  // expected-error @below {{cannot lower: layer @per_head has 2 per-head K and V scales, but dimension 1 (KV heads) of 'memref<?x4x128xbf16>' is 4; fold the checkpoint for this shard (kvq-fold-scales tp-size, tp-rank)}}
+  kvq.cache_store @per_head (%k, %k) into (%kc, %kc) at %s : memref<?x4x128xbf16>, memref<?x16x4x128xf8E4M3FN>, memref<?xi64>
   return
 }
 
 // -----
 
 // expected-note @below {{layer @per_head declared here}}
-kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 5.000000e-02 checkpoint, q = [1.000000e+00, 2.000000e+00] checkpoint, prob = 1.000000e+00 default>)
-func.func @load_with_per_head_q(%kc: memref<?x16x2x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x2x128xbf16>) {
-  // expected-error @below {{cannot lower: layer @per_head has per-head scales (2 KV heads); per-head scales have no kernel yet}}
-  kvq.cache_load @per_head (%kc, %kc) at %s into (%k, %k) : memref<?x16x2x128xf8E4M3FN>, memref<?xi64>, memref<?x2x128xbf16>
+kvq.layer @per_head cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @load_with_dynamic_heads(%kc: memref<?x16x?x128xf8E4M3FN>, %s: memref<?xi64>, %k: memref<?x?x128xbf16>) {
+  // expected-error @below {{cannot lower: layer @per_head has 2 per-head K and V scales, but dimension 1 (KV heads) of 'memref<?x?x128xbf16>' is dynamic; per-head scales need a static head count}}
+  kvq.cache_load @per_head (%kc, %kc) at %s into (%k, %k) : memref<?x16x?x128xf8E4M3FN>, memref<?xi64>, memref<?x?x128xbf16>
   return
 }

@@ -758,3 +758,22 @@ func.func @attention_strided_workspace(%q: memref<?x32x128xbf16>, %c: memref<?x1
   kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) workspace(%ws : memref<?xi8, strided<[2]>>) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
   return
 }
+
+// -----
+
+// Per-head scales are one per KV head of the caches (dim 2).
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @attention_per_head_count(%q: memref<?x32x128xbf16>, %c: memref<?x16x8x128xf8E4M3FN>, %bt: memref<?x?xi32>, %cl: memref<?xi32>) {
+  // expected-error @+1 {{'kvq.paged_attention' op expects a cache of 2 KV heads, one per per-head scale of layer @l, got 8}}
+  kvq.paged_attention @l (%q) cache(%c, %c) blocks(%bt, %cl) into(%q) : memref<?x32x128xbf16>, memref<?x16x8x128xf8E4M3FN>, memref<?x?xi32>, memref<?xi32>
+  return
+}
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = [5.000000e-02, 6.000000e-02] checkpoint, v = [5.000000e-02, 7.000000e-02] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+func.func @store_per_head_count(%k: memref<?x4x128xbf16>, %c: memref<?x16x4x128xf8E4M3FN>, %s: memref<?xi64>) {
+  // expected-error @+1 {{'kvq.cache_store' op expects a cache of 2 KV heads, one per per-head scale of layer @l, got 4}}
+  kvq.cache_store @l (%k, %k) into (%c, %c) at %s : memref<?x4x128xbf16>, memref<?x16x4x128xf8E4M3FN>, memref<?xi64>
+  return
+}

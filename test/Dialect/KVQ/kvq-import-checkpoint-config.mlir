@@ -18,6 +18,8 @@
 // RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head | FileCheck %s --check-prefix=HEAD
 // RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head --kvq-fold-scales=summary=false 2>/dev/null | FileCheck %s --check-prefix=HEAD-FOLD
 // RUN: kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head-flat --kvq-fold-scales=summary=false 2>&1 | FileCheck %s --check-prefix=HEAD-FLAT
+// RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/ct-attn-head-count 2>&1 | FileCheck %s --check-prefix=HEADCOUNT
+// RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/kv-heads-string 2>&1 | FileCheck %s --check-prefix=HEADSTYPE
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/bad-json 2>&1 | FileCheck %s --check-prefix=BADJSON
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/dup-key 2>&1 | FileCheck %s --check-prefix=DUPKEY
 // RUN: not kvq-opt %s --kvq-import-checkpoint=checkpoint=%t/config/not-object 2>&1 | FileCheck %s --check-prefix=NOTOBJ
@@ -46,6 +48,11 @@
 // scheme.
 // HEAD-FLAT: warning: [CT-SCALE-MISSING] the compressed-tensors checkpoint has no q scale
 // HEAD-FLAT: kvq.layer @l0 prefix("model.layers.0") cache(fp8) method(compressed_tensors) resolved(<k = [1.250000e-01, 2.500000e-01] checkpoint, v = [3.750000e-01, 5.000000e-01] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+// config.json's num_key_value_heads must agree with the per-head K and V
+// scales (both are reported, at the layer).
+// HEADCOUNT: error: [CONFIG-HEAD-COUNT] layer @l0: checkpoint tensor 'model.layers.0.self_attn.k_scale' has 2 per-head scales, but {{.*}}ct-attn-head-count{{/|\\}}config.json has num_key_value_heads = 3
+// HEADCOUNT: error: [CONFIG-HEAD-COUNT] layer @l0: checkpoint tensor 'model.layers.0.self_attn.v_scale' has 2 per-head scales, but {{.*}}config.json has num_key_value_heads = 3
+// HEADSTYPE: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] 'num_key_value_heads' must be a positive integer, got "2"
 // BADJSON: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not valid JSON: invalid JSON: [1:25, byte=25]: Expected object key
 // DUPKEY: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not valid JSON: duplicate key 'quantization_config'
 // NOTOBJ: error: kvq-import-checkpoint: {{.*}}config.json: [CT-CONFIG-INVALID] not a JSON object

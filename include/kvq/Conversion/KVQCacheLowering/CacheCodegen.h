@@ -61,8 +61,12 @@ struct CacheOpPlan {
   Value slots;
   struct Stream {
     Value src, dst;
-    /// The scale (f32); the store's RN(1/s) unless it divides.
+    /// The scale (f32); the store's RN(1/s) unless it divides. Null for
+    /// per-head scales.
     Value scale, reciprocal;
+    /// Per-head scales (f32, one per KV head, in head order) and, where
+    /// `reciprocal` would be set, their RN(1/s); empty for one scale.
+    SmallVector<Value> headScales, headReciprocals;
     Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
@@ -76,6 +80,10 @@ struct CacheOpPlan {
   /// The values `produce` reads (the function's arguments after the
   /// caches): a GPU kernel takes them as parameters.
   SmallVector<Value> producerOperands;
+
+  /// Whether each KV head has its own K and V scales (then the scales of
+  /// an element depend on its head: prepareScales with `head`).
+  bool isPerHead() const { return !streams[0].headScales.empty(); }
 
   Value act(int s) const { return isStore ? streams[s].src : streams[s].dst; }
   Value cache(int s) const { return isStore ? streams[s].dst : streams[s].src; }
@@ -120,9 +128,13 @@ Value dequantize(OpBuilder &b, Location loc, const KVQTarget &target, Value c,
                  Type outElem, bool quantized, const StreamScales &scales);
 
 /// The scales of both streams of `plan` for work items of `width` elements.
+/// For a per-head plan, those of KV head `head` (an index value): the
+/// head's scalars picked by a chain of selects, then shaped as for one
+/// scale, so that each head gets exactly the numerics of a per-tensor
+/// scale of its value. `head` is ignored (may be null) otherwise.
 std::array<StreamScales, 2> prepareScales(OpBuilder &b, Location loc,
                                           const CacheOpPlan &plan,
-                                          int64_t width);
+                                          int64_t width, Value head = nullptr);
 
 /// `type`'s spelling for a symbol name ("bf16", "f8E4M3FN", "i8").
 std::string getTypeSpelling(Type type);
@@ -212,7 +224,8 @@ void buildCacheLoops(OpBuilder &b, Location loc, const KVQTarget &target,
 
 /// GPU: one `gpu.launch` into `gpu.module @kvq_cache_kernels`, whose
 /// kernel takes the memrefs of `plan` and `scalars` (k_scale, RN(1/k_scale),
-/// v_scale, RN(1/v_scale)) as docs/KernelABI.md describes (CacheKernel.cpp).
+/// v_scale, RN(1/v_scale); per-head: the pair of each KV head, K's then
+/// V's) as docs/KernelABI.md describes (CacheKernel.cpp).
 void buildCacheLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                       const CacheOpPlan &plan, int64_t threadsPerBlock,
                       ValueRange scalars);
@@ -227,13 +240,21 @@ struct AttentionSignature {
   /// Null without a workspace.
   MemRefType workspace;
   AttentionPrecision precision;
+  /// Per-head scales: the function takes the score, V and Q scales as
+  /// vectors of one value per KV head (this many, the cache's static dim
+  /// 2); 0: as f32.
+  int64_t headScales = 0;
+
+  /// How many values of each of the score, V and Q scales the function
+  /// takes.
+  int64_t getScaleCount() const { return headScales ? headScales : 1; }
 
   auto key() const {
     return std::make_tuple(
         query.getAsOpaquePointer(), cache.getAsOpaquePointer(),
         tables.getAsOpaquePointer(), lens.getAsOpaquePointer(),
         workspace ? workspace.getAsOpaquePointer() : nullptr,
-        unsigned(precision));
+        unsigned(precision), headScales);
   }
 };
 
@@ -280,12 +301,27 @@ int64_t getAttentionResidentCTAs(const ModuleTarget &target);
 /// and one `gpu.launch`. `entry`'s arguments: query, key cache, value
 /// cache, block tables, context lengths, output, the workspace if `sig`
 /// has one, then the f32 score scale (log2 domain: RN(s_k * scale *
-/// log2(e)), times s_q in the fp8 modes), V scale and Q scale.
+/// log2(e)), times s_q in the fp8 modes), V scale and Q scale; with
+/// per-head scales (`sig.headScales`), three vectors of one value per KV
+/// head, which the kernel takes as that many f32 each.
 void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
                           const AttentionSignature &sig, Block *entry);
 
 /// Threads per block of the portable attention kernel.
 inline constexpr int64_t kPortableAttentionThreads = 64;
+
+/// The f32 scale values of an attention function of `sig` from its scale
+/// arguments `args` (score, V, Q, then the prob scale where it has one):
+/// the elements of the per-head vectors in order, else `args` itself.
+SmallVector<Value> getAttentionScaleValues(OpBuilder &b, Location loc,
+                                           const AttentionSignature &sig,
+                                           ValueRange args);
+
+/// The scale of KV head `head` among `scales` (one per KV head, or one for
+/// every head): a chain of selects, kernels and loops read it from no
+/// memory.
+Value selectHeadScale(OpBuilder &b, Location loc, ValueRange scales,
+                      Value head);
 
 /// The host code of the portable GPU attention function of `sig` (any GPU
 /// target; docs/KernelABI.md): one thread per (sequence, query head), the

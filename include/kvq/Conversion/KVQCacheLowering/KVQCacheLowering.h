@@ -46,9 +46,10 @@ namespace mlir::kvq {
 
 /// Emits an error at every kvq cache op under `root` that cannot be lowered
 /// (the tensor form: bufferize first; its layer has no
-/// `#kvq.resolved_scales`; or its activation type is not f16, bf16 or f32),
-/// with a note at the layer. Call before applying the patterns: they refuse
-/// such ops silently.
+/// `#kvq.resolved_scales`; its activation type is not f16, bf16 or f32; or
+/// its layer has per-head K and V scales and the op's KV head dimension is
+/// not static and equal to their number), with a note at the layer. Call
+/// before applying the patterns: they refuse such ops silently.
 LogicalResult checkCacheOpsLowerable(Operation *root);
 
 /// How the store path computes x / s (ScaledDivision.h).
@@ -79,15 +80,20 @@ struct KVQCacheLoweringOptions {
   QuantizeDivision quantizeDivision = QuantizeDivision::Auto;
 };
 
-/// What a lowered cache op calls: `callee(operands..., k_scale, v_scale)`.
+/// What a lowered cache op calls: `callee(operands..., k_scale, v_scale)`,
+/// the scales f32, or vector<H x f32> where the layer has per-head scales.
 struct KVQCacheCall {
   func::FuncOp callee;
   /// The op's memrefs: slot_mapping, K source, V source, K destination,
   /// V destination. A kvq.fused_cache_store has no sources: slot_mapping,
   /// the caches, then the values its regions read (getFusedStoreOperands).
   SmallVector<Value, 5> operands;
-  /// The layer's resolved K and V scales.
+  /// The layer's resolved K and V scales (per-head: the max over heads).
   float scales[2] = {1.0f, 1.0f};
+  /// Per-head K and V scales, one per KV head, which the call passes
+  /// instead of `scales`; empty for per-tensor scales (and for a per-head
+  /// layer with an `auto` cache, which copies).
+  SmallVector<float> headScales[2];
 };
 
 /// The functions that lowered cache ops call: one per cache signature (op
@@ -98,8 +104,11 @@ struct KVQCacheCall {
 /// model thus gets a few functions (GPU: a few kernels), not one per op.
 ///
 /// Each is a private `func.func` at the end of the cache op's module,
-/// taking the op's five memrefs and its two scales; its body is the host
-/// loops (CPU) or, on GPUs, RN(1/s) of both scales and one `gpu.launch`.
+/// taking the op's five memrefs and its two scales (two vectors of one per
+/// KV head where the layer's K and V scales are per-head: a signature of
+/// its own, shared by every per-head layer of the same shapes); its body is
+/// the host loops (CPU) or, on GPUs, RN(1/s) of each scale and one
+/// `gpu.launch`.
 /// Names, parameters and launch geometry: docs/KernelABI.md.
 ///
 /// Thread-safe. Creating a function changes the module's body: a pass that
@@ -156,10 +165,11 @@ void populateKVQCacheLoweringPatterns(RewritePatternSet &patterns,
 /// scales yet, with a note at the layer; returns failure.
 LogicalResult emitUnresolvedLayerError(Operation *op, LayerOp layer);
 
-/// Emits at `op` (a cache or attention op) that `layer`'s resolved scales
-/// are per-head, which no kernel takes yet, with a note at the layer;
+/// Emits at `op` (an attention op) that `layer`'s resolved scales are
+/// per-head, which its kernel does not take yet, with a note at the layer;
 /// returns failure. Lowering must refuse such layers rather than use one
-/// value for every head.
+/// value for every head. (The cache ops take per-head K and V scales:
+/// checkCacheOpsLowerable only checks their head count.)
 LogicalResult emitPerHeadLayerError(Operation *op, LayerOp layer);
 
 /// Erases the kvq.layer ops under `root` that no symbol use refers to any

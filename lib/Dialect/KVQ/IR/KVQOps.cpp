@@ -178,6 +178,13 @@ static LogicalResult verifyLayerUse(Operation *op, FlatSymbolRefAttr layerRef,
           checkCacheElementType(layer.getKvCacheDtype(), cache.getElementType(),
                                 act.getElementType()))
     return op->emitOpError() << *error << " (layer " << layerRef << ")";
+  // Per-head scales are one per KV head of the cache (dim 2).
+  if (ResolvedScalesAttr resolved = layer.getResolvedScalesAttr();
+      resolved && resolved.isPerHead() && cache.getRank() == 4 &&
+      !cache.isDynamicDim(2) && cache.getDimSize(2) != resolved.getNumHeads())
+    return op->emitOpError() << "expects a cache of " << resolved.getNumHeads()
+                             << " KV heads, one per per-head scale of layer "
+                             << layerRef << ", got " << cache.getDimSize(2);
   return success();
 }
 

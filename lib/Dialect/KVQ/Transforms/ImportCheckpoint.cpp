@@ -73,6 +73,9 @@ static constexpr uint64_t kMaxConfigSize = 16ull << 20;
 struct ConfigMethod {
   std::string path; // the config.json read, empty when there is none
   ScaleMethod method = ScaleMethod::Base;
+  /// The model's `num_key_value_heads`, where the config states it: the
+  /// number of values a per-head K or V scale must have.
+  std::optional<int64_t> numKVHeads;
 };
 
 /// A JSON scalar as Python's str() prints it in vLLM's messages.
@@ -139,6 +142,19 @@ static FailureOr<ConfigMethod> readConfig(ModuleOp module,
   if (!root) {
     invalid() << "not a JSON object";
     return failure();
+  }
+  if (const llvm::json::Value *heads = root->get("num_key_value_heads");
+      heads && heads->kind() != llvm::json::Value::Null) {
+    std::optional<int64_t> count = heads->getAsInteger();
+    if (!count || *count < 1) {
+      std::string text;
+      llvm::raw_string_ostream os(text);
+      os << *heads;
+      invalid() << "'num_key_value_heads' must be a positive integer, got "
+                << text;
+      return failure();
+    }
+    result.numKVHeads = *count;
   }
   const llvm::json::Value *qc = root->get("quantization_config");
   if (!qc || qc->kind() == llvm::json::Value::Null)
@@ -308,6 +324,20 @@ void KVQImportCheckpointPass::runOnOperation() {
       };
       if (mlir::failed(ScalesAttr::verify(emitScaleError, alone[0], alone[1],
                                           alone[2], alone[3]))) {
+        layerFailed = true;
+        continue;
+      }
+      // A per-head K or V scale has one value per KV head of the model
+      // (before tensor-parallel sharding): config.json says how many.
+      if (config->numKVHeads &&
+          (field == ScaleKind::K || field == ScaleKind::V) &&
+          scale->values.size() > 1 &&
+          int64_t(scale->values.size()) != *config->numKVHeads) {
+        emitError(loc) << "[CONFIG-HEAD-COUNT] layer @" << layer.getSymName()
+                       << ": checkpoint tensor '" << scale->tensorName
+                       << "' has " << scale->values.size()
+                       << " per-head scales, but " << config->path
+                       << " has num_key_value_heads = " << *config->numKVHeads;
         layerFailed = true;
         continue;
       }

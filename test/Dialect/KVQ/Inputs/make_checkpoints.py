@@ -155,6 +155,14 @@ config_folder("ct-attn-head-flat", ATTN_HEAD, [
     (L0 + "k_scale", "F32", [2], [0.125, 0.25]),
     (L0 + "v_scale", "F32", [2, 1], [0.375, 0.5]),
 ])
+# A config whose num_key_value_heads disagrees with the per-head scales (3
+# KV heads said, 2 scales given), and one that is not an integer.
+ATTN_HEAD_3 = dict(ATTN_HEAD, num_key_value_heads=3)
+config_folder("ct-attn-head-count", ATTN_HEAD_3, [
+    (L0 + "k_scale", "BF16", [2, 1, 1], [0.125, 0.25]),
+    (L0 + "v_scale", "BF16", [2, 1, 1], [0.375, 0.5]),
+])
+config_folder("kv-heads-string", dict(ATTN_HEAD, num_key_value_heads="2"))
 config_folder("ct-null-scheme", {"quantization_config": {
     "quant_method": "compressed-tensors", "kv_cache_scheme": None}})
 config_folder("modelopt", {"quantization_config": {

@@ -16,7 +16,13 @@
 # each cache format with six scales (vector path, D = 16, and scalar path,
 # D = 4), every cache byte loaded into bf16 / f16 / f32 (vector and scalar
 # paths), a realistic store -> load round trip with padding slots, a launch
-# with too few blocks (grid-stride loop), and timed runs at T = 32768.
+# with too few blocks (grid-stride loop), and timed runs at T = 32768. And
+# per-head scales (one K and V scale per KV head): every bf16 / f16 bit
+# pattern in each of 4 heads stored with its head's scale, every cache byte
+# in each head loaded, a realistic round trip with 8 heads, and timed runs
+# next to the per-tensor ones. A per-head launch passes `scales:` (the
+# pair s, RN(1/s) of each head) where a per-tensor one passes `scale:`;
+# the manifest gives the heads' scales as a comma-separated list.
 #
 # Usage: gen-gpu-checks.py <outdir> <ptx file as seen by kvq-launch> <dumpdir>
 # writes plan.in, whose launches name the function of their case (`@fn`);
@@ -69,18 +75,36 @@ TPB = 128
 
 mlir, plan, manifest = [], [f"module {ptx_path}"], []
 layers = {}
+# Inputs written here as files (`file:` buffers), named relative to the
+# folder run-gpu-checks.sh runs the plan in.
+cfg_dir = ptx_path.rsplit("/", 1)[0]
 
 
 def layer(dtype, k, v):
+    """A layer with scales k and v: numbers, or lists (one per KV head)."""
     name = f"L_{dtype}_{len(layers)}"
-    key = (dtype, k, v)
+    key = (dtype, str(k), str(v))
     if key not in layers:
         layers[key] = name
+
+        def field(x):
+            return "[" + ", ".join(x) + "]" if isinstance(x, list) else x
         mlir.append(
             f"kvq.layer @{name} cache({dtype}) resolved(#kvq.resolved_scales<"
-            f"k = {k} checkpoint, v = {v} checkpoint, q = 1.0 default, "
-            f"prob = 1.0 default>)")
+            f"k = {field(k)} checkpoint, v = {field(v)} checkpoint, "
+            f"q = 1.0 default, prob = 1.0 default>)")
     return layers[key]
+
+
+def scale_operand(s):
+    """The launch operand of a stream's scale: scale:<s> or, per head,
+    scales:<s0>,<s1>,..."""
+    return f"scales:{','.join(s)}" if isinstance(s, list) else f"scale:{s}"
+
+
+def scale_text(s):
+    """The manifest's scale: one value, or the heads' values."""
+    return ",".join(s) if isinstance(s, list) else s
 
 
 def shape(dims):
@@ -133,11 +157,12 @@ def store_case(fn, lay, act, cache, T, H, D, BS, NB, x_k, x_v, slots, ks, vs,
     grid = grid or max(1, ceil_div(work_items(T, H, D, act, cache), TPB))
     plan.append(
         f"launch @{fn} {grid} {TPB} "
-        f"{slots} {x_k} {x_v} {kc} {vc} scale:{ks} scale:{vs}")
+        f"{slots} {x_k} {x_v} {kc} {vc} {scale_operand(ks)} "
+        f"{scale_operand(vs)}")
     for x, c, s in ((x_k, kc, ks), (x_v, vc, vs)):
         manifest.append(
-            f"store_rows {act} {fmt_name} {s} {x}.bin {slots}.bin {dump(c)} "
-            f"{T} {H * D} {NB * BS} {pad_poison}")
+            f"store_rows {act} {fmt_name} {scale_text(s)} {x}.bin {slots}.bin "
+            f"{dump(c)} {T} {H * D} {NB * BS} {pad_poison}")
     return kc, vc
 
 
@@ -154,11 +179,12 @@ def load_case(fn, lay, cache, out, T, H, D, BS, NB, kc, vc, slots, ks, vs,
     grid = max(1, ceil_div(work_items(T, H, D, cache, out), TPB))
     plan.append(
         f"launch @{fn} {grid} {TPB} "
-        f"{slots} {kc} {vc} {ko} {vo} scale:{ks} scale:{vs}")
+        f"{slots} {kc} {vc} {ko} {vo} {scale_operand(ks)} "
+        f"{scale_operand(vs)}")
     for c, o, s in ((kc, ko, ks), (vc, vo, vs)):
         manifest.append(
-            f"load_rows {fmt_name} {out} {s} {c}.bin {slots}.bin {dump(o)} "
-            f"{T} {H * D} {poison}")
+            f"load_rows {fmt_name} {out} {scale_text(s)} {c}.bin {slots}.bin "
+            f"{dump(o)} {T} {H * D} {poison}")
 
 
 # Exhaustive store: 65536 activations as [T, 1, D]; slot t for token t.
@@ -222,6 +248,69 @@ for cache, dtype, fmt, act in [("f8E4M3FN", "fp8", "f8E4M3FN", "bf16"),
     load_case(f"rt_ld_{cache}", lay, cache, act, T, H, D, BS, NB, kc, vc,
               slots, ks, vs, fmt)
 
+# Per-head scales: 4 KV heads, each with its own K and V scale (all six
+# SCALES among them, every head a different pair).
+HEAD_K = ["0.05", "0.001", "1000.0", "3.0"]
+HEAD_V = ["0.0123291015625", "1.0", "3.0", "0.05"]
+
+
+def write_input(name, data):
+    """A `file:` buffer's bytes, written next to the plan."""
+    with open(f"{out_dir}/{name}.in", "wb") as f:
+        f.write(bytes(data))
+    return f"file:{cfg_dir}/{name}.in"
+
+
+# Every bf16 / f16 bit pattern in each head: [4096, 4, 16] activations whose
+# element (t, h, d) is pattern t * 16 + d (vector path), stored at slot t.
+T, H, D = 4096, 4, 16
+slots = "iota_slots_4096"
+x_bits = bytearray()
+for t in range(T):
+    row = b"".join((t * D + d).to_bytes(2, "little") for d in range(D))
+    x_bits += row * H
+for act in ("bf16", "f16"):
+    x = buffer(f"x_heads_{act}", act, [T, H, D], write_input("x_heads", x_bits))
+    dump(x)
+    for cache, dtype, fmt in FORMATS:
+        lay = layer(dtype, HEAD_K, HEAD_V)
+        store_case(f"st_heads_{act}_{cache}", lay, act, cache, T, H, D, 16,
+                   T // 16, x, x, slots, HEAD_K, HEAD_V, fmt)
+
+# Every cache byte in each head: a [16, 16, 4, 16] cache whose byte (slot,
+# h, d) is (slot * 16 + d + 37 * h) mod 256, read by 256 tokens at slot t.
+T = 256
+slots = "iota_slots_256"
+buffer(slots, "i64", [T], "iota")
+dump(slots)
+c_bytes = [(s * D + d + 37 * h) % 256 for s in range(T) for h in range(H)
+           for d in range(D)]
+for cache, dtype, fmt in FORMATS:
+    c = buffer(f"c_heads_{cache}", cache, [16, 16, H, D],
+               write_input("c_heads", c_bytes))
+    dump(c)
+    lay = layer(dtype, HEAD_K, HEAD_V)
+    for out in ("bf16", "f16", "f32"):
+        load_case(f"ld_heads_{cache}_{out}", lay, cache, out, T, H, D, 16, 16,
+                  c, c, slots, HEAD_K, HEAD_V, fmt)
+
+# Per-head round trip on the realistic shapes (8 heads): the first 64
+# tokens of the round trip's activations and slots (the dumps stay small).
+T, H, D, BS, NB = 64, 8, 128, 16, 32
+RT_K = ["0.0173", "0.02", "0.011", "0.05", "0.0091", "0.031", "0.0173", "0.4"]
+RT_V = ["0.0091", "0.013", "0.07", "0.0173", "0.022", "0.009", "0.25", "0.05"]
+for cache, dtype, fmt, act in [("f8E4M3FN", "fp8", "f8E4M3FN", "bf16"),
+                               ("f8E4M3FNUZ", "fp8", "f8E4M3FNUZ", "bf16"),
+                               ("f8E5M2", "fp8_e5m2", "f8E5M2", "f16"),
+                               ("f8E5M2FNUZ", "fp8_e5m2", "f8E5M2FNUZ", "bf16"),
+                               ("i8", "int8", "i8", "bf16")]:
+    lay = layer(dtype, RT_K, RT_V)
+    k, v = f"rt_k_{act}", f"rt_v_{act}"
+    kc, vc = store_case(f"rt_heads_st_{cache}", lay, act, cache, T, H, D, BS,
+                        NB, k, v, "rt_slots", RT_K, RT_V, fmt)
+    load_case(f"rt_heads_ld_{cache}", lay, cache, act, T, H, D, BS, NB, kc,
+              vc, "rt_slots", RT_K, RT_V, fmt)
+
 # Timing at T = 32768 (Llama-3-8B-like layer): store and load of
 # bf16 <-> e4m3 and, for comparison, the plain copy of an `auto` cache, in
 # bench.mlir (compiled separately, once per threads-per-block).
@@ -236,8 +325,17 @@ bench.append(
     "kvq.layer @B_auto cache(auto) resolved(#kvq.resolved_scales<k = 1.0 "
     "not_quantized, v = 1.0 not_quantized, q = 1.0 default, "
     "prob = 1.0 default>)")
+# Per-head: 8 KV heads around the per-tensor layer's 0.05 and 0.07, each
+# proven for the product alone, as 0.05 and 0.07 are (the same quotient).
+B_HEAD_K = ["0.05", "0.042", "0.055", "0.058", "0.04", "0.052", "0.048", "0.035"]
+B_HEAD_V = ["0.07", "0.065", "0.072", "0.08", "0.068", "0.0625", "0.07", "0.065"]
+bench.append(
+    f"kvq.layer @B_heads cache(fp8) resolved(#kvq.resolved_scales<"
+    f"k = [{', '.join(B_HEAD_K)}] checkpoint, v = [{', '.join(B_HEAD_V)}] "
+    f"checkpoint, q = 1.0 default, prob = 1.0 default>)")
 act_t = memref([T, H, D], "bf16")
-for name, lay, celem in (("", lay8, "f8E4M3FN"), ("_auto", "B_auto", "bf16")):
+for name, lay, celem in (("", lay8, "f8E4M3FN"), ("_auto", "B_auto", "bf16"),
+                         ("_heads", "B_heads", "f8E4M3FN")):
     cache_t = memref([NB, BS, H, D], celem)
     bench.append(
         f"func.func @bench_st{name}(%k: {act_t}, %v: {act_t}, %kc: {cache_t}, "
@@ -266,8 +364,13 @@ for tpb in (128, 256, 512, 1024):
     g16 = work_items(T, H, D, "bf16", "bf16") // tpb
     st8, ld8, st16, ld16 = "@bench_st", "@bench_ld", "@bench_st_auto", "@bench_ld_auto"
     fp8, auto = "scale:0.05 scale:0.07", "scale:1.0 scale:1.0"
+    heads = f"{scale_operand(B_HEAD_K)} {scale_operand(B_HEAD_V)}"
     plan.append(f"time {st8} {g8} {tpb} 20 b_s b_k b_v b_kc b_vc {fp8}")
     plan.append(f"time {ld8} {g8} {tpb} 20 b_s b_kc b_vc b_k b_v {fp8}")
+    plan.append(
+        f"time @bench_st_heads {g8} {tpb} 20 b_s b_k b_v b_kc b_vc {heads}")
+    plan.append(
+        f"time @bench_ld_heads {g8} {tpb} 20 b_s b_kc b_vc b_k b_v {heads}")
     plan.append(
         f"time {st16} {g16} {tpb} 20 b_s b_k b_v b_kc2 b_vc2 {auto}")
     plan.append(

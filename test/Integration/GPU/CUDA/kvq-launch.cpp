@@ -26,8 +26,9 @@
 //       grid and block: <x> or <x>x<y>x<z>;
 //       operands in kernel order: a buffer name (the pointer of a memref),
 //       scale:<s> (the f32 pair s, RN(1/s) that cache kernels take per
-//       stream after their memrefs), size:<buffer> (the buffer's
-//       leading size, an i64, for a memref type whose leading size is
+//       stream after their memrefs), scales:<s0>,<s1>,... (per-head
+//       scales: the pair of each KV head, in head order), size:<buffer> (the
+//       buffer's leading size, an i64, for a memref type whose leading size is
 //       dynamic), f32:<x> (x given as a C hex float keeps every bit) or
 //       i64:<n>
 //   dump <buffer> <file>
@@ -256,14 +257,22 @@ int main(int argc, char **argv) {
           fail("unknown buffer " + n);
         return it->second;
       };
+      // s and RN(1/s): an IEEE f32 division, as kvq's host code does.
+      auto pushScale = [&](float scale) {
+        for (float f : {scale, 1.0f / scale}) {
+          uint64_t slot = 0;
+          std::memcpy(&slot, &f, sizeof(f));
+          storage.push_back(slot);
+        }
+      };
       for (const std::string &n : names) {
         if (n.rfind("scale:", 0) == 0) {
-          float scale = std::stof(n.substr(6));
-          for (float f : {scale, 1.0f / scale}) {
-            uint64_t slot = 0;
-            std::memcpy(&slot, &f, sizeof(f));
-            storage.push_back(slot);
-          }
+          pushScale(std::stof(n.substr(6)));
+        } else if (n.rfind("scales:", 0) == 0) {
+          std::istringstream list(n.substr(7));
+          std::string one;
+          while (std::getline(list, one, ','))
+            pushScale(std::stof(one));
         } else if (n.rfind("size:", 0) == 0) {
           storage.push_back(uint64_t(bufferNamed(n.substr(5)).shape.at(0)));
         } else if (n.rfind("f32:", 0) == 0) {

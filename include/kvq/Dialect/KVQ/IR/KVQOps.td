@@ -467,7 +467,10 @@ def KVQ_PagedAttentionOp : KVQ_Op<"paged_attention", [
     `score_j = (q . k_j) * (s_k * scale)`, `p = softmax(score)`,
     `out = s_v * sum_j p_j v_j`. The K scale folds into the softmax scale
     and the V scale is applied once to the result: no cache element is
-    multiplied by a scale. `L = 0` writes zeros.
+    multiplied by a scale. `L = 0` writes zeros. With per-head scales on
+    the layer (`k = [...]`), `s_k`, `s_v` and `s_q` are those of the query
+    head's KV head; the caches then have that many KV heads (the verifier
+    checks a static count).
 
     `fp8_qk`: `q` is first quantized to the cache's fp8 format with the
     layer's Q scale `s_q` (as `kvq.cache_store` quantizes), and
