@@ -5,7 +5,9 @@
 //===----------------------------------------------------------------------===//
 //
 // Feeds arbitrary bytes to the MLIR parser as a module, with the kvq dialect
-// and the dialects kvq IR mixes with (builtin, func, memref, gpu) registered.
+// and the dialects kvq IR mixes with (builtin, arith, func, memref, tensor,
+// gpu: a kvq.fused_cache_store region computes with arith and reads with
+// memref.load or tensor.extract) registered.
 // (Not nvvm / rocdl: their headers would triple this file's compile time for
 // upstream attributes only; FoldScalesFuzzer covers the targets.) Every
 // input that parses and verifies must round-trip:
@@ -24,9 +26,11 @@
 
 #include "kvq/Dialect/KVQ/IR/KVQDialect.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -84,8 +88,9 @@ std::string print(ModuleOp module, bool generic) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   DialectRegistry registry;
-  registry.insert<kvq::KVQDialect, func::FuncDialect, memref::MemRefDialect,
-                  gpu::GPUDialect>();
+  registry
+      .insert<kvq::KVQDialect, arith::ArithDialect, func::FuncDialect,
+              memref::MemRefDialect, gpu::GPUDialect, tensor::TensorDialect>();
   MLIRContext context(registry, MLIRContext::Threading::DISABLED);
 
   // The MLIR lexer relies on the NUL after the buffer that files and

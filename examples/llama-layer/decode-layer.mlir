@@ -8,7 +8,9 @@
 //   RoPE on q and k                  linalg.generic, rotate-half (GPT-NeoX)
 //                                    form, cos / sin read at each token's
 //                                    position
-//   store k, v into the fp8 caches   kvq.cache_store (tensor form)
+//   store k, v into the fp8 caches   kvq.cache_store (tensor form); the
+//                                    pipeline fuses k's RoPE into it
+//                                    (kvq-fuse-cache-producers)
 //   attend over the updated caches   kvq.paged_attention (tensor form)
 //
 // Shapes: hidden 256, 4 query heads and 2 KV heads of size 64, 16-token
@@ -23,11 +25,17 @@
 //
 //   kvq-opt examples/llama-layer/decode-layer.mlir \
 //     --kvq-import-checkpoint=checkpoint=examples/llama-tiny/quark \
-//     --kvq-fold-scales \
+//     --kvq-fold-scales --kvq-fuse-cache-producers \
 //     --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" \
 //     --drop-equivalent-buffer-results --buffer-deallocation-pipeline \
 //     --convert-linalg-to-loops --expand-strided-metadata --lower-affine \
 //     --kvq-to-llvm
+//
+// kvq-fuse-cache-producers moves k's RoPE into the store
+// (kvq.fused_cache_store): the store's code reads the k projection, the
+// positions and the tables, and the rotated k is never written to memory.
+// q's RoPE stays (the attention reads q). For PTX, --kvq-to-ptx=chip=sm_90
+// in place of the last three passes (the linalg parts stay host loops).
 //
 // The caches bufferize in place: the step writes the caller's cache
 // buffers, with no allocation or copy of a cache. The step is private, as a
@@ -35,7 +43,7 @@
 // results are the caller's buffers (the caches and the output), which
 // drop-equivalent-buffer-results removes (it leaves public functions
 // alone), so that buffer-deallocation-pipeline only frees the temporaries
-// (projections, RoPE outputs). Of a public function the pipeline would
+// (projections, q's RoPE output). Of a public function the pipeline would
 // clone the returned caches, as it must return buffers its caller owns.
 
 // Every layer of the model is declared, as a model compiler declares them;

@@ -7,6 +7,7 @@
 // Runs examples/llama-layer/decode-layer.mlir (linalg on tensors: q, k, v
 // projections, RoPE, kvq.cache_store, kvq.paged_attention) through the
 // pipeline docs/ModelCompilers.md documents (checkpoint import and folding,
+// kvq-fuse-cache-producers, which moves k's RoPE into the store,
 // one-shot-bufferize, linalg to loops, kvq-to-llvm), JIT-compiles it with
 // mlir::ExecutionEngine and checks, on random inputs:
 //
@@ -202,6 +203,7 @@ void buildBufferizePipeline(OpPassManager &pm, const std::string &checkpoint) {
   kvq::KVQFoldScalesOptions fold;
   fold.summary = false;
   pm.addPass(kvq::createKVQFoldScales(fold));
+  pm.addPass(kvq::createKVQFuseCacheProducers());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -222,6 +224,11 @@ TEST_F(KVQLayerStepExecTest, DecodeLayerMatchesTheReference) {
   PassManager pm(&context);
   buildBufferizePipeline(pm, examples + "/llama-tiny/quark");
   ASSERT_TRUE(succeeded(pm.run(*module))) << "the pipeline failed";
+  // k's RoPE is fused into the store (the cache bytes below are then those
+  // of the fused store).
+  int fused = 0;
+  module->walk([&](kvq::FusedCacheStoreOp) { ++fused; });
+  EXPECT_EQ(fused, 1);
 
   // The folded scales of layer 0 (examples/llama-tiny/README.md).
   auto layer = module->lookupSymbol<kvq::LayerOp>("model.layers.0");

@@ -256,6 +256,14 @@ Value mlir::kvq::dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim) {
   return memref::DimOp::create(b, loc, memref, dim);
 }
 
+Value mlir::kvq::activationDim(OpBuilder &b, Location loc,
+                               const CacheOpPlan &plan, int64_t dim) {
+  if (Value act = plan.act(0))
+    return dimOf(b, loc, act, dim);
+  return dim == 0 ? dimOf(b, loc, plan.slots, 0)
+                  : dimOf(b, loc, plan.cache(0), dim + 1);
+}
+
 /// Vector accesses are aligned to their size, up to 16 bytes: they start at
 /// multiples of `width` elements of contiguous memrefs whose base pointers
 /// are 16-byte aligned (documented requirement of the GPU form).
@@ -270,6 +278,8 @@ std::array<Value, 2> mlir::kvq::loadSources(OpBuilder &b, Location loc,
                                             const CacheOpPlan &plan,
                                             int64_t width, ValueRange srcIdx) {
   std::array<Value, 2> in;
+  if (plan.produce) // a fused store: its region at the `width` elements
+    return plan.produce(b, loc, srcIdx, width, plan.producerOperands);
   for (int s = 0; s < 2; ++s) {
     Value src = plan.streams[s].src;
     Type elem = cast<MemRefType>(src.getType()).getElementType();

@@ -44,14 +44,25 @@ struct CacheSignature {
   /// (proven for the layer's scale, or for every head's, where it is not a
   /// division).
   std::array<Quotient, 2> quotient = {Quotient::Division, Quotient::Division};
-  /// slot_mapping, K source, V source, K destination, V destination.
+  /// slot_mapping, K source, V source, K destination, V destination (for
+  /// a fused store, whose region computes K and V, the sources' types are
+  /// the activation type).
   std::array<MemRefType, 5> types;
+  /// A kvq.fused_cache_store: its function is its own (its region is
+  /// part of the code).
+  FusedCacheStoreOp fused;
 
-  using Key = std::tuple<unsigned, Type, Type, Type, Type, Type>;
+  using Key = std::tuple<unsigned, Type, Type, Type, Type, Type, Operation *>;
   Key key() const {
     unsigned flags = isStore | quantized << 1 | unsigned(quotient[0]) << 2 |
                      unsigned(quotient[1]) << 4 | unsigned(perHead) << 6;
-    return {flags, types[0], types[1], types[2], types[3], types[4]};
+    return {flags,
+            types[0],
+            types[1],
+            types[2],
+            types[3],
+            types[4],
+            static_cast<Operation *>(fused)};
   }
   MemRefType actType() const { return isStore ? types[1] : types[3]; }
   MemRefType cacheType() const { return isStore ? types[3] : types[1]; }
@@ -89,8 +100,10 @@ static FailureOr<CacheOpInfo> describeCacheOp(CacheOpInterface op,
   sig.isStore = op.isStore();
   LayerOp layer = lookupLayer(op, symbols);
   info.operands = op.getStreamOperands();
+  sig.fused = dyn_cast<FusedCacheStoreOp>(op.getOperation());
   for (auto [type, value] : llvm::zip(sig.types, info.operands))
-    type = cast<MemRefType>(value.getType());
+    type = cast<MemRefType>(value ? value.getType()
+                                  : Type(op.getActivationType()));
   if (!layer || !layer.getResolvedScalesAttr())
     return failure();
   Type actElem = sig.actType().getElementType();
@@ -144,6 +157,8 @@ static std::string functionName(const CacheSignature &sig) {
   };
   if (sig.perHead)
     name += "_per_head";
+  if (sig.fused)
+    name += "_fused";
   auto [k, v] = sig.quotient;
   if (!sig.isStore || !sig.quantized ||
       (k == Quotient::Product && v == Quotient::Product))
@@ -163,7 +178,17 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
   OpBuilder b(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
   Type f32 = b.getF32Type();
-  SmallVector<Type> argTypes(sig.types.begin(), sig.types.end());
+  // A fused store's function takes no K and V sources; the values its
+  // region reads follow the caches.
+  SmallVector<Value> producerOperands;
+  if (sig.fused)
+    producerOperands = getFusedStoreOperands(sig.fused);
+  SmallVector<Type> argTypes;
+  for (auto [i, type] : llvm::enumerate(sig.types))
+    if (!sig.fused || (i != 1 && i != 2))
+      argTypes.push_back(type);
+  for (Value value : producerOperands)
+    argTypes.push_back(value.getType());
   // One f32 scale per stream, or a vector of one per KV head.
   Type scaleType = f32;
   if (sig.perHead)
@@ -175,13 +200,28 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
   symbols.getSymbolTable(module).insert(fn);
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
+  // The argument of operand `i` of the signature's five (null: a fused
+  // store's source), and of scale `s`.
+  auto operandArg = [&](unsigned i) -> Value {
+    if (!sig.fused)
+      return entry->getArgument(i);
+    if (i == 1 || i == 2)
+      return nullptr;
+    return entry->getArgument(i == 0 ? 0 : i - 2);
+  };
+  auto scaleArg = [&](int s) {
+    return entry->getArgument(argTypes.size() - 2 + s);
+  };
 
   CacheOpPlan plan;
   plan.isStore = sig.isStore;
   plan.quantized = sig.quantized;
   plan.actType = sig.actType();
   plan.cacheType = sig.cacheType();
-  plan.slots = entry->getArgument(0);
+  plan.slots = operandArg(0);
+  if (sig.fused)
+    setFusedProducer(plan, sig.fused,
+                     entry->getArguments().slice(3, producerOperands.size()));
   // RN(1/s), on the host: an IEEE f32 division, the value the proofs of
   // ScaledDivision.h checked. (Every GPU kernel takes it.)
   // Per-head scales: the same per head (the vector's elements, each with
@@ -190,7 +230,7 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
   Value one = f32Const(b, loc, f32, 1.0f);
   SmallVector<Value> scalars;
   for (int s = 0; s < 2; ++s) {
-    Value arg = entry->getArgument(5 + s);
+    Value arg = scaleArg(s);
     bool divides = sig.quotient[s] == Quotient::Division;
     auto reciprocalOf = [&](Value scale) {
       return !divides || target.isGPU()
@@ -198,8 +238,8 @@ static func::FuncOp buildCacheFunction(ModuleOp module,
                  : Value();
     };
     CacheOpPlan::Stream &stream = plan.streams[s];
-    stream.src = entry->getArgument(1 + s);
-    stream.dst = entry->getArgument(3 + s);
+    stream.src = operandArg(1 + s);
+    stream.dst = operandArg(3 + s);
     stream.quotient = sig.quotient[s];
     if (!sig.perHead) {
       Value reciprocal = reciprocalOf(arg);
@@ -340,7 +380,12 @@ static KVQCacheCall callFor(KVQCacheFunctions::Impl &impl, ModuleOp module,
                             impl.target, impl.options);
   KVQCacheCall call;
   call.callee = fn;
-  llvm::append_range(call.operands, info.operands);
+  for (Value operand : info.operands)
+    if (operand) // not the sources of a fused store
+      call.operands.push_back(operand);
+  if (info.signature.fused)
+    llvm::append_range(call.operands,
+                       getFusedStoreOperands(info.signature.fused));
   call.scales[0] = info.scales[0];
   call.scales[1] = info.scales[1];
   call.headScales[0] = info.headScales[0];

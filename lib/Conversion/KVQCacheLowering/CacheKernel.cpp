@@ -58,8 +58,8 @@ static std::pair<Value, Value> workItemCounts(OpBuilder &b, Location loc,
                                               const CacheOpPlan &plan,
                                               int64_t width) {
   Value numTokens = dimOf(b, loc, plan.slots, 0);
-  Value numHeads = dimOf(b, loc, plan.act(0), 1);
-  Value headSize = dimOf(b, loc, plan.act(0), 2);
+  Value numHeads = activationDim(b, loc, plan, 1);
+  Value headSize = activationDim(b, loc, plan, 2);
   Value rowItems = arith::MulIOp::create(b, loc, numHeads, headSize);
   if (width > 1)
     rowItems = arith::DivUIOp::create(
@@ -129,7 +129,7 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
         auto position = [&](Value i) -> std::array<Value, 3> {
           Value t = arith::DivUIOp::create(b, loc, i, rowItems);
           Value r = arith::RemUIOp::create(b, loc, i, rowItems);
-          Value headSize = dimOf(b, loc, plan.act(0), 2);
+          Value headSize = activationDim(b, loc, plan, 2);
           if (!vectorized)
             return {t, arith::DivUIOp::create(b, loc, r, headSize),
                     arith::RemUIOp::create(b, loc, r, headSize)};
@@ -207,12 +207,13 @@ static void buildKernelBody(OpBuilder &b, Location loc, const KVQTarget &target,
 }
 
 KernelMemRef KernelMemRef::split(OpBuilder &b, Location loc, Value memref) {
-  auto type = cast<MemRefType>(memref.getType());
   KernelMemRef km;
   km.whole = memref;
+  // No value (a fused store's sources) or a scalar: passed as it is.
+  auto type = memref ? dyn_cast<MemRefType>(memref.getType()) : nullptr;
   int64_t offset;
   SmallVector<int64_t> strides;
-  if (failed(type.getStridesAndOffset(strides, offset)))
+  if (!type || failed(type.getStridesAndOffset(strides, offset)))
     return km;
   auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
   auto pick = [&](int64_t value, Value dynamic) -> OpFoldResult {
@@ -232,7 +233,7 @@ KernelMemRef KernelMemRef::split(OpBuilder &b, Location loc, Value memref) {
 void KernelMemRef::touchBase(OpBuilder &b, Location loc) const {
   if (base)
     memref::ExtractAlignedPointerAsIndexOp::create(b, loc, base);
-  else
+  else if (whole && isa<MemRefType>(whole.getType()))
     memref::DimOp::create(b, loc, whole, 0);
 }
 
@@ -283,6 +284,10 @@ void mlir::kvq::buildCacheLaunch(OpBuilder &b, Location loc,
   std::array<KernelMemRef, 5> kernelMemRefs;
   for (auto [km, memref] : llvm::zip(kernelMemRefs, memrefs))
     km = KernelMemRef::split(b, loc, memref);
+  SmallVector<KernelMemRef> producerMemRefs =
+      llvm::map_to_vector(plan.producerOperands, [&](Value value) {
+        return KernelMemRef::split(b, loc, value);
+      });
   // All cache kernels of a module go to one gpu.module, so that a pipeline
   // produces one binary (one PTX / AMDGCN text) per module.
   auto launch = gpu::LaunchOp::create(
@@ -309,12 +314,18 @@ void mlir::kvq::buildCacheLaunch(OpBuilder &b, Location loc,
     km.touchBase(b, loc);
   for (Value scalar : scalars)
     arith::NegFOp::create(b, loc, scalar);
+  for (const KernelMemRef &km : producerMemRefs)
+    km.touchBase(b, loc);
   CacheOpPlan kernelPlan = plan;
   std::array<Value *, 5> kernelValues = {
       &kernelPlan.slots, &kernelPlan.streams[0].src, &kernelPlan.streams[1].src,
       &kernelPlan.streams[0].dst, &kernelPlan.streams[1].dst};
   for (auto [km, value] : llvm::zip(kernelMemRefs, kernelValues))
     *value = km.rebuild(b, loc);
+  // A fused store's producer operands come last (docs/KernelABI.md).
+  for (auto [km, value] :
+       llvm::zip(producerMemRefs, kernelPlan.producerOperands))
+    value = km.rebuild(b, loc);
   buildKernelBody(b, loc, target, kernelPlan, launch, threadsPerBlock, width,
                   vectorized, items);
 }

@@ -35,8 +35,8 @@ void mlir::kvq::buildCacheLoops(OpBuilder &b, Location loc,
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value numTokens = dimOf(b, loc, plan.slots, 0);
-  Value numHeads = dimOf(b, loc, plan.act(0), 1);
-  Value headSize = dimOf(b, loc, plan.act(0), 2);
+  Value numHeads = activationDim(b, loc, plan, 1);
+  Value headSize = activationDim(b, loc, plan, 2);
   // One scale per stream: prepared once. Per-head scales: per head, at
   // the top of the head loop.
   std::optional<std::array<StreamScales, 2>> tensorScales;

@@ -19,6 +19,7 @@
 
 #include "kvq/Conversion/KVQCacheLowering/KVQTarget.h"
 #include "kvq/Dialect/KVQ/IR/KVQEnums.h"
+#include "kvq/Dialect/KVQ/IR/KVQOps.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -26,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -68,6 +70,16 @@ struct CacheOpPlan {
     Quotient quotient = Quotient::Division;
   } streams[2];
   MemRefType actType, cacheType;
+  /// kvq.fused_cache_store (no `src`): emits the activations of both
+  /// streams at the `width` elements from (t, h, d) `indices` (a scalar for
+  /// width 1, else a vector), with `operands` the `producerOperands` as the
+  /// code at the insertion point sees them (setFusedProducer()).
+  std::function<std::array<Value, 2>(OpBuilder &, Location, ValueRange indices,
+                                     int64_t width, ValueRange operands)>
+      produce;
+  /// The values `produce` reads (the function's arguments after the
+  /// caches): a GPU kernel takes them as parameters.
+  SmallVector<Value> producerOperands;
 
   /// Whether each KV head has its own K and V scales (then the scales of
   /// an element depend on its head: prepareScales with `head`).
@@ -133,6 +145,25 @@ std::string getTypeSpelling(Type type);
 
 /// Size `dim` of `memref` as an index value (a constant when static).
 Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t dim);
+
+/// Size `dim` of the activations [T, H, D] of `plan`: of the activation
+/// memref, or for a fused store (no source) of the slots and caches.
+Value activationDim(OpBuilder &b, Location loc, const CacheOpPlan &plan,
+                    int64_t dim);
+
+//===----------------------------------------------------------------------===//
+// kvq.fused_cache_store
+//===----------------------------------------------------------------------===//
+
+/// The values the region of `op` reads from above, constants aside (those
+/// are cloned): its function's arguments after the caches, in this order.
+SmallVector<Value> getFusedStoreOperands(FusedCacheStoreOp op);
+
+/// Makes `plan` compute its activations with the region of `op`, which
+/// reads `operands` (the function's arguments for getFusedStoreOperands()).
+/// `op` must outlive the code generation.
+void setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
+                      ValueRange operands);
 
 /// A memref operand of a kernel, split on the host into its base buffer (a
 /// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes

@@ -85,7 +85,8 @@ struct KVQCacheLoweringOptions {
 struct KVQCacheCall {
   func::FuncOp callee;
   /// The op's memrefs: slot_mapping, K source, V source, K destination,
-  /// V destination.
+  /// V destination. A kvq.fused_cache_store has no sources: slot_mapping,
+  /// the caches, then the values its regions read (getFusedStoreOperands).
   SmallVector<Value, 5> operands;
   /// The layer's resolved K and V scales (per-head: the max over heads).
   float scales[2] = {1.0f, 1.0f};

@@ -267,6 +267,108 @@ void CacheLoadOp::getEffects(
 }
 
 //===----------------------------------------------------------------------===//
+// FusedCacheStoreOp
+//===----------------------------------------------------------------------===//
+
+YieldOp FusedCacheStoreOp::getYield() {
+  Region &body = getBody();
+  if (body.empty() || body.front().empty())
+    return nullptr;
+  return dyn_cast<YieldOp>(body.front().back());
+}
+
+ShapedType FusedCacheStoreOp::getActivationType() {
+  YieldOp yield = getYield();
+  if (!yield || yield.getValues().empty())
+    return nullptr;
+  Type elem = yield.getValues().front().getType();
+  auto cache = cast<ShapedType>(getKeyCache().getType());
+  bool rank4 = cache.hasRank() && cache.getRank() == 4;
+  SmallVector<int64_t, 3> shape = {
+      cast<ShapedType>(getSlotMapping().getType()).getDimSize(0),
+      rank4 ? cache.getDimSize(2) : ShapedType::kDynamic,
+      rank4 ? cache.getDimSize(3) : ShapedType::kDynamic};
+  if (isa<MemRefType>(cache))
+    return MemRefType::get(shape, elem);
+  return RankedTensorType::get(shape, elem);
+}
+
+LogicalResult FusedCacheStoreOp::verify() {
+  return verifyOneForm(*this, getOperands());
+}
+
+LogicalResult FusedCacheStoreOp::verifyRegions() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != 3 ||
+      !llvm::all_of(body.getArgumentTypes(),
+                    [](Type type) { return type.isIndex(); })) {
+    InFlightDiagnostic diag =
+        emitOpError("expects the region to take the token, head and element "
+                    "indices (index, index, index), got (");
+    llvm::interleaveComma(body.getArgumentTypes(), diag);
+    return diag << ")";
+  }
+  YieldOp yield = getYield();
+  if (!yield)
+    return emitOpError("expects the region to end in kvq.yield, got '")
+           << (body.empty() ? StringRef("nothing")
+                            : body.back().getName().getStringRef())
+           << "'";
+  if (yield.getValues().size() != 2)
+    return emitOpError("expects the region to yield the key and the value, "
+                       "got ")
+           << yield.getValues().size() << " value(s)";
+  Type key = yield.getValues()[0].getType();
+  Type value = yield.getValues()[1].getType();
+  if (key != value)
+    return emitOpError("expects the key and the value to have the same "
+                       "type, got ")
+           << key << " and " << value;
+  bool memrefForm = isa<MemRefType>(getKeyCache().getType());
+  WalkResult walk = body.walk([&](Operation *op) {
+    auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+    if (effects && (effects.hasEffect<MemoryEffects::Write>() ||
+                    effects.hasEffect<MemoryEffects::Allocate>() ||
+                    effects.hasEffect<MemoryEffects::Free>())) {
+      emitOpError("expects the region to only read memory, but '")
+          << op->getName() << "' writes, allocates or frees it";
+      return WalkResult::interrupt();
+    }
+    if (memrefForm) {
+      for (Value value : op->getOperands()) {
+        if (!isa<TensorType>(value.getType()))
+          continue;
+        emitOpError("expects no tensor in the region of the memref form "
+                    "(bufferize the region with the op), got ")
+            << value.getType() << " used by '" << op->getName() << "'";
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  // The shapes, with the yielded type as the activations' (the region is
+  // verified now).
+  return verifyCacheShapes(*this, "keys and values", getActivationType(),
+                           getCacheType(),
+                           cast<ShapedType>(getSlotMapping().getType()));
+}
+
+LogicalResult
+FusedCacheStoreOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyLayerUse(*this, getLayerAttr(), symbolTable, getCacheType(),
+                        getActivationType());
+}
+
+void FusedCacheStoreOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  // The region's reads are the op's own (RecursiveMemoryEffects).
+  getCacheOpEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
 // PagedAttentionOp
 //===----------------------------------------------------------------------===//
 

@@ -26,6 +26,25 @@ using namespace mlir;
 using namespace mlir::kvq;
 using namespace mlir::bufferization;
 
+/// Errors at `op` if one-shot analysis would copy one of its destinations.
+static LogicalResult verifyInPlace(Operation *op, const AnalysisState &state) {
+  auto dps = cast<DestinationStyleOpInterface>(op);
+  for (OpOperand &init : dps.getDpsInitsMutable()) {
+    // A memref-form op next to tensor code has nothing to bufferize.
+    if (!isa<TensorType>(init.get().getType()) || state.isInPlace(init))
+      continue;
+    return op->emitError()
+           << "cannot bufferize '" << op->getName() << "' in place: "
+           << (isa<CacheStoreOp, FusedCacheStoreOp>(op) ? "the cache"
+                                                        : "the output")
+           << " operand #" << init.getOperandNumber()
+           << " would be copied (its old value is used after this op, or "
+              "it is also another destination); use the op's results "
+              "from here on";
+  }
+  return success();
+}
+
 namespace {
 /// The store, the load and the attention op alike: the destinations are
 /// the DPS inits, every other tensor operand is read.
@@ -59,19 +78,38 @@ struct CacheOpBufferization final
 
   LogicalResult verifyAnalysis(Operation *op,
                                const AnalysisState &state) const {
-    auto dps = cast<DestinationStyleOpInterface>(op);
-    for (OpOperand &init : dps.getDpsInitsMutable()) {
-      if (state.isInPlace(init))
-        continue;
-      return op->emitError()
-             << "cannot bufferize '" << op->getName() << "' in place: "
-             << (isa<CacheStoreOp>(op) ? "the cache" : "the output")
-             << " operand #" << init.getOperandNumber()
-             << " would be copied (its old value is used after this op, or "
-                "it is also another destination); use the op's results "
-                "from here on";
+    return verifyInPlace(op, state);
+  }
+};
+
+/// The fused store: the store's operands and rules; its region moves to
+/// the memref form (its `tensor.extract` ops bufferize on their own).
+struct FusedCacheStoreBufferization final
+    : DstBufferizableOpInterfaceExternalModel<FusedCacheStoreBufferization,
+                                              FusedCacheStoreOp> {
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto store = cast<FusedCacheStoreOp>(op);
+    SmallVector<Value> buffers;
+    for (Value operand : op->getOperands()) {
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      buffers.push_back(*buffer);
     }
+    rewriter.setInsertionPoint(op);
+    auto memrefForm = FusedCacheStoreOp::create(
+        rewriter, op->getLoc(), TypeRange{}, buffers, op->getAttrs());
+    rewriter.inlineRegionBefore(store.getBody(), memrefForm.getBody(),
+                                memrefForm.getBody().end());
+    replaceOpWithBufferizedValues(rewriter, op, {buffers[0], buffers[1]});
     return success();
+  }
+
+  LogicalResult verifyAnalysis(Operation *op,
+                               const AnalysisState &state) const {
+    return verifyInPlace(op, state);
   }
 };
 } // namespace
@@ -81,6 +119,7 @@ void mlir::kvq::registerBufferizableOpInterfaceExternalModels(
   registry.addExtension(+[](MLIRContext *ctx, KVQDialect *) {
     CacheStoreOp::attachInterface<CacheOpBufferization<CacheStoreOp>>(*ctx);
     CacheLoadOp::attachInterface<CacheOpBufferization<CacheLoadOp>>(*ctx);
+    FusedCacheStoreOp::attachInterface<FusedCacheStoreBufferization>(*ctx);
     PagedAttentionOp::attachInterface<CacheOpBufferization<PagedAttentionOp>>(
         *ctx);
   });

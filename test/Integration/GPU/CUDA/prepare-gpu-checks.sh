@@ -14,6 +14,8 @@
 #            every stream, where the default picks the product alone)
 #   attention, attention-portable  kvq.paged_attention for sm_90 and sm_75
 #            (see below)
+#   fused    kvq.fused_cache_store for sm_90 (RoPE and an elementwise chain
+#            fused into the store; see below)
 # each with gen-gpu-checks.py's kernels.mlir, plan.txt and manifest.txt, the
 # PTX, and bench-<threads-per-block>.ptx of the timed kernels; plus the
 # launcher's source and run-gpu-checks.sh (which builds the launcher on the
@@ -63,5 +65,15 @@ for c in attention:sm_90 attention-portable:sm_75; do
     "--kvq-write-isa=output=$dir/${c%:*}/kernels.ptx" -o /dev/null \
     --mlir-print-op-on-diagnostic=false
 done
+# kvq.fused_cache_store (kvq-fuse-cache-producers): rotate-half RoPE with
+# cos / sin tables and an elementwise chain fused into the store, every bf16
+# pattern as K and V. KVQFusedStoreExecTest.WriteGPUChecks writes the fused
+# steps, their inputs and the plan; KVQFusedStoreExecTest.GPUDumpsMatchCPU
+# checks the dumps against the CPU's fused store.
+mkdir -p "$dir/fused"
+KVQ_FUSED_GPU_WRITE="$dir/fused" "$tests" \
+  --gtest_filter=KVQFusedStoreExecTest.WriteGPUChecks >/dev/null
+"$opt" "$dir/fused/kernels.mlir" --kvq-to-ptx=chip=sm_90 \
+  "--kvq-write-isa=output=$dir/fused/kernels.ptx" -o /dev/null
 cp "$here/kvq-launch.cpp" "$here/run-gpu-checks.sh" "$dir/"
 echo "prepared $dir: $(ls "$dir" | tr '\n' ' ')"

@@ -24,7 +24,11 @@
 #      KVQ_GPU_DUMPS=<somewhere>/dumps-<c> \
 #          build/unittests/KVQCacheLoweringTests \
 #          --gtest_filter='*GPUDumpsMatchReference*'
-#    compares every dump with the llvm::APFloat reference.
+#    compares every dump with the llvm::APFloat reference; for `fused`,
+#      KVQ_FUSED_GPU_DUMPS=<somewhere>/dumps-fused \
+#          build/unittests/KVQCacheLoweringTests \
+#          --gtest_filter='*FusedStoreExecTest.GPUDumpsMatchCPU*'
+#    compares the fused stores' caches with the CPU's, byte for byte.
 #
 # CXX (default g++, else nvcc) and CUDA_HOME (default /usr/local/cuda) pick
 # the compiler and the toolkit.

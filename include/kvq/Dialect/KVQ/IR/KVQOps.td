@@ -9,6 +9,7 @@
 
 include "kvq/Dialect/KVQ/IR/KVQAttrs.td"
 include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -103,11 +104,12 @@ def KVQ_LayerOp : KVQ_Op<"layer", [Symbol]> {
 def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
   let cppNamespace = "::mlir::kvq";
   let description = [{
-    A cache op: `kvq.cache_store` or `kvq.cache_load`. Both move the K and V
-    rows of tokens between activations and the paged caches of a layer, so
-    the fold, the lowering and the checks see them through one view:
-    two streams (K, V), each from a source memref to a destination memref,
-    with the slots of the tokens.
+    A cache op: `kvq.cache_store`, `kvq.fused_cache_store` or
+    `kvq.cache_load`. They move the K and V rows of tokens between
+    activations and the paged caches of a layer, so the fold, the lowering
+    and the checks see them through one view: two streams (K, V), each from
+    a source memref (or, for the fused store, a region) to a destination
+    memref, with the slots of the tokens.
   }];
   let methods = [
     InterfaceMethod<"The layer whose caches and scales the op uses.",
@@ -120,7 +122,9 @@ def KVQ_CacheOpInterface : OpInterface<"CacheOpInterface"> {
                     "load's outputs (both streams are equal).",
                     "::mlir::ShapedType", "getActivationType">,
     InterfaceMethod<"The memrefs in stream order: slot_mapping, K source, "
-                    "V source, K destination, V destination.",
+                    "V source, K destination, V destination (the sources "
+                    "are null for kvq.fused_cache_store, whose region "
+                    "computes K and V).",
                     "::std::array<::mlir::Value, 5>", "getStreamOperands">,
   ];
 }
@@ -297,6 +301,122 @@ def KVQ_CacheLoadOp : KVQ_CacheOp<"cache_load", [
               getValueOut()};
     }
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// FusedCacheStoreOp
+//===----------------------------------------------------------------------===//
+
+def KVQ_FusedCacheStoreOp : KVQ_CacheOp<"fused_cache_store", [
+    AllTypesMatch<["key_cache", "value_cache"]>, RecursiveMemoryEffects]> {
+  let summary = "quantize K and V computed by a region into a layer's paged "
+                "caches";
+  let description = [{
+    `kvq.cache_store` whose keys and values are not read from memory but
+    computed, element by element, by its region: the
+    store with its producers (the projection's epilogue, RoPE, any
+    elementwise chain) fused in. `kvq-fuse-cache-producers` creates it from
+    a tensor-form `kvq.cache_store` and the linalg ops that produce its K
+    and V; the store's kernel then reads the producers' inputs and never
+    writes K or V to memory.
+
+    The region takes the token, KV head and element indices `(t, h, d)`
+    (`index`, `t` in `[0, num_tokens)`, `h` in `[0, num_kv_heads)`, `d` in
+    `[0, head_size)`, the sizes of `slot_mapping` and the caches) and
+    yields the key and the value at that position with `kvq.yield`: two
+    floats of the type a `kvq.cache_store` would have taken (the same
+    type). It reads what it needs from values defined above
+    (`tensor.extract`, after bufferization `memref.load`) and must not
+    write memory. The store then behaves exactly as `kvq.cache_store` of
+    the tensors the region describes, bit for bit on every target: the
+    same quantization, the same padding rule (a token whose slot is
+    negative is skipped), the same lowering. The region may be evaluated
+    any number of times for a position, in any order, also for padding
+    tokens (as the producers it replaces were).
+
+    Why a region, not tiling: the cache kernels are written by kvq (the
+    quantization must be exact, the scatter is paged), one work item per
+    token row chunk; what fusing a producer needs is its value at each
+    (t, h, d) of that item, including positions other items own (RoPE's
+    partner element). A scalar region is the smallest thing every lowering
+    (CPU loops, NVVM, ROCDL) can inline at its own work item, and it is
+    the body of the fused linalg ops themselves (as upstream elementwise
+    fusion inlines bodies). One region for both streams, like a
+    `linalg.generic` with two outputs (which buffer deallocation accepts
+    without a RegionBranchOpInterface).
+
+    Tensor form: with tensor caches and slots, the op returns the updated
+    caches and bufferizes in place like `kvq.cache_store`; the region's
+    `tensor.extract` ops bufferize to `memref.load`. The memref form's
+    region must use no tensor.
+
+    Example (the store of RoPE'd keys, rotate-half form, f32 activations):
+
+    ```mlir
+    %kc1, %vc1 = kvq.fused_cache_store @model.layers.0
+        into (%kc, %vc) at %slots
+        : tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
+        -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN> {
+      ^bb0(%t: index, %h: index, %d: index):
+        %x = tensor.extract %k[%t, %h, %d] : tensor<?x8x128xf32>
+        ...
+        %xv = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
+        kvq.yield %y, %xv : f32, f32
+      }
+    ```
+  }];
+  let arguments = (ins
+    FlatSymbolRefAttr:$layer,
+    Arg<KVQ_TensorOrMemRef, "paged key cache">:$key_cache,
+    Arg<KVQ_TensorOrMemRef, "paged value cache">:$value_cache,
+    Arg<KVQ_SlotMapping, "slot of each token">:$slot_mapping);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $layer `into` `(` $key_cache `,` $value_cache `)` `at` $slot_mapping
+    attr-dict `:` type($key_cache) `,` type($slot_mapping)
+    (`->` type($results)^)? $body
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    bool isStore() { return true; }
+    /// The destinations: the caches.
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(*this, 0, 2);
+    }
+    ::mlir::ShapedType getCacheType() {
+      return ::llvm::cast<::mlir::ShapedType>(getKeyCache().getType());
+    }
+    /// The type of the K and V the region computes, as `kvq.cache_store`
+    /// would take them: [num_tokens, num_kv_heads, head_size] of the
+    /// yielded type (null before the region is verified), a memref with
+    /// the identity layout in the memref form.
+    ::mlir::ShapedType getActivationType();
+    /// slot_mapping, no K or V source (null: the region computes them),
+    /// the K and V caches.
+    ::std::array<::mlir::Value, 5> getStreamOperands() {
+      return {getSlotMapping(), nullptr, nullptr, getKeyCache(),
+              getValueCache()};
+    }
+    /// The region's terminator (null before verification).
+    YieldOp getYield();
+  }];
+}
+
+def KVQ_YieldOp : KVQ_Op<"yield", [Pure, Terminator, ReturnLike,
+                                   HasParent<"FusedCacheStoreOp">]> {
+  let summary = "the key and value a kvq.fused_cache_store region computes";
+  let description = [{
+    Ends the region of `kvq.fused_cache_store` with the K and the V element
+    at the region's indices.
+
+    ```mlir
+    kvq.yield %k, %v : bf16, bf16
+    ```
+  }];
+  let arguments = (ins Variadic<AnyFloat>:$values);
+  let assemblyFormat = "$values attr-dict `:` type($values)";
 }
 
 //===----------------------------------------------------------------------===//

@@ -211,4 +211,73 @@ def KVQFoldScales : Pass<"kvq-fold-scales", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQFuseCacheProducers
+    : Pass<"kvq-fuse-cache-producers", "::mlir::ModuleOp"> {
+  let summary = "fuse the linalg ops that produce a store's K and V into it";
+  let description = [{
+    Rewrites each tensor-form `kvq.cache_store` whose K or V is computed by
+    fusible linalg ops into a `kvq.fused_cache_store` whose region computes
+    K and V element by element from those ops' inputs, and erases the
+    producers: the store's kernel reads the producers' inputs (the
+    projection output, the cos / sin tables, the positions) and K and V are
+    never written to memory. The lowering is the store's own
+    (`kvq-lower-cache-ops`, CPU loops, NVVM, ROCDL).
+
+    A producer is fused when it is a linalg op on tensors (`linalg.generic`
+    or a named op: `linalg.add`, `linalg.mul`, `linalg.elementwise`,
+    `linalg.fill`, ...) with only parallel loops, one result whose indexing
+    map is a permutation, a body without regions that only reads memory
+    (`tensor.extract` of any tensor, at indices computed from
+    `linalg.index`, as a gather) and does not read its output, and whose
+    result is used only by the store or by other producers being fused.
+    Its value at `(t, h, d)` is its body at the loop indices of that
+    position, with each input read at its indexing map (any affine map
+    without symbols whose divisors are constants:
+    `(d + 64) mod 128` for rotate-half RoPE, `d + 1 - 2 * (d mod 2)` for
+    interleaved pairs) and each `tensor.extract` of another fused
+    producer's result replaced by that producer's value there, recursively:
+    a chain of elementwise ops, RoPE in the rotate-half (GPT-NeoX) and
+    interleaved (GPT-J) forms with cos / sin from tables indexed by
+    position or computed in the body, all fuse the same way. No RoPE
+    spelling is matched: any elementwise or gather-style linalg producer
+    is.
+
+    Not fused (the value stays in memory and the store's region reads it):
+    an op with a reduction loop (`linalg.matmul`, a norm's sum), a value
+    with users other than the fused ones (fusing it would compute it twice,
+    once for the store and once for its other users), ops other than
+    linalg (`tensor.concat`, `tensor.expand_shape`: the region reads
+    through them as they are).
+
+    Why not TilingInterface and the upstream tile-and-fuse drivers: the
+    store's kernel is kvq's own (exact quantization, a paged scatter, one
+    work item per chunk of a token's row, on three targets); tile-and-fuse
+    would leave each fused producer tile in a temporary the store then
+    reads, and RoPE reads elements of K that other work items own. What
+    the kernel needs is the producer's value at any position, which is
+    what the linalg body is; this pass inlines bodies as upstream
+    elementwise fusion (`linalg::fuseElementwiseOps`) does, into the
+    store's region.
+
+    ```mlir
+    // Before: RoPE (a linalg.generic) writes K, the store reads it.
+    %k = linalg.generic {...} ins(%k_heads, %positions ...) outs(...) {...}
+    %kc1, %vc1 = kvq.cache_store @model.layers.0 (%k, %v)
+        into (%kc, %vc) at %slots : ...
+    // After: the store computes K from %k_heads, %positions and the tables.
+    %kc1, %vc1 = kvq.fused_cache_store @model.layers.0
+        into (%kc, %vc) at %slots : ... {
+      ^bb0(%t: index, %h: index, %d: index):
+        %x = tensor.extract %k_heads[%t, %h, %d] : tensor<?x8x128xf32>
+        ...
+        %xv = tensor.extract %v[%t, %h, %d] : tensor<?x8x128xf32>
+        kvq.yield %y, %xv : f32, f32
+      }
+    ```
+  }];
+  let dependentDialects = ["::mlir::kvq::KVQDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // KVQ_DIALECT_KVQ_TRANSFORMS_PASSES_TD
