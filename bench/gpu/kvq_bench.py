@@ -304,7 +304,8 @@ class Launch:
         ptrs += [ctypes.addressof(self.sizes) + 8 * i for i in range(5)]
         self.ptrs = (c_void_p * len(ptrs))(*ptrs)
         self.tpb = module.tpb
-        op = name.split("_")[0]
+        # "store_..." (a key here) or a kernel's name "kvq_cache_store_...".
+        op = "store" if "store" in name.split("_") else "load"
         act = tensors[1] if op == "store" else tensors[3]
         work = tensors[0].shape[0] * act.shape[1] * act.shape[2] // ELEMS_PER_ITEM
         self.grid = grid or max(1, -(-work // (self.tpb * ITEMS_PER_THREAD[op])))
