@@ -167,8 +167,11 @@ public:
   /// Everything inside the launch. `args`: the rebuilt memrefs (q, kc, vc,
   /// bt, cl, out, ws or null), the score scale (log2 domain), the V scale,
   /// the Q scale, the tiles per split.
+  /// `vScales`: one V scale, or one per KV head, selected where the
+  /// output is written (a selected value held across the tile loop costs a
+  /// register that a kernel parameter does not).
   void build(gpu::LaunchOp launch, ArrayRef<Value> memrefs, Value scoreScale,
-             Value vScale, Value qScale, Value splitTiles);
+             ValueRange vScales, Value qScale, Value splitTiles);
 
 private:
   // Constants and small ops.
@@ -339,7 +342,7 @@ Value AttentionKernelBuilder::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
 
 void AttentionKernelBuilder::build(gpu::LaunchOp launch,
                                    ArrayRef<Value> memrefs, Value scoreScale,
-                                   Value vScale, Value qScale,
+                                   ValueRange vScales, Value qScale,
                                    Value splitTiles) {
   Value query = memrefs[0], keys = memrefs[1], values = memrefs[2],
         tables = memrefs[3], lens = memrefs[4], out = memrefs[5],
@@ -716,7 +719,10 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     Value positive =
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, f32(0.0f));
     Value factor =
-        select(positive, arith::DivFOp::create(b, loc, vScale, l), f32(0.0f));
+        select(positive,
+               arith::DivFOp::create(
+                   b, loc, selectHeadScale(b, loc, vScales, kvHead), l),
+               f32(0.0f));
     Value y = fmul(o, vector::BroadcastOp::create(b, loc, f32x4, factor));
     if (!outElem.isF32())
       y = arith::TruncFOp::create(b, loc, VectorType::get({4}, outElem), y);
@@ -1014,8 +1020,6 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
   Value kvHead = launch.getBlockIds().y;
   Value scoreScale =
       selectHeadScale(b, loc, scales.slice(0, numScales), kvHead);
-  Value vScale =
-      selectHeadScale(b, loc, scales.slice(numScales, numScales), kvHead);
   Value qScale =
       selectHeadScale(b, loc, scales.slice(2 * numScales, numScales), kvHead);
   SmallVector<Value> kernelValues;
@@ -1024,6 +1028,7 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
   if (!hasWorkspace)
     kernelValues.push_back(Value());
   AttentionKernelBuilder(b, loc, target, sig)
-      .build(launch, kernelValues, scoreScale, vScale, qScale, splitTiles);
+      .build(launch, kernelValues, scoreScale,
+             scales.slice(numScales, numScales), qScale, splitTiles);
   gpu::TerminatorOp::create(b, loc);
 }
