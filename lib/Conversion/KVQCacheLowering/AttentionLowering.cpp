@@ -130,9 +130,9 @@ Value mlir::kvq::selectHeadScale(OpBuilder &b, Location loc, ValueRange scales,
                                  Value head) {
   Value scale = scales.back();
   for (int64_t i = int64_t(scales.size()) - 2; i >= 0; --i) {
-    Value isHead = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::eq, head,
-        arith::ConstantIndexOp::create(b, loc, i));
+    Value isHead =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, head,
+                              arith::ConstantIndexOp::create(b, loc, i));
     scale = arith::SelectOp::create(b, loc, isHead, scales[i], scale);
   }
   return scale;
@@ -285,8 +285,8 @@ static AttentionOperands getOperands(const AttentionSignature &sig,
 static void buildAttentionLoops(OpBuilder &b, Location loc,
                                 const KVQTarget &target,
                                 const AttentionSignature &sig, Block *entry) {
-  SmallVector<Value> scalars = getAttentionScaleValues(
-      b, loc, sig, entry->getArguments().drop_front(6));
+  SmallVector<Value> scalars =
+      getAttentionScaleValues(b, loc, sig, entry->getArguments().drop_front(6));
   AttentionOperands ops = getOperands(sig, entry->getArguments().take_front(6),
                                       scalars, /*withProb=*/true);
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
@@ -453,10 +453,9 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
                      << "': bufferize it first (one-shot-bufferize)";
       ok = false;
     } else if (std::optional<std::string> limit =
-                   target.isGPU()
-                       ? getAttentionKernelLimit(
-                             target, signatureOf(op, layer, target))
-                       : std::nullopt) {
+                   target.isGPU() ? getAttentionKernelLimit(
+                                        target, signatureOf(op, layer, target))
+                                  : std::nullopt) {
       op.emitError() << "kvq-lower-attention: kvq.paged_attention " << *limit
                      << "; lower it for the CPU";
       ok = false;
@@ -464,13 +463,12 @@ LogicalResult mlir::kvq::lowerKVQAttention(ModuleOp module,
       (void)emitUnresolvedLayerError(op, layer);
       ok = false;
     } else if (layer.getResolvedScalesAttr().isPerHead() &&
-               cast<ShapedType>(op.getKeyCache().getType())
-                   .isDynamicDim(2)) {
+               cast<ShapedType>(op.getKeyCache().getType()).isDynamicDim(2)) {
       // (A static count that differs is the verifier's error.)
-      InFlightDiagnostic diag =
-          op.emitError() << "cannot lower: layer @" << layer.getSymName()
-                         << " has per-head scales, which need a static "
-                            "number of KV heads (cache dim 2)";
+      InFlightDiagnostic diag = op.emitError()
+                                << "cannot lower: layer @" << layer.getSymName()
+                                << " has per-head scales, which need a static "
+                                   "number of KV heads (cache dim 2)";
       diag.attachNote(layer.getLoc())
           << "layer @" << layer.getSymName() << " declared here";
       ok = false;
