@@ -164,12 +164,11 @@ public:
     vPitch = 8 * vPiece;
   }
 
-  /// Everything inside the launch. `args`: the rebuilt memrefs (q, kc, vc,
-  /// bt, cl, out, ws or null), the score scale (log2 domain), the V scale,
-  /// the Q scale, the tiles per split.
-  /// `vScales`: one V scale, or one per KV head, selected where the
-  /// output is written (a selected value held across the tile loop costs a
-  /// register that a kernel parameter does not).
+  /// Everything inside the launch: the rebuilt memrefs (q, kc, vc, bt, cl,
+  /// out, ws or null), the CTA's score scale (log2 domain), the V scales
+  /// (one, or one per KV head: selected where the output is written, as a
+  /// selected value held across the tile loop costs a register that a
+  /// kernel parameter does not), the CTA's Q scale, the tiles per split.
   void build(gpu::LaunchOp launch, ArrayRef<Value> memrefs, Value scoreScale,
              ValueRange vScales, Value qScale, Value splitTiles);
 
