@@ -6,12 +6,14 @@
 //
 // kvq-fuse-cache-producers must not change a single cache byte: the fused
 // store writes what the producers followed by kvq.cache_store write. This
-// test compiles three steps on tensors (kFunctions) twice through the same
+// test compiles four steps on tensors (kFunctions) twice through the same
 // pipeline to the CPU, once with and once without the fusion pass, runs
 // both on the same inputs and compares the caches byte for byte:
 //
 // - RoPE, rotate-half (GPT-NeoX) form, cos / sin from tables at each
 //   token's position, f32 math rounded to bf16;
+// - the same RoPE as a frontend spells it: slices of the halves,
+//   linalg.negf, tensor.concat, then x * cos + rotated * sin;
 // - RoPE, interleaved (GPT-J) form, cos / sin computed from the position
 //   in the body (powf, cos, sin), f32 K and V;
 // - elementwise chains on V: x * gain + bias rounded to bf16 (one
@@ -136,6 +138,51 @@ func.func private @rope_neox(%x: tensor<64x8x128xbf16>, %pos: tensor<64xi64>,
   return %kc1, %vc1 : tensor<8x16x8x128xf8E4M3FN>, tensor<8x16x8x128xf8E4M3FN>
 }
 
+// rope_neox as a frontend spells it (torch-mlir's rotate_half): the
+// halves as slices, the negation as linalg.negf, their concatenation
+// (-x2, x1), then x * cos + rotated * sin.
+func.func private @rope_neox_concat(%x: tensor<64x8x128xbf16>,
+    %pos: tensor<64xi64>,
+    %cos: tensor<4096x64xf32>, %sin: tensor<4096x64xf32>,
+    %gain: tensor<64x8x128xf32>, %bias: tensor<8x128xf32>,
+    %slots: tensor<64xi64>, %kc: tensor<8x16x8x128xf8E4M3FN>,
+    %vc: tensor<8x16x8x128xf8E4M3FN>)
+    -> (tensor<8x16x8x128xf8E4M3FN>, tensor<8x16x8x128xf8E4M3FN>) {
+  %c64 = arith.constant 64 : index
+  %x1 = tensor.extract_slice %x[0, 0, 0] [64, 8, 64] [1, 1, 1]
+      : tensor<64x8x128xbf16> to tensor<64x8x64xbf16>
+  %x2 = tensor.extract_slice %x[0, 0, 64] [64, 8, 64] [1, 1, 1]
+      : tensor<64x8x128xbf16> to tensor<64x8x64xbf16>
+  %e0 = tensor.empty() : tensor<64x8x64xbf16>
+  %neg = linalg.negf ins(%x2 : tensor<64x8x64xbf16>)
+      outs(%e0 : tensor<64x8x64xbf16>) -> tensor<64x8x64xbf16>
+  %rot = tensor.concat dim(2) %neg, %x1
+      : (tensor<64x8x64xbf16>, tensor<64x8x64xbf16>) -> tensor<64x8x128xbf16>
+  %e = tensor.empty() : tensor<64x8x128xbf16>
+  %k = linalg.generic {indexing_maps = [#elem, #elem, #token, #elem],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%x, %rot, %pos : tensor<64x8x128xbf16>, tensor<64x8x128xbf16>, tensor<64xi64>)
+      outs(%e : tensor<64x8x128xbf16>) {
+  ^bb0(%xd: bf16, %rd: bf16, %p: i64, %unused: bf16):
+    %d = linalg.index 2 : index
+    %row = arith.index_cast %p : i64 to index
+    %i = arith.remui %d, %c64 : index
+    %c = tensor.extract %cos[%row, %i] : tensor<4096x64xf32>
+    %s = tensor.extract %sin[%row, %i] : tensor<4096x64xf32>
+    %xf = arith.extf %xd : bf16 to f32
+    %rf = arith.extf %rd : bf16 to f32
+    %xc = arith.mulf %xf, %c : f32
+    %rs = arith.mulf %rf, %s : f32
+    %y = arith.addf %xc, %rs : f32
+    %yb = arith.truncf %y : f32 to bf16
+    linalg.yield %yb : bf16
+  } -> tensor<64x8x128xbf16>
+  %kc1, %vc1 = kvq.cache_store @l (%k, %x) into (%kc, %vc) at %slots
+      : tensor<64x8x128xbf16>, tensor<8x16x8x128xf8E4M3FN>, tensor<64xi64>
+      -> tensor<8x16x8x128xf8E4M3FN>, tensor<8x16x8x128xf8E4M3FN>
+  return %kc1, %vc1 : tensor<8x16x8x128xf8E4M3FN>, tensor<8x16x8x128xf8E4M3FN>
+}
+
 func.func private @rope_gptj(%x: tensor<64x8x128xbf16>, %pos: tensor<64xi64>,
     %cos: tensor<4096x64xf32>, %sin: tensor<4096x64xf32>,
     %gain: tensor<64x8x128xf32>, %bias: tensor<8x128xf32>,
@@ -234,7 +281,8 @@ func.func private @chain_store(%x: tensor<64x8x128xbf16>, %pos: tensor<64xi64>,
 )mlir";
 
 /// The steps the test runs (all take the same arguments).
-const char *const kFunctions[] = {"rope_neox", "rope_gptj", "chain_store"};
+const char *const kFunctions[] = {"rope_neox", "rope_neox_concat", "rope_gptj",
+                                  "chain_store"};
 
 template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &v) {
   std::vector<uint8_t> bytes(v.size() * sizeof(T));
@@ -311,7 +359,10 @@ protected:
       ADD_FAILURE() << "kvq-to-llvm failed (fuse = " << fuse << ")";
       return nullptr;
     }
-    auto engine = ExecutionEngine::create(*module);
+    ExecutionEngineOptions options;
+    const StringRef runnerUtils[] = {KVQ_C_RUNNER_UTILS};
+    options.sharedLibPaths = runnerUtils;
+    auto engine = ExecutionEngine::create(*module, options);
     if (!engine) {
       ADD_FAILURE() << llvm::toString(engine.takeError());
       return nullptr;
@@ -384,7 +435,8 @@ TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
   std::unique_ptr<ExecutionEngine> fused = compile(true, fusedCount);
   ASSERT_TRUE(unfused && fused);
   EXPECT_EQ(unfusedCount, 0);
-  EXPECT_EQ(fusedCount, 3) << "every step's store must be fused";
+  EXPECT_EQ(fusedCount, int(std::size(kFunctions)))
+      << "every step's store must be fused";
 
   const Inputs in;
   for (const char *name : kFunctions) {
@@ -410,6 +462,22 @@ TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
   }
 }
 
+/// The slices-and-concatenation spelling of rotate-half RoPE is the same
+/// function as the gather spelling: their fused stores write the same K.
+TEST_F(KVQFusedStoreExecTest, ConcatSpellingIsTheSameRoPE) {
+  int fusedCount = -1;
+  std::unique_ptr<ExecutionEngine> fused = compile(true, fusedCount);
+  ASSERT_TRUE(fused);
+  const Inputs in;
+  std::array<std::vector<uint8_t>, 2> gather = runStep(*fused, "rope_neox", in);
+  std::array<std::vector<uint8_t>, 2> concat =
+      runStep(*fused, "rope_neox_concat", in);
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < kCacheBytes; ++i)
+    mismatches += gather[0][i] != concat[0][i];
+  EXPECT_EQ(mismatches, 0);
+}
+
 //===----------------------------------------------------------------------===//
 // The GPU form (test/Integration/GPU/CUDA)
 //===----------------------------------------------------------------------===//
@@ -417,7 +485,8 @@ TEST_F(KVQFusedStoreExecTest, FusedStoreWritesTheUnfusedBytes) {
 /// The steps of the GPU checks: rope_gptj computes cos / sin with math.cos
 /// and math.sin, which NVVM lowers to libdevice calls kvq's pipeline does
 /// not link.
-const char *const kGPUFunctions[] = {"rope_neox", "chain_store"};
+const char *const kGPUFunctions[] = {"rope_neox", "rope_neox_concat",
+                                     "chain_store"};
 
 /// The memref arguments of every step, as the plan's buffer names.
 const char *const kArgNames[] = {"x",    "pos",   "cos", "sin", "gain",

@@ -207,6 +207,111 @@ func.func @elementwise_chain(
 
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
+#elem = affine_map<(t, h, d) -> (t, h, d)>
+#row = affine_map<(t, h, d) -> (t, d)>
+
+// RoPE as a frontend spells it (torch-mlir's rotate_half) on K and V
+// sliced out of a fused QKV projection (32 query heads, then 8 K and 8 V
+// heads): the halves as slices, linalg.negf, tensor.concat (-x2, x1), then
+// x * cos + rotated * sin with per-token cos / sin rows. Slices and
+// concatenations are reindexings: a slice reads its source at offset +
+// stride * index, a concatenation reads each input at its index within
+// that input, (d + 64 - 0) mod 64 and (d + 64 - 64) mod 64 here (in bounds
+// outside its range), and selects the input whose range holds d.
+// CHECK-LABEL: func.func @rope_rotate_half_concat(
+// CHECK-SAME:    %[[QKV:[a-z0-9]+]]: tensor<?x48x128xf32>, %[[COS:[a-z0-9]+]]: tensor<?x128xf32>, %[[SIN:[a-z0-9]+]]: tensor<?x128xf32>,
+// CHECK-NOT:     tensor.extract_slice
+// CHECK-NOT:     tensor.concat
+// CHECK-NOT:     linalg.
+// CHECK:         kvq.fused_cache_store @l
+// CHECK-NEXT:    ^bb0(%[[T:.*]]: index, %[[H:.*]]: index, %[[D:.*]]: index):
+// CHECK-NEXT:      %[[C32:.*]] = arith.constant 32 : index
+// CHECK-NEXT:      %[[KH:.*]] = arith.addi %[[H]], %[[C32]] : index
+// CHECK-NEXT:      %[[X:.*]] = tensor.extract %[[QKV]][%[[T]], %[[KH]], %[[D]]] : tensor<?x48x128xf32>
+// CHECK-NEXT:      %[[C64:.*]] = arith.constant 64 : index
+// CHECK-NEXT:      %[[I0:.*]] = arith.remui %[[D]], %[[C64]] : index
+// CHECK-NEXT:      %[[C64B:.*]] = arith.constant 64 : index
+// CHECK-NEXT:      %[[X2D:.*]] = arith.addi %[[I0]], %[[C64B]] : index
+// CHECK:           %[[X2:.*]] = tensor.extract %[[QKV]][%[[T]], %{{.*}}, %[[X2D]]] : tensor<?x48x128xf32>
+// CHECK-NEXT:      %[[NEG:.*]] = arith.negf %[[X2]] : f32
+// CHECK:           %[[I1:.*]] = arith.remui %[[D]], %{{.*}} : index
+// CHECK:           %[[X1:.*]] = tensor.extract %[[QKV]][%[[T]], %{{.*}}, %[[I1]]] : tensor<?x48x128xf32>
+// CHECK:           %[[FIRST:.*]] = arith.cmpi ult, %[[D]], %{{.*}} : index
+// CHECK-NEXT:      %[[ROT:.*]] = arith.select %[[FIRST]], %[[NEG]], %[[X1]] : f32
+// CHECK-NEXT:      %[[C:.*]] = tensor.extract %[[COS]][%[[T]], %[[D]]] : tensor<?x128xf32>
+// CHECK-NEXT:      %[[S:.*]] = tensor.extract %[[SIN]][%[[T]], %[[D]]] : tensor<?x128xf32>
+// CHECK-NEXT:      %[[XC:.*]] = arith.mulf %[[X]], %[[C]] : f32
+// CHECK-NEXT:      %[[RS:.*]] = arith.mulf %[[ROT]], %[[S]] : f32
+// CHECK-NEXT:      %[[Y:.*]] = arith.addf %[[XC]], %[[RS]] : f32
+// CHECK-NEXT:      %[[C40:.*]] = arith.constant 40 : index
+// CHECK-NEXT:      %[[VH:.*]] = arith.addi %[[H]], %[[C40]] : index
+// CHECK-NEXT:      %[[XV:.*]] = tensor.extract %[[QKV]][%[[T]], %[[VH]], %[[D]]] : tensor<?x48x128xf32>
+// CHECK-NEXT:      kvq.yield %[[Y]], %[[XV]] : f32, f32
+func.func @rope_rotate_half_concat(
+    %qkv: tensor<?x48x128xf32>, %cos: tensor<?x128xf32>, %sin: tensor<?x128xf32>,
+    %slots: tensor<?xi64>,
+    %kc: tensor<?x16x8x128xf8E4M3FN>, %vc: tensor<?x16x8x128xf8E4M3FN>)
+    -> (tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %qkv, %c0 : tensor<?x48x128xf32>
+  %k = tensor.extract_slice %qkv[0, 32, 0] [%n, 8, 128] [1, 1, 1]
+      : tensor<?x48x128xf32> to tensor<?x8x128xf32>
+  %v = tensor.extract_slice %qkv[0, 40, 0] [%n, 8, 128] [1, 1, 1]
+      : tensor<?x48x128xf32> to tensor<?x8x128xf32>
+  %x1 = tensor.extract_slice %k[0, 0, 0] [%n, 8, 64] [1, 1, 1]
+      : tensor<?x8x128xf32> to tensor<?x8x64xf32>
+  %x2 = tensor.extract_slice %k[0, 0, 64] [%n, 8, 64] [1, 1, 1]
+      : tensor<?x8x128xf32> to tensor<?x8x64xf32>
+  %e0 = tensor.empty(%n) : tensor<?x8x64xf32>
+  %neg = linalg.negf ins(%x2 : tensor<?x8x64xf32>)
+      outs(%e0 : tensor<?x8x64xf32>) -> tensor<?x8x64xf32>
+  %rot = tensor.concat dim(2) %neg, %x1
+      : (tensor<?x8x64xf32>, tensor<?x8x64xf32>) -> tensor<?x8x128xf32>
+  %e1 = tensor.empty(%n) : tensor<?x8x128xf32>
+  %k_rot = linalg.generic {indexing_maps = [#elem, #elem, #row, #row, #elem],
+                           iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%k, %rot, %cos, %sin : tensor<?x8x128xf32>, tensor<?x8x128xf32>,
+                                 tensor<?x128xf32>, tensor<?x128xf32>)
+      outs(%e1 : tensor<?x8x128xf32>) {
+  ^bb0(%x: f32, %r: f32, %c: f32, %s: f32, %unused: f32):
+    %xc = arith.mulf %x, %c : f32
+    %rs = arith.mulf %r, %s : f32
+    %y = arith.addf %xc, %rs : f32
+    linalg.yield %y : f32
+  } -> tensor<?x8x128xf32>
+  %kc1, %vc1 = kvq.cache_store @l (%k_rot, %v) into (%kc, %vc) at %slots
+      : tensor<?x8x128xf32>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
+      -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+  return %kc1, %vc1 : tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+}
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
+// Not fused: a concatenation along a dimension of dynamic size (here the
+// new tokens of two requests): which input holds an index is known only
+// at run time. The store reads the concatenation.
+// CHECK-LABEL: func.func @dynamic_concat_is_not_fused(
+// CHECK:         %[[KV:.*]] = tensor.concat dim(0)
+// CHECK:         kvq.cache_store @l(%[[KV]], %[[KV]]) into
+// CHECK-NOT:     kvq.fused_cache_store
+func.func @dynamic_concat_is_not_fused(
+    %a: tensor<?x8x128xf32>, %b: tensor<?x8x128xf32>, %slots: tensor<?xi64>,
+    %kc: tensor<?x16x8x128xf8E4M3FN>, %vc: tensor<?x16x8x128xf8E4M3FN>)
+    -> (tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>) {
+  %kv = tensor.concat dim(0) %a, %b
+      : (tensor<?x8x128xf32>, tensor<?x8x128xf32>) -> tensor<?x8x128xf32>
+  %kc1, %vc1 = kvq.cache_store @l (%kv, %kv) into (%kc, %vc) at %slots
+      : tensor<?x8x128xf32>, tensor<?x16x8x128xf8E4M3FN>, tensor<?xi64>
+      -> tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+  return %kc1, %vc1 : tensor<?x16x8x128xf8E4M3FN>, tensor<?x16x8x128xf8E4M3FN>
+}
+
+// -----
+
+kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+
 // Not fused: the projection. A matmul (here as its head-split generic
 // form) has a reduction loop: each element is a sum over the hidden
 // dimension, which the store's work item must not recompute per element

@@ -18,12 +18,14 @@
 
 #include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/SmallBitVector.h"
 #include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::kvq {
@@ -62,34 +64,66 @@ static bool isFusibleProducer(linalg::LinalgOp op) {
   });
 }
 
-/// The producers to fuse into `store`: the fusible linalg ops in the
-/// store's block that K and V depend on, through inputs and
-/// `tensor.extract` sources, whose result only the store and other fused
-/// producers use. Users come before their producers.
-static SmallVector<linalg::LinalgOp> collectFusedProducers(CacheStoreOp store) {
+/// Whether the store can absorb `op`, its uses aside, as a reindexing of
+/// its inputs: a `tensor.extract_slice` (any offsets and strides, rank-
+/// reducing or not) or a `tensor.concat` whose inputs have static, non-zero
+/// sizes along the concatenated dimension.
+static bool isFusibleReindexing(Operation *op) {
+  if (isa<tensor::ExtractSliceOp>(op))
+    return true;
+  auto concat = dyn_cast<tensor::ConcatOp>(op);
+  return concat && llvm::all_of(concat.getInputs(), [&](Value input) {
+           int64_t size = cast<RankedTensorType>(input.getType())
+                              .getDimSize(concat.getDim());
+           return !ShapedType::isDynamic(size) && size > 0;
+         });
+}
+
+/// The tensors whose elements `op` (a fusible producer) reads.
+static SmallVector<Value> getProducerSources(Operation *op) {
+  SmallVector<Value> sources;
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+    for (OpOperand *input : linalgOp.getDpsInputOperands())
+      sources.push_back(input->get());
+    linalgOp.getBlock()->walk([&](tensor::ExtractOp extract) {
+      sources.push_back(extract.getTensor());
+    });
+  } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op)) {
+    sources.push_back(slice.getSource());
+  } else {
+    llvm::append_range(sources, cast<tensor::ConcatOp>(op).getInputs());
+  }
+  return sources;
+}
+
+/// The producers to fuse into `store`: the fusible linalg ops, slices and
+/// concatenations in the store's block that K and V depend on, through
+/// inputs and `tensor.extract` sources, whose result only the store and
+/// other fused producers use. Users come before their producers.
+static SmallVector<Operation *> collectFusedProducers(CacheStoreOp store) {
   Block *block = store->getBlock();
   llvm::SetVector<Operation *> candidates;
-  SmallVector<linalg::LinalgOp> worklist;
+  SmallVector<Operation *> worklist;
   auto visit = [&](Value value) {
-    auto op = value.getDefiningOp<linalg::LinalgOp>();
-    if (op && op->getBlock() == block && isFusibleProducer(op) &&
-        candidates.insert(op))
+    Operation *op = value.getDefiningOp();
+    if (!op || op->getBlock() != block)
+      return;
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+    bool fusible =
+        linalgOp ? isFusibleProducer(linalgOp) : isFusibleReindexing(op);
+    if (fusible && candidates.insert(op))
       worklist.push_back(op);
   };
   visit(store.getKey());
   visit(store.getValue());
-  while (!worklist.empty()) {
-    linalg::LinalgOp op = worklist.pop_back_val();
-    for (OpOperand *input : op.getDpsInputOperands())
-      visit(input->get());
-    op.getBlock()->walk(
-        [&](tensor::ExtractOp extract) { visit(extract.getTensor()); });
-  }
+  while (!worklist.empty())
+    for (Value source : getProducerSources(worklist.pop_back_val()))
+      visit(source);
   SmallVector<Operation *> ordered(candidates.begin(), candidates.end());
   llvm::sort(ordered,
              [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
   llvm::SmallPtrSet<Operation *, 8> fused;
-  SmallVector<linalg::LinalgOp> producers;
+  SmallVector<Operation *> producers;
   for (Operation *op : ordered) {
     bool onlyFusedUsers = llvm::all_of(op->getUsers(), [&](Operation *user) {
       Operation *top = block->findAncestorOpInBlock(*user);
@@ -98,7 +132,7 @@ static SmallVector<linalg::LinalgOp> collectFusedProducers(CacheStoreOp store) {
     if (!onlyFusedUsers)
       continue;
     fused.insert(op);
-    producers.push_back(cast<linalg::LinalgOp>(op));
+    producers.push_back(op);
   }
   return producers;
 }
@@ -113,13 +147,79 @@ struct ProducerInliner {
   const llvm::SmallPtrSetImpl<Operation *> &fused;
 
   Value at(Value tensor, ValueRange indices);
+
+private:
+  Value atSlice(tensor::ExtractSliceOp slice, ValueRange indices);
+  Value atConcat(tensor::ConcatOp concat, ValueRange indices);
 };
 } // namespace
 
+/// Element `indices` of a slice: its source at offset + stride * index in
+/// each kept dimension, at the offset in each dropped one.
+Value ProducerInliner::atSlice(tensor::ExtractSliceOp slice,
+                               ValueRange indices) {
+  llvm::SmallBitVector dropped = slice.getDroppedDims();
+  SmallVector<Value> position;
+  auto next = indices.begin();
+  for (auto [dim, offset, stride] :
+       llvm::enumerate(slice.getMixedOffsets(), slice.getMixedStrides())) {
+    if (dropped.test(dim)) {
+      position.push_back(getValueOrCreateConstantIndexOp(b, loc, offset));
+      continue;
+    }
+    Value sourceIndex = *next++;
+    if (!isConstantIntValue(stride, 1))
+      sourceIndex = arith::MulIOp::create(
+          b, loc, sourceIndex, getValueOrCreateConstantIndexOp(b, loc, stride));
+    if (!isZeroInteger(offset))
+      sourceIndex = arith::AddIOp::create(
+          b, loc, sourceIndex, getValueOrCreateConstantIndexOp(b, loc, offset));
+    position.push_back(sourceIndex);
+  }
+  return at(slice.getSource(), position);
+}
+
+/// Element `indices` of a concatenation: each input's element at the
+/// index within that input is computed, and the one whose range holds the
+/// index selected. An input of size n starting at c is read at
+/// (i + n - c mod n) mod n: the index within it inside its range, an
+/// index in bounds outside (the value the select drops).
+Value ProducerInliner::atConcat(tensor::ConcatOp concat, ValueRange indices) {
+  const int64_t dim = concat.getDim();
+  Value index = indices[dim];
+  Value result;
+  int64_t start = 0;
+  for (Value input : concat.getInputs()) {
+    int64_t size = cast<RankedTensorType>(input.getType()).getDimSize(dim);
+    SmallVector<Value> position(indices.begin(), indices.end());
+    Value sizeValue = arith::ConstantIndexOp::create(b, loc, size);
+    if (int64_t shift = size - start % size; shift != size)
+      position[dim] = arith::AddIOp::create(
+          b, loc, index, arith::ConstantIndexOp::create(b, loc, shift));
+    position[dim] = arith::RemUIOp::create(b, loc, position[dim], sizeValue);
+    Value element = at(input, position);
+    if (result) {
+      Value before =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, index,
+                                arith::ConstantIndexOp::create(b, loc, start));
+      result = arith::SelectOp::create(b, loc, before, result, element);
+    } else {
+      result = element;
+    }
+    start += size;
+  }
+  return result;
+}
+
 Value ProducerInliner::at(Value tensor, ValueRange indices) {
-  auto op = tensor.getDefiningOp<linalg::LinalgOp>();
-  if (!op || !fused.contains(op))
+  Operation *def = tensor.getDefiningOp();
+  if (!def || !fused.contains(def))
     return tensor::ExtractOp::create(b, loc, tensor, indices);
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def))
+    return atSlice(slice, indices);
+  if (auto concat = dyn_cast<tensor::ConcatOp>(def))
+    return atConcat(concat, indices);
+  auto op = cast<linalg::LinalgOp>(def);
   // The loop point of the element: the result map is a permutation.
   AffineMap resultMap = op.getIndexingMapMatchingResult(cast<OpResult>(tensor));
   SmallVector<Value> loops(op.getNumLoops());
@@ -169,12 +269,10 @@ FailureOr<FusedCacheStoreOp>
 mlir::kvq::fuseCacheStoreProducers(RewriterBase &rewriter, CacheStoreOp store) {
   if (!isa<TensorType>(store.getKeyCache().getType()))
     return failure();
-  SmallVector<linalg::LinalgOp> producers = collectFusedProducers(store);
+  SmallVector<Operation *> producers = collectFusedProducers(store);
   if (producers.empty())
     return failure();
-  llvm::SmallPtrSet<Operation *, 8> fused;
-  for (linalg::LinalgOp producer : producers)
-    fused.insert(producer);
+  llvm::SmallPtrSet<Operation *, 8> fused(llvm::from_range, producers);
 
   Location loc = store.getLoc();
   OpBuilder::InsertionGuard guard(rewriter);
@@ -190,7 +288,7 @@ mlir::kvq::fuseCacheStoreProducers(RewriterBase &rewriter, CacheStoreOp store) {
   Value value = inliner.at(store.getValue(), block->getArguments());
   YieldOp::create(rewriter, loc, ValueRange{key, value});
   rewriter.replaceOp(store, op.getResults());
-  for (linalg::LinalgOp producer : producers)
+  for (Operation *producer : producers)
     rewriter.eraseOp(producer);
   return op;
 }

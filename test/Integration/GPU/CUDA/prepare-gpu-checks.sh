@@ -66,7 +66,8 @@ for c in attention:sm_90 attention-portable:sm_75; do
     --mlir-print-op-on-diagnostic=false
 done
 # kvq.fused_cache_store (kvq-fuse-cache-producers): rotate-half RoPE with
-# cos / sin tables and an elementwise chain fused into the store, every bf16
+# cos / sin tables (as a gather, and as slices and a concatenation) and an
+# elementwise chain fused into the store, every bf16
 # pattern as K and V. KVQFusedStoreExecTest.WriteGPUChecks writes the fused
 # steps, their inputs and the plan; KVQFusedStoreExecTest.GPUDumpsMatchCPU
 # checks the dumps against the CPU's fused store.

@@ -238,16 +238,23 @@ def KVQFuseCacheProducers
     producer's result replaced by that producer's value there, recursively:
     a chain of elementwise ops, RoPE in the rotate-half (GPT-NeoX) and
     interleaved (GPT-J) forms with cos / sin from tables indexed by
-    position or computed in the body, all fuse the same way. No RoPE
-    spelling is matched: any elementwise or gather-style linalg producer
-    is.
+    position or computed in the body, all fuse the same way. Slices
+    (`tensor.extract_slice`) and concatenations (`tensor.concat` whose
+    inputs have static sizes along its dimension) used only by the store or
+    fused producers fuse too, as reindexings: a slice's element is its
+    source's at offset + stride * index, a concatenation's is the select
+    of each input's element at the index within it, so rotate-half written
+    as slices, `linalg.negf` and a concatenation (torch-mlir's form), and
+    K and V sliced out of a fused QKV projection, read the projection
+    directly. No RoPE spelling is matched: any elementwise, gather-style,
+    slicing or concatenating producer is.
 
     Not fused (the value stays in memory and the store's region reads it):
     an op with a reduction loop (`linalg.matmul`, a norm's sum), a value
     with users other than the fused ones (fusing it would compute it twice,
-    once for the store and once for its other users), ops other than
-    linalg (`tensor.concat`, `tensor.expand_shape`: the region reads
-    through them as they are).
+    once for the store and once for its other users), a concatenation
+    along a dimension of dynamic size, other ops (`tensor.expand_shape`:
+    the region reads through it as it is).
 
     Why not TilingInterface and the upstream tile-and-fuse drivers: the
     store's kernel is kvq's own (exact quantization, a paged scatter, one
