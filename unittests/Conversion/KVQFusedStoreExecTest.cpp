@@ -6,7 +6,7 @@
 //
 // kvq-fuse-cache-producers must not change a single cache byte: the fused
 // store writes what the producers followed by kvq.cache_store write. This
-// test compiles four steps on tensors (kFunctions) twice through the same
+// test compiles five steps on tensors (kFunctions) twice through the same
 // pipeline to the CPU, once with and once without the fusion pass, runs
 // both on the same inputs and compares the caches byte for byte:
 //
@@ -14,6 +14,7 @@
 //   token's position, f32 math rounded to bf16;
 // - the same RoPE as a frontend spells it: slices of the halves,
 //   linalg.negf, tensor.concat, then x * cos + rotated * sin;
+// - the first RoPE again, into a layer with per-head scales;
 // - RoPE, interleaved (GPT-J) form, cos / sin computed from the position
 //   in the body (powf, cos, sin), f32 K and V;
 // - elementwise chains on V: x * gain + bias rounded to bf16 (one
@@ -85,6 +86,7 @@ constexpr int64_t kBlocks = 8, kBlockSize = 16, kMaxPos = 4096;
 /// results removes; the test makes it public after bufferization.
 const char *const kModule = R"mlir(
 kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoint, v = 7.000000e-02 checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
+kvq.layer @lh cache(fp8) resolved(#kvq.resolved_scales<k = [1.250000e-02, 2.500000e-02, 5.000000e-02, 1.000000e-01, 1.250000e-02, 2.500000e-02, 5.000000e-02, 1.000000e-01] checkpoint, v = [3.500000e-02, 7.000000e-02, 1.400000e-01, 2.100000e-01, 3.500000e-02, 7.000000e-02, 1.400000e-01, 2.100000e-01] checkpoint, q = 1.000000e+00 default, prob = 1.000000e+00 default>)
 
 #elem = affine_map<(t, h, d) -> (t, h, d)>
 #token = affine_map<(t, h, d) -> (t)>
@@ -280,8 +282,30 @@ func.func private @chain_store(%x: tensor<64x8x128xbf16>, %pos: tensor<64xi64>,
 }
 )mlir";
 
+/// The per-head scales of layer @lh, as the plan of the GPU checks passes
+/// them (`scales:`).
+const char *const kPerHeadScales =
+    "scales:0.0125,0.025,0.05,0.1,0.0125,0.025,0.05,0.1 "
+    "scales:0.035,0.07,0.14,0.21,0.035,0.07,0.14,0.21";
+
+/// kModule and rope_neox_per_head: rope_neox storing into layer @lh, whose
+/// scales differ per KV head.
+const std::string &moduleText() {
+  static const std::string text = [] {
+    std::string module = kModule;
+    const std::string begin = "func.func private @rope_neox(";
+    size_t from = module.find(begin);
+    std::string step = module.substr(from, module.find("\n}\n", from) + 3 - from);
+    step.replace(0, begin.size(), "func.func private @rope_neox_per_head(");
+    step.replace(step.find("kvq.cache_store @l "), 19, "kvq.cache_store @lh ");
+    return module + step;
+  }();
+  return text;
+}
+
 /// The steps the test runs (all take the same arguments).
-const char *const kFunctions[] = {"rope_neox", "rope_neox_concat", "rope_gptj",
+const char *const kFunctions[] = {"rope_neox", "rope_neox_concat",
+                                  "rope_neox_per_head", "rope_gptj",
                                   "chain_store"};
 
 template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &v) {
@@ -312,7 +336,7 @@ protected:
   /// `fusedStores` counts the kvq.fused_cache_store ops.
   OwningOpRef<ModuleOp> prepare(bool fuse, int &fusedStores) {
     OwningOpRef<ModuleOp> module =
-        parseSourceString<ModuleOp>(kModule, &context);
+        parseSourceString<ModuleOp>(moduleText(), &context);
     if (!module) {
       ADD_FAILURE() << "cannot parse the steps";
       return nullptr;
@@ -478,6 +502,28 @@ TEST_F(KVQFusedStoreExecTest, ConcatSpellingIsTheSameRoPE) {
   EXPECT_EQ(mismatches, 0);
 }
 
+/// The fused store into a per-head layer quantizes each KV head with its
+/// own scales: K heads 2 and 6 have the per-tensor layer's scale 0.05 and
+/// the same bytes as rope_neox's; every other head's differ.
+TEST_F(KVQFusedStoreExecTest, PerHeadScalesQuantizeEachHead) {
+  int fusedCount = -1;
+  std::unique_ptr<ExecutionEngine> fused = compile(true, fusedCount);
+  ASSERT_TRUE(fused);
+  const Inputs in;
+  std::array<std::vector<uint8_t>, 2> tensor = runStep(*fused, "rope_neox", in);
+  std::array<std::vector<uint8_t>, 2> heads =
+      runStep(*fused, "rope_neox_per_head", in);
+  std::array<int64_t, kHeads> differing = {};
+  for (int64_t i = 0; i < kCacheBytes; ++i)
+    differing[(i / kHeadSize) % kHeads] += tensor[0][i] != heads[0][i];
+  for (int64_t h = 0; h < kHeads; ++h) {
+    if (h % 4 == 2)
+      EXPECT_EQ(differing[h], 0) << "head " << h << ": K scale 0.05 in both";
+    else
+      EXPECT_GT(differing[h], 0) << "head " << h;
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // The GPU form (test/Integration/GPU/CUDA)
 //===----------------------------------------------------------------------===//
@@ -486,7 +532,7 @@ TEST_F(KVQFusedStoreExecTest, ConcatSpellingIsTheSameRoPE) {
 /// and math.sin, which NVVM lowers to libdevice calls kvq's pipeline does
 /// not link.
 const char *const kGPUFunctions[] = {"rope_neox", "rope_neox_concat",
-                                     "chain_store"};
+                                     "rope_neox_per_head", "chain_store"};
 
 /// The memref arguments of every step, as the plan's buffer names.
 const char *const kArgNames[] = {"x",    "pos",   "cos", "sin", "gain",
@@ -575,7 +621,9 @@ TEST_F(KVQFusedStoreExecTest, WriteGPUChecks) {
     // 64 tokens x 8 heads x 128 / 8 elements per item / 128 threads;
     // every size is static: no size parameters.
     plan << "launch " << callee << "_kernel 64 128 slots " << kc << " " << vc
-         << " scale:0.05 scale:0.07";
+         << " "
+         << (StringRef(name).ends_with("_per_head") ? kPerHeadScales
+                                                    : "scale:0.05 scale:0.07");
     for (const std::string &operand : operands[name])
       plan << " " << operand;
     plan << "\n";
