@@ -562,9 +562,12 @@ TEST_F(KVQFusedStoreExecTest, WorkItemsComputeTheElementsBytes) {
 // The GPU form (test/Integration/GPU/CUDA)
 //===----------------------------------------------------------------------===//
 
-/// The steps of the GPU checks: rope_gptj computes cos / sin with math.cos
-/// and math.sin, which NVVM lowers to libdevice calls kvq's pipeline does
-/// not link.
+/// The steps of the GPU checks, which compare bytes with the CPU's.
+/// rope_gptj is not one: its math.powf, math.cos and math.sin become
+/// libdevice's __nv_powf, __nv_cosf and __nv_sinf on the GPU (MLIR's NVVM
+/// serializer links libdevice from the CUDA toolkit), which need not round
+/// as the CPU's libm does, so its bytes may differ from the CPU's by
+/// construction.
 const char *const kGPUFunctions[] = {"rope_neox", "chain_store"};
 
 /// The memref arguments of every step, as the plan's buffer names.
