@@ -27,6 +27,11 @@
 // rows must stay untouched in both. The fused module must hold a fused
 // store per step (else the test compares a pipeline with itself).
 //
+// The CPU form runs the region one element at a time; the GPU form runs
+// it for work items of several elements, with vector loads where the
+// region's indices allow. The test runs that code on the CPU too (each
+// step's region for work items of 2, 4 and 8 elements against 1).
+//
 //===----------------------------------------------------------------------===//
 
 #include "kvq/Conversion/KVQCacheLowering/CacheCodegen.h"
@@ -37,11 +42,15 @@
 #include "unittests/Conversion/MemRefBuffer.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -295,7 +304,8 @@ const std::string &moduleText() {
     std::string module = kModule;
     const std::string begin = "func.func private @rope_neox(";
     size_t from = module.find(begin);
-    std::string step = module.substr(from, module.find("\n}\n", from) + 3 - from);
+    std::string step =
+        module.substr(from, module.find("\n}\n", from) + 3 - from);
     step.replace(0, begin.size(), "func.func private @rope_neox_per_head(");
     step.replace(step.find("kvq.cache_store @l "), 19, "kvq.cache_store @lh ");
     return module + step;
@@ -525,12 +535,160 @@ TEST_F(KVQFusedStoreExecTest, PerHeadScalesQuantizeEachHead) {
 }
 
 //===----------------------------------------------------------------------===//
+// Work items of several elements
+//===----------------------------------------------------------------------===//
+
+/// @<step>_w<width>: the K and V the fused store of `step` computes at
+/// every element, as the GPU form's work items of `width` consecutive
+/// elements compute them (CacheOpPlan::produce: vector loads where the
+/// region's indices allow, ops shared by the elements cloned once), stored
+/// to two more arguments [T, H, D]. The CPU form itself computes one
+/// element at a time (width 1).
+void addProducerFunction(ModuleOp module, const char *step, int64_t width) {
+  auto func = module.lookupSymbol<func::FuncOp>(step);
+  kvq::FusedCacheStoreOp store;
+  func.walk([&](kvq::FusedCacheStoreOp op) { store = op; });
+  ASSERT_TRUE(store) << step;
+  MLIRContext *context = module.getContext();
+  OpBuilder b(context);
+  Location loc = b.getUnknownLoc();
+  SmallVector<Type> types(func.getArgumentTypes());
+  for (Value value : store.getYield().getValues())
+    types.push_back(
+        MemRefType::get({kTokens, kHeads, kHeadSize}, value.getType()));
+  b.setInsertionPointToEnd(module.getBody());
+  auto produce = func::FuncOp::create(
+      b, loc, std::string(step) + "_w" + std::to_string(width),
+      b.getFunctionType(types, {}));
+  produce->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
+  Block *entry = produce.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  SmallVector<Value> operands;
+  for (Value value : kvq::getFusedStoreOperands(store)) {
+    auto arg = dyn_cast<BlockArgument>(value);
+    ASSERT_TRUE(arg && arg.getOwner() == &func.getBody().front())
+        << step << ": the region reads a value other than an argument";
+    operands.push_back(entry->getArgument(arg.getArgNumber()));
+  }
+  kvq::CacheOpPlan plan;
+  kvq::setFusedProducer(plan, store, operands);
+  auto index = [&](int64_t value) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, value);
+  };
+  Value c0 = index(0), c1 = index(1);
+  auto t = scf::ForOp::create(b, loc, c0, index(kTokens), c1);
+  b.setInsertionPointToStart(t.getBody());
+  auto h = scf::ForOp::create(b, loc, c0, index(kHeads), c1);
+  b.setInsertionPointToStart(h.getBody());
+  auto d = scf::ForOp::create(b, loc, c0, index(kHeadSize), index(width));
+  b.setInsertionPointToStart(d.getBody());
+  SmallVector<Value> indices = {t.getInductionVar(), h.getInductionVar(),
+                                d.getInductionVar()};
+  std::array<Value, 2> kv =
+      plan.produce(b, loc, indices, width, plan.producerOperands);
+  for (int s = 0; s < 2; ++s) {
+    Value out = entry->getArgument(func.getNumArguments() + s);
+    if (width == 1)
+      memref::StoreOp::create(b, loc, kv[s], out, indices);
+    else
+      vector::StoreOp::create(b, loc, kv[s], out, indices);
+  }
+  b.setInsertionPointToEnd(entry);
+  func::ReturnOp::create(b, loc);
+}
+
+/// The region computed by work items of 2, 4 and 8 elements writes the
+/// bytes of one element at a time, for every step (every bf16 pattern as
+/// an element and as RoPE's partner), with the vector loads the GPU form
+/// gets: the work item's own row, the partner ((d + 64) mod 128 and
+/// d xor 1), the cos / sin rows at the position, gains and biases.
+TEST_F(KVQFusedStoreExecTest, WorkItemsComputeTheElementsBytes) {
+  int fusedStores = 0;
+  OwningOpRef<ModuleOp> module = prepare(/*fuse=*/true, fusedStores);
+  ASSERT_TRUE(module);
+  const int64_t widths[] = {1, 2, 4, 8};
+  for (const char *name : kFunctions)
+    for (int64_t width : widths) {
+      addProducerFunction(*module, name, width);
+      ASSERT_FALSE(HasFatalFailure());
+    }
+  // The vector loads of 8-element work items (x_d, read for K and for V,
+  // is one load after the deallocation pipeline's CSE): x_d, the partner,
+  // cos, sin, gain, bias (rope_neox and rope_neox_per_head); x_d, the two
+  // concatenated halves at (d mod 64) + 64 and d mod 64, cos, sin
+  // (rope_neox_concat); x_d, the partner, gain (rope_gptj,
+  // which computes cos / sin); x_d, gain, bias (chain_store).
+  const std::map<std::string, int> expectedVectorLoads = {
+      {"rope_neox", 6},
+      {"rope_neox_concat", 5},
+      {"rope_neox_per_head", 6},
+      {"rope_gptj", 3},
+      {"chain_store", 3}};
+  for (const char *name : kFunctions) {
+    int vectorLoads = 0, scalarLoads = 0;
+    module->lookupSymbol<func::FuncOp>(std::string(name) + "_w8")
+        .walk([&](Operation *op) {
+          vectorLoads += isa<vector::LoadOp>(op);
+          scalarLoads += isa<memref::LoadOp>(op);
+        });
+    EXPECT_EQ(vectorLoads, expectedVectorLoads.at(name)) << name;
+    // What is left: the position (once per work item) where read.
+    EXPECT_EQ(scalarLoads, std::string(name) == "chain_store" ? 0 : 1) << name;
+  }
+  PassManager lower(&context);
+  kvq::buildKVQToLLVMPipeline(lower);
+  ASSERT_TRUE(succeeded(lower.run(*module)));
+  auto engine = ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+
+  const Inputs in;
+  for (const char *name : kFunctions) {
+    SCOPED_TRACE(name);
+    // K and V are f32 in rope_gptj, bf16 elsewhere.
+    const int64_t bytes = std::string(name) == "rope_gptj" ? 4 : 2;
+    std::array<std::vector<uint8_t>, 2> one;
+    for (int64_t width : widths) {
+      Buffer<3> xBuf(bytesOf(in.x), {kTokens, kHeads, kHeadSize});
+      Buffer<1> posBuf(bytesOf(in.positions), {kTokens});
+      Buffer<2> cosBuf(bytesOf(in.cosT), {kMaxPos, kHalf});
+      Buffer<2> sinBuf(bytesOf(in.sinT), {kMaxPos, kHalf});
+      Buffer<3> gainBuf(bytesOf(in.gain), {kTokens, kHeads, kHeadSize});
+      Buffer<2> biasBuf(bytesOf(in.bias), {kHeads, kHeadSize});
+      Buffer<1> slotBuf(bytesOf(in.slots), {kTokens});
+      std::array<int64_t, 4> shape = {kBlocks, kBlockSize, kHeads, kHeadSize};
+      Buffer<4> kcBuf(std::vector<uint8_t>(kCacheBytes), shape);
+      Buffer<4> vcBuf(std::vector<uint8_t>(kCacheBytes), shape);
+      const size_t outBytes = kTokens * kHeads * kHeadSize * bytes;
+      Buffer<3> kOut(std::vector<uint8_t>(outBytes, 0xA5),
+                     {kTokens, kHeads, kHeadSize});
+      Buffer<3> vOut(std::vector<uint8_t>(outBytes, 0xA5),
+                     {kTokens, kHeads, kHeadSize});
+      llvm::Error error = (*engine)->invoke(
+          std::string(name) + "_w" + std::to_string(width), xBuf.ptr(),
+          posBuf.ptr(), cosBuf.ptr(), sinBuf.ptr(), gainBuf.ptr(),
+          biasBuf.ptr(), slotBuf.ptr(), kcBuf.ptr(), vcBuf.ptr(), kOut.ptr(),
+          vOut.ptr());
+      ASSERT_FALSE(bool(error)) << llvm::toString(std::move(error));
+      if (width == 1) {
+        one = {kOut.bytes, vOut.bytes};
+        continue;
+      }
+      EXPECT_TRUE(kOut.bytes == one[0]) << "K, width " << width;
+      EXPECT_TRUE(vOut.bytes == one[1]) << "V, width " << width;
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
 // The GPU form (test/Integration/GPU/CUDA)
 //===----------------------------------------------------------------------===//
 
-/// The steps of the GPU checks: rope_gptj computes cos / sin with math.cos
-/// and math.sin, which NVVM lowers to libdevice calls kvq's pipeline does
-/// not link.
+/// The steps of the GPU checks, which compare bytes with the CPU's.
+/// rope_gptj is not one: its math.powf, math.cos and math.sin become
+/// libdevice's __nv_powf, __nv_cosf and __nv_sinf on the GPU (MLIR's NVVM
+/// serializer links libdevice from the CUDA toolkit), which need not round
+/// as the CPU's libm does, so its bytes may differ from the CPU's by
+/// construction.
 const char *const kGPUFunctions[] = {"rope_neox", "rope_neox_concat",
                                      "rope_neox_per_head", "chain_store"};
 

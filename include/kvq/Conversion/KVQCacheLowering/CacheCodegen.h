@@ -165,6 +165,20 @@ SmallVector<Value> getFusedStoreOperands(FusedCacheStoreOp op);
 void setFusedProducer(CacheOpPlan &plan, FusedCacheStoreOp op,
                       ValueRange operands);
 
+/// Whether the `width` elements of a work item read one aligned vector of
+/// a row of `rowSize` elements, given `index[d]`, the innermost index a
+/// region load reads for each d of the head (index.size() elements, work
+/// items starting at the multiples of `width`): the permutation `perm`
+/// with index[d0 + i] = base + perm[i] for every work item d0 and i <
+/// width, where base is a multiple of `width` and every index lies in
+/// [0, rowSize). Element i then takes element perm[i] of the vector load
+/// at base. None where no such permutation exists (a stride other than 1,
+/// a read that straddles two vectors, two elements reading the same one,
+/// permutations that differ between work items) or `width` does not
+/// divide index.size() and `rowSize`.
+std::optional<SmallVector<int64_t>>
+getWorkItemPermutation(ArrayRef<int64_t> index, int64_t width, int64_t rowSize);
+
 /// A memref operand of a kernel, split on the host into its base buffer (a
 /// rank-0 memref: one bare pointer in the kernel ABI) and the offset, sizes
 /// and strides its type leaves dynamic; the kernel rebuilds the memref with
