@@ -72,8 +72,8 @@ public:
   /// `rocdl.exp2` (`llvm.amdgcn.exp2`, `v_exp_f32`: 1 ulp; results below
   /// f32's normal range may flush to zero, which the bound's underflow
   /// allowance covers). math.exp2 would become a call into the ROCm
-  /// device libraries, which kvq's binaries do not link, and
-  /// convert-gpu-to-rocdl refuses llvm.exp2.
+  /// device libraries (ocml), which MLIR links only where a ROCm install
+  /// is found, and convert-gpu-to-rocdl refuses llvm.exp2.
   Value exp2(OpBuilder &b, Location loc, Value x) const override {
     return ROCDL::ROCDLExp2::create(b, loc, x.getType(), x);
   }
