@@ -161,6 +161,28 @@ def KVQConvertGPUToROCDL
                            "::mlir::amdgpu::AMDGPUDialect"];
 }
 
+def KVQCheckLibdevice
+    : Pass<"kvq-check-libdevice", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "error where an NVVM kernel calls libdevice and none is found";
+  let description = [{
+    Read-only. A fused store's region may compute with `math` ops
+    (`math.cos`, `math.powf`) that `convert-gpu-to-nvvm` turns into calls of
+    libdevice functions (`__nv_cosf`). `gpu-module-to-binary` links
+    libdevice from the CUDA toolkit MLIR finds (`$CUDA_ROOT`, else
+    `$CUDA_HOME`, else `$CUDA_PATH`: `nvvm/libdevice/libdevice.10.bc`);
+    without one it still writes PTX, whose unresolved `.extern` calls
+    ptxas and the driver reject. This pass makes that an error at each
+    called function's first call, which carries the location of the `math`
+    op it came from. `kvq-to-ptx` runs it before serializing; a module
+    that calls no `__nv_` function passes whatever the machine has.
+
+    ```
+    kvq-opt k.mlir \
+      --pass-pipeline='builtin.module(gpu.module(kvq-check-libdevice))'
+    ```
+  }];
+}
+
 def KVQWriteISA : Pass<"kvq-write-isa", "::mlir::ModuleOp"> {
   let summary = "write the assembly held by gpu.binary ops to a file";
   let description = [{

@@ -70,6 +70,8 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef kind,
   toLLVM.kernelBarePtrCallConv = true;
   pm.addPass(createGpuToLLVMConversionPass(toLLVM));
   pm.addPass(createReconcileUnrealizedCastsPass());
+  if (kind == "nvvm")
+    pm.addNestedPass<gpu::GPUModuleOp>(createKVQCheckLibdevice());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
   pm.addPass(createGpuModuleToBinaryPass(binary));
