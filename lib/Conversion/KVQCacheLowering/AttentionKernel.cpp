@@ -857,11 +857,13 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           }
           scf::YieldOp::create(b, loc);
         });
-    // The last CTA of (seq, kvHead) to finish merges the splits: each
-    // thread's partial-state stores are released (fence.acq_rel.gpu, not
-    // the sequentially consistent membar.gl) before the barrier and the
-    // leader's atomic; the last CTA acquires them after it.
-    LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::release, "device");
+    // The last CTA of (seq, kvHead) to finish merges the splits. The
+    // barrier orders every thread's partial-state stores before the
+    // leader's; the leader releases them (a GPU-scope fence, cumulative
+    // over what the barrier ordered before it), counts the CTA in, and
+    // acquires the other CTAs' states; the second barrier orders that
+    // acquire before the merge's loads (the pattern of cooperative
+    // groups' grid sync: one thread's fences, not every thread's).
     gpu::BarrierOp::create(b, loc);
     Value counterAt = add(mul(seq, idx(numKVHeads)), kvHead);
     auto leader = scf::IfOp::create(b, loc, cmpi(P::eq, tid, idx(0)),
@@ -869,9 +871,11 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     {
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPointToStart(leader.thenBlock());
+      LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::release, "device");
       Value prev =
           memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
                                       i32(1), counters, ValueRange{counterAt});
+      LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::acquire, "device");
       Value last = cmpi(
           P::eq, arith::IndexCastOp::create(b, loc, b.getIndexType(), prev),
           arith::SubIOp::create(b, loc, nsplit, idx(1)));
@@ -892,7 +896,6 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     auto ifLast = scf::IfOp::create(b, loc, isLast, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g2(b);
     b.setInsertionPointToStart(ifLast.thenBlock());
-    LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::acquire, "device");
     scf::ForOp::create(
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
