@@ -38,7 +38,8 @@ between CUDA events, the L2 flushed before it. KV bytes are B * L * 8 * 128
 * 2 * (1 fp8 | 2 bf16); TB/s is KV bytes per second; "% copy" is that over
 the rate of a 256 MiB device-to-device copy (bytes read + written).
 
-Usage: attention_bench.py [--ncu] [--splits]   (writes $OUT/attention.json)
+Usage: attention_bench.py [--ncu] [--splits] [--chain]
+  (writes $OUT/attention.json; --chain: only the B 1, L 1024 breakdown)
 """
 import json
 import math
@@ -335,6 +336,50 @@ def probe(mod, gen):
         torch.cuda.empty_cache()
 
 
+EMPTY_PTX = b""".version 8.0
+.target sm_90
+.address_size 64
+.visible .entry empty_kernel(.param .u64 p0)
+.maxntid 128, 1, 1
+{
+  ret;
+}
+"""
+
+
+def chain(mod, gen):
+    """Where the time of B 1, L 1024 goes: graph and single-launch times of
+    an empty kernel of the same grid (the launch floor), then of kvq's
+    kernel on the same buffers with every context length set to 0 (split 0
+    reads the lengths, table and Q and writes zeros; the others exit), 64
+    (4 tiles: one split, one tile per warp, no merge), 128 (two splits:
+    the cross-CTA merge), 1024 (the rule's 16 splits), and 1024 at other
+    split sizes (tiles per split `st`)."""
+    path = os.path.join(OUT, "empty.ptx")
+    with open(path, "wb") as f:
+        f.write(EMPTY_PTX)
+    empty, _, _ = kb.Module(path).fn("empty_kernel")
+    arg = (ctypes.c_uint64 * 1)(0)
+    args = (ctypes.c_void_p * 1)(ctypes.addressof(arg))
+
+    def launch_empty():
+        s = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+        kb.ck(kb.cu.cuLaunchKernel(empty, 16, HKV, 1, 128, 1, 1, 0, s, args, None),
+              "cuLaunchKernel")
+    cases = [Case(1, 1024, 32, "fp8", gen, MAX_SPLITS) for _ in range(64)]
+    g = graph_us([launch_empty], calls=64, reps=30)
+    s, _, _ = kb.time_us([launch_empty])
+    log(f"chain: empty kernel, grid 16x8: graph {g:.2f} us, single {s:.2f} us")
+    for cl, st in ((0, 4), (64, 4), (128, 4), (1024, 4), (1024, 8), (1024, 2)):
+        for c in cases:
+            c.cl.fill_(cl)
+        fns = [AttnLaunch(mod, c, st) for c in cases]
+        g = graph_us(fns, calls=64, reps=30)
+        s, _, _ = kb.time_us(fns)
+        log(f"chain: context {cl:4d}, {-(-64 // st):2d} splits of {st} tiles: "
+            f"graph {g:.2f} us, single {s:.2f} us")
+
+
 def main():
     torch.cuda.init()
     torch.ones(1, device=dev)     # makes PyTorch's primary context current
@@ -352,6 +397,9 @@ def main():
     copy = kb.time_copy()
     if "--probe" in sys.argv:
         probe(mod, gen)
+    if "--chain" in sys.argv:
+        chain(mod, gen)
+        return 0
     log(f"copy: {copy['tbps']:.3f} TB/s (256 MiB D2D, read + write)")
     recs = []
     bad = 0
