@@ -25,8 +25,20 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: gpu.shuffle  idx
 // CHECK: nvvm.prmt
 // CHECK: nvvm.mma.sync
-// The last CTA of a (sequence, KV head) merges the splits.
-// CHECK: memref.atomic_rmw addi
+// The last CTA of a (sequence, KV head) merges the splits: after a
+// barrier, the leader alone releases the CTA's partial states, counts the
+// CTA in and acquires the others' (GPU-scope fences around its atomic);
+// a second barrier orders that before the merge's loads.
+// CHECK: gpu.barrier
+// CHECK-NOT: llvm.fence
+// CHECK: llvm.fence syncscope("device") release
+// CHECK-NEXT: arith.constant 1 : i32
+// CHECK-NEXT: memref.atomic_rmw addi
+// CHECK-NEXT: llvm.fence syncscope("device") acquire
+// CHECK-NOT: llvm.fence
+// CHECK: gpu.barrier
+// CHECK-NOT: llvm.fence
+// CHECK: gpu.terminator
 func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
                   %bt: memref<?x?xi32>, %cl: memref<?xi32>,
                   %o: memref<?x32x128xbf16>, %ws: memref<?xi8>) {
@@ -42,4 +54,13 @@ func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
 // PTX: cvt.rn.f16x2.e4m3x2
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: ex2.approx.f32
-// PTX: atom.global
+// PTX: bar.sync
+// PTX-NOT: fence
+// PTX: fence.acq_rel.gpu;
+// PTX-NOT: {{fence|bar.sync}}
+// PTX: atom.global.add.u32
+// PTX-NEXT: fence.acq_rel.gpu;
+// PTX-NOT: fence
+// PTX: bar.sync
+// PTX-NOT: fence
+// PTX: ret;
