@@ -871,11 +871,23 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     {
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPointToStart(leader.thenBlock());
-      LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::release, "device");
+      // One acquire-release atomic, not a fence on each side of a relaxed
+      // one: a fence.acq_rel.gpu costs about 0.33 us each (bench/RESULTS.md)
+      // and LLVM 22's NVPTX backend drops the ordering of an atomicrmw.
+      Value counter = arith::IndexCastUIOp::create(
+          b, loc, b.getI64Type(),
+          add(memref::ExtractAlignedPointerAsIndexOp::create(b, loc, counters),
+              mul(counterAt, idx(4))));
       Value prev =
-          memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
-                                      i32(1), counters, ValueRange{counterAt});
-      LLVM::FenceOp::create(b, loc, LLVM::AtomicOrdering::acquire, "device");
+          LLVM::InlineAsmOp::create(
+              b, loc, TypeRange{b.getI32Type()}, ValueRange{counter},
+              "atom.acq_rel.gpu.add.u32 $0, [$1], 1;", "=r,l,~{memory}",
+              /*has_side_effects=*/true, /*is_align_stack=*/false,
+              LLVM::tailcallkind::TailCallKind::None,
+              LLVM::AsmDialectAttr::get(b.getContext(),
+                                        LLVM::AsmDialect::AD_ATT),
+              /*operand_attrs=*/ArrayAttr())
+              .getResult(0);
       Value last = cmpi(
           P::eq, arith::IndexCastOp::create(b, loc, b.getIndexType(), prev),
           arith::SubIOp::create(b, loc, nsplit, idx(1)));
