@@ -859,11 +859,12 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         });
     // The last CTA of (seq, kvHead) to finish merges the splits. The
     // barrier orders every thread's partial-state stores before the
-    // leader's; the leader releases them (a GPU-scope fence, cumulative
-    // over what the barrier ordered before it), counts the CTA in, and
-    // acquires the other CTAs' states; the second barrier orders that
-    // acquire before the merge's loads (the pattern of cooperative
-    // groups' grid sync: one thread's fences, not every thread's).
+    // leader's; the leader releases them (GPU scope, cumulative over what
+    // the barrier ordered before it), counts the CTA in, and acquires the
+    // other CTAs' states, all in one acquire-release atomic; the second
+    // barrier orders that acquire before the merge's loads (the pattern of
+    // cooperative groups' grid sync: one thread's ordering, not every
+    // thread's).
     gpu::BarrierOp::create(b, loc);
     Value counterAt = add(mul(seq, idx(numKVHeads)), kvHead);
     auto leader = scf::IfOp::create(b, loc, cmpi(P::eq, tid, idx(0)),
@@ -871,9 +872,9 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     {
       OpBuilder::InsertionGuard g2(b);
       b.setInsertionPointToStart(leader.thenBlock());
-      // One acquire-release atomic, not a fence on each side of a relaxed
-      // one: a fence.acq_rel.gpu costs about 0.33 us each (bench/RESULTS.md)
-      // and LLVM 22's NVPTX backend drops the ordering of an atomicrmw.
+      // Inline PTX: a fence on each side of a relaxed atomic cost about
+      // 0.33 us each (bench/RESULTS.md), and LLVM 22's NVPTX backend made
+      // a plain atom.global.add.u32 of an acq_rel atomicrmw.
       Value counter = arith::IndexCastUIOp::create(
           b, loc, b.getI64Type(),
           add(memref::ExtractAlignedPointerAsIndexOp::create(b, loc, counters),

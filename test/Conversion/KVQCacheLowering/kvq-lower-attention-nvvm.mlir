@@ -1,6 +1,8 @@
-// RUN: kvq-opt %s --kvq-lower-attention | FileCheck %s
+// RUN: kvq-opt %s --kvq-lower-attention | FileCheck %s \
+// RUN:     --implicit-check-not=llvm.fence --implicit-check-not=atomic_rmw
 // RUN: kvq-opt %s --kvq-to-ptx --kvq-write-isa=output=%t.ptx -o /dev/null
-// RUN: FileCheck %s --check-prefix=PTX < %t.ptx
+// RUN: FileCheck %s --check-prefix=PTX --implicit-check-not=fence \
+// RUN:     --implicit-check-not=membar < %t.ptx
 
 // On an NVIDIA target kvq.paged_attention becomes one gpu.launch per call:
 // grid (splits, KV heads, sequences) of 128 threads, the split count from
@@ -27,17 +29,12 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: nvvm.mma.sync
 // The last CTA of a (sequence, KV head) merges the splits: after a
 // barrier, the leader alone releases the CTA's partial states, counts the
-// CTA in and acquires the others' (GPU-scope fences around its atomic);
-// a second barrier orders that before the merge's loads.
+// CTA in and acquires the others' with one acquire-release atomic (no
+// fence anywhere: --implicit-check-not); a second barrier orders that
+// before the merge's loads.
 // CHECK: gpu.barrier
-// CHECK-NOT: llvm.fence
-// CHECK: llvm.fence syncscope("device") release
-// CHECK-NEXT: arith.constant 1 : i32
-// CHECK-NEXT: memref.atomic_rmw addi
-// CHECK-NEXT: llvm.fence syncscope("device") acquire
-// CHECK-NOT: llvm.fence
+// CHECK: "atom.acq_rel.gpu.add.u32 $0, [$1], 1;"
 // CHECK: gpu.barrier
-// CHECK-NOT: llvm.fence
 // CHECK: gpu.terminator
 func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
                   %bt: memref<?x?xi32>, %cl: memref<?xi32>,
@@ -55,12 +52,6 @@ func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: ex2.approx.f32
 // PTX: bar.sync
-// PTX-NOT: fence
-// PTX: fence.acq_rel.gpu;
-// PTX-NOT: {{fence|bar.sync}}
-// PTX: atom.global.add.u32
-// PTX-NEXT: fence.acq_rel.gpu;
-// PTX-NOT: fence
+// PTX: atom.acq_rel.gpu.add.u32
 // PTX: bar.sync
-// PTX-NOT: fence
 // PTX: ret;
