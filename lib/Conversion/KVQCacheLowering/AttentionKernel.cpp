@@ -308,6 +308,20 @@ Value AttentionKernelBuilder::cachePairToOperands(Value word, int64_t half) {
   return vector::ExtractOp::create(b, loc, w, 0);
 }
 
+/// One inline PTX statement with side effects and at most one result, for
+/// what LLVM 22's NVPTX backend does not select or orders too weakly.
+static Value inlinePTX(OpBuilder &b, Location loc, Type result,
+                       ValueRange operands, StringRef text,
+                       StringRef constraints) {
+  auto op = LLVM::InlineAsmOp::create(
+      b, loc, result ? TypeRange{result} : TypeRange{}, operands, text,
+      constraints, /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      /*operand_attrs=*/ArrayAttr());
+  return result ? op.getResult(0) : Value();
+}
+
 Value AttentionKernelBuilder::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
                                   Value c) {
   SmallVector<Value> av, bv, cv;
@@ -368,18 +382,39 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
   Value g = arith::DivUIOp::create(b, loc, lane, idx(4));
   Value t = arith::RemUIOp::create(b, loc, lane, idx(4));
 
-  // The split's tiles. A negative length reads nothing.
-  Value len32 = arith::MaxSIOp::create(
-      b, loc, memref::LoadOp::create(b, loc, lens, ValueRange{seq}), i32(0));
-  Value len = arith::IndexCastOp::create(b, loc, b.getIndexType(), len32);
-  Value numTiles = arith::CeilDivUIOp::create(b, loc, len, idx(kTileTokens));
+  // What the CTA reads first, the context length, its part of the block
+  // table and the queries, is requested before anything waits on the
+  // length: the queries' lines are prefetched into the L1 (the loads
+  // themselves, after the split's extent is known, hit it), the table's
+  // first chunk is loaded, then the length. Each is a DRAM trip; issued
+  // together, the cache's loads wait for one of them, not for two.
+  Value qHeadBase = mul(kvHead, idx(group));
+  {
+    int64_t qBytes = sig.query.getElementTypeBitWidth() / 8;
+    int64_t rowBytes = group * headSize * qBytes;
+    int64_t lines = rowBytes / 128 + 1; // + 1: rows need not be aligned
+    Value rowsStart =
+        mul(add(mul(seq, idx(numHeads)), qHeadBase), idx(headSize * qBytes));
+    auto ifLine = scf::IfOp::create(b, loc, cmpi(P::ult, tid, idx(lines)),
+                                    /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifLine.thenBlock());
+    Value offset =
+        arith::MinUIOp::create(b, loc, add(rowsStart, mul(tid, idx(128))),
+                               add(rowsStart, idx(rowBytes - 1)));
+    Value address = add(
+        memref::ExtractAlignedPointerAsIndexOp::create(b, loc, query), offset);
+    // Inline PTX: LLVM 22's NVPTX backend selects no llvm.nvvm.prefetch.
+    inlinePTX(b, loc, Type(),
+              ValueRange{arith::IndexCastUIOp::create(b, loc, b.getI64Type(),
+                                                      address)},
+              "prefetch.L1 [$0];", "l");
+  }
   Value first = mul(split, splitTiles);
-  Value nsplit = arith::MaxUIOp::create(
-      b, loc, arith::CeilDivUIOp::create(b, loc, numTiles, splitTiles), idx(1));
   // The block numbers of tiles [first + base, first + end) (those inside
   // the table) into shared memory. The first chunk is loaded before the
-  // context length arrives: entries past a sequence's end may be loaded,
-  // never used.
+  // context length: entries past a sequence's end may be loaded, never
+  // used.
   Value tilesPerBlock = idx(blockSize / kTileTokens);
   Value tableCols = dimOf(b, loc, tables, 1);
   auto loadTable = [&](Value base, Value end) {
@@ -405,10 +440,18 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
   loadTable(idx(0),
             arith::MinUIOp::create(b, loc, splitTiles, idx(kTableTiles)));
 
+  // The split's tiles. A negative length reads nothing.
+  Value len32 = arith::MaxSIOp::create(
+      b, loc, memref::LoadOp::create(b, loc, lens, ValueRange{seq}), i32(0));
+  Value len = arith::IndexCastOp::create(b, loc, b.getIndexType(), len32);
+  Value numTiles = arith::CeilDivUIOp::create(b, loc, len, idx(kTileTokens));
+  Value nsplit = arith::MaxUIOp::create(
+      b, loc, arith::CeilDivUIOp::create(b, loc, numTiles, splitTiles), idx(1));
+
   // Q^T fragments (B operand of S^T = K Q^T): lane (g, t) holds head g
   // (zero for g >= G), dims d0 .. d0 + 3 of chunk c.
   Value headOfLane = arith::MinUIOp::create(b, loc, g, idx(group - 1));
-  Value qHead = add(mul(kvHead, idx(group)), headOfLane);
+  Value qHead = add(qHeadBase, headOfLane);
   Value laneHasHead = cmpi(P::ult, g, idx(group));
   auto chunkDim = [&](int64_t c) {
     int64_t pos = 4 * c;
@@ -730,41 +773,35 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         /*nontemporal=*/false,
         llvm::Align(4 * outElem.getIntOrFloatBitWidth() / 8));
   };
-  // Merges `n` >= 1 states (m_i, l_i, acc_i) read by `read(i)`, online in
-  // batches of `batch` states whose loads are in flight together (indices
-  // clamped to n - 1, the extra ones masked): per batch, the running
-  // maximum M grows to M' (-inf while every state is empty), the sums are
-  // rescaled by exp2(M - M') and take exp2(m_i - M') l_i and
-  // exp2(m_i - M') acc_i (0 for an empty state). Returns (M, l, acc).
+  // Merges `n` >= 1 states (m_i, l_i, acc_i) read by `read(i, valid)`,
+  // online in batches of `batch` states whose loads are in flight together
+  // (`valid` is i < n; an invalid state reads as the empty one, (-inf, 0,
+  // 0)): per batch, the running maximum M grows to M' (-inf while every
+  // state is empty), the sums are rescaled by exp2(M - M') and take
+  // exp2(m_i - M') l_i and exp2(m_i - M') acc_i (0 for an empty state).
+  // Returns (M, l, acc).
   auto merge = [&](Value n, int64_t batch,
-                   function_ref<std::array<Value, 3>(Value)> read)
+                   function_ref<std::array<Value, 3>(Value, Value)> read)
       -> std::array<Value, 3> {
-    Value lastIndex = arith::SubIOp::create(b, loc, n, idx(1));
-    Value trueV = arith::ConstantIntOp::create(b, loc, 1, 1);
     auto loop = scf::ForOp::create(
         b, loc, idx(0), n, idx(batch),
         ValueRange{f32(negInf), f32(0.0f), zeros4},
         [&](OpBuilder &, Location, Value i, ValueRange run) {
-          SmallVector<std::pair<std::array<Value, 3>, Value>> states;
+          SmallVector<std::array<Value, 3>> states;
           for (int64_t u = 0; u < batch; ++u) {
             Value j = add(i, idx(u));
-            states.push_back(
-                {read(arith::MinUIOp::create(b, loc, j, lastIndex)),
-                 cmpi(P::ult, j, n)});
+            states.push_back(read(j, cmpi(P::ult, j, n)));
           }
           Value mx = run[0];
-          for (auto &[st, valid] : states)
-            mx = fmax(mx, select(valid, st[0], f32(negInf)));
+          for (auto &st : states)
+            mx = fmax(mx, st[0]);
           Value shift = select(isNegInf(mx), f32(0.0f), mx);
           Value r = exp2(arith::SubFOp::create(b, loc, run[0], shift));
           Value l = fmul(run[1], r);
           Value acc =
               fmul(run[2], vector::BroadcastOp::create(b, loc, f32x4, r));
-          for (auto &[st, valid] : states) {
-            Value skip = arith::OrIOp::create(
-                b, loc, isNegInf(st[0]),
-                arith::XOrIOp::create(b, loc, valid, trueV));
-            Value f = select(skip, f32(0.0f),
+          for (auto &st : states) {
+            Value f = select(isNegInf(st[0]), f32(0.0f),
                              exp2(arith::SubFOp::create(b, loc, st[0], shift)));
             l = fadd(l, fmul(f, st[1]));
             acc = arith::AddFOp::create(
@@ -775,9 +812,10 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         });
     return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};
   };
-  // Warp w's state of `head` (dims d .. d + 3), from shared memory.
+  // Warp w's state of `head` (dims d .. d + 3), from shared memory (every
+  // warp's state is there: `valid` is always true).
   auto readWarp = [&](Value head, Value d) {
-    return [&, head, d](Value w) -> std::array<Value, 3> {
+    return [&, head, d](Value w, Value) -> std::array<Value, 3> {
       return {
           memref::LoadOp::create(b, loc, smMax, ValueRange{w, head}),
           memref::LoadOp::create(b, loc, smSum, ValueRange{w, head}),
@@ -850,10 +888,12 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           {
             OpBuilder::InsertionGuard g2(b);
             b.setInsertionPointToStart(first4.thenBlock());
-            Value at = mul(slot, idx(2));
-            memref::StoreOp::create(b, loc, maxAll, states, ValueRange{at});
-            memref::StoreOp::create(b, loc, l, states,
-                                    ValueRange{add(at, idx(1))});
+            vector::StoreOp::create(
+                b, loc,
+                vector::FromElementsOp::create(
+                    b, loc, VectorType::get({2}, f32T), ValueRange{maxAll, l}),
+                states, ValueRange{mul(slot, idx(2))}, /*nontemporal=*/false,
+                llvm::Align(8));
           }
           scf::YieldOp::create(b, loc);
         });
@@ -880,15 +920,8 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           add(memref::ExtractAlignedPointerAsIndexOp::create(b, loc, counters),
               mul(counterAt, idx(4))));
       Value prev =
-          LLVM::InlineAsmOp::create(
-              b, loc, TypeRange{b.getI32Type()}, ValueRange{counter},
-              "atom.acq_rel.gpu.add.u32 $0, [$1], 1;", "=r,l,~{memory}",
-              /*has_side_effects=*/true, /*is_align_stack=*/false,
-              LLVM::tailcallkind::TailCallKind::None,
-              LLVM::AsmDialectAttr::get(b.getContext(),
-                                        LLVM::AsmDialect::AD_ATT),
-              /*operand_attrs=*/ArrayAttr())
-              .getResult(0);
+          inlinePTX(b, loc, b.getI32Type(), ValueRange{counter},
+                    "atom.acq_rel.gpu.add.u32 $0, [$1], 1;", "=r,l,~{memory}");
       Value last = cmpi(
           P::eq, arith::IndexCastOp::create(b, loc, b.getIndexType(), prev),
           arith::SubIOp::create(b, loc, nsplit, idx(1)));
@@ -913,18 +946,40 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {
           auto [head, d] = headDims(e);
+          // Split s's state, loaded only for s < nsplit (the slots past
+          // it hold another launch's states, or are past the workspace):
+          // one 8-byte load of (m, l), one 16-byte load of acc, at
+          // offsets from the head's first slot.
+          Value slot0 = slotOf(head, idx(0));
+          auto f32x2 = VectorType::get({2}, f32T);
+          Value empty = arith::ConstantOp::create(
+              b, loc,
+              DenseElementsAttr::get(f32x2, ArrayRef<float>{negInf, 0.0f}));
           auto [mx, l, o] = merge(
               nsplit, kAttentionMergeBatch,
-              [&](Value s) -> std::array<Value, 3> {
-                Value slot = slotOf(head, s);
-                Value at = mul(slot, idx(2));
-                return {memref::LoadOp::create(b, loc, states, ValueRange{at}),
-                        memref::LoadOp::create(b, loc, states,
-                                               ValueRange{add(at, idx(1))}),
-                        vector::LoadOp::create(
-                            b, loc, f32x4, partials,
-                            ValueRange{add(mul(slot, idx(headSize)), d)},
-                            /*nontemporal=*/false, llvm::Align(16))};
+              [&](Value s, Value valid) -> std::array<Value, 3> {
+                auto ifValid =
+                    scf::IfOp::create(b, loc, TypeRange{f32x2, f32x4}, valid,
+                                      /*withElseRegion=*/true);
+                {
+                  OpBuilder::InsertionGuard g3(b);
+                  b.setInsertionPointToStart(ifValid.thenBlock());
+                  Value slot = add(slot0, s);
+                  Value ml = vector::LoadOp::create(
+                      b, loc, f32x2, states, ValueRange{mul(slot, idx(2))},
+                      /*nontemporal=*/false, llvm::Align(8));
+                  Value acc = vector::LoadOp::create(
+                      b, loc, f32x4, partials,
+                      ValueRange{add(mul(slot, idx(headSize)), d)},
+                      /*nontemporal=*/false, llvm::Align(16));
+                  scf::YieldOp::create(b, loc, ValueRange{ml, acc});
+                  b.setInsertionPointToStart(ifValid.elseBlock());
+                  scf::YieldOp::create(b, loc, ValueRange{empty, zeros4});
+                }
+                Value ml = ifValid.getResult(0);
+                return {vector::ExtractOp::create(b, loc, ml, 0),
+                        vector::ExtractOp::create(b, loc, ml, 1),
+                        ifValid.getResult(1)};
               });
           writeOut(head, d, o, l);
           scf::YieldOp::create(b, loc);

@@ -21,6 +21,14 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
 // CHECK-SAME: workgroup(%{{.*}} : memref<512xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8x128xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// The first DRAM trips go out together, before anything waits on the
+// context length: a prefetch of the queries' lines into the L1, the
+// table's first chunk, then the length; the queries' loads come after.
+// CHECK: "prefetch.L1 [$0];"
+// CHECK: scf.for
+// CHECK: memref.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xi32>
+// CHECK: memref.load %{{.*}}[%{{.*}}] : memref<?xi32>
+// CHECK: vector.load %{{.*}} : memref<?x32x128xbf16>, vector<4xbf16>
 // CHECK: nvvm.convert.f8x2.to.f16x2
 // CHECK: nvvm.mma.sync
 // CHECK: ex2.approx.f32
@@ -35,6 +43,11 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: gpu.barrier
 // CHECK: "atom.acq_rel.gpu.add.u32 $0, [$1], 1;"
 // CHECK: gpu.barrier
+// It loads split s's (max, sum) in 8 bytes and its accumulators in 16,
+// only for s below the sequence's split count.
+// CHECK: scf.if %{{.*}} -> (vector<2xf32>, vector<4xf32>)
+// CHECK: vector.load %{{.*}} : memref<?xf32>, vector<2xf32>
+// CHECK: vector.load %{{.*}} : memref<?xf32>, vector<4xf32>
 // CHECK: gpu.terminator
 func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
                   %bt: memref<?x?xi32>, %cl: memref<?xi32>,
@@ -48,10 +61,16 @@ func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
 // PTX: .visible .entry kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_kernel(
 // PTX-COUNT-7: .param .u64 .ptr
 // PTX-COUNT-3: .param .f32
+// PTX: prefetch.L1
+// PTX: ld.global.b32
+// PTX: ld.global.b32
+// PTX: bar.sync
 // PTX: cvt.rn.f16x2.e4m3x2
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: ex2.approx.f32
 // PTX: bar.sync
 // PTX: atom.acq_rel.gpu.add.u32
 // PTX: bar.sync
+// PTX: ld.global.v2.b32
+// PTX: ld.global.v4.b32
 // PTX: ret;
