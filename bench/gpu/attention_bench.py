@@ -60,8 +60,8 @@ SK, SV = 0.05, 0.07
 LOG2E = 1.4426950408889634
 # 4 resident CTAs per SM x 132 SMs (docs/KernelABI.md, the split rule).
 RESIDENT_CTAS = 528
-# At most 32 splits per (sequence, KV head) (kAttentionMaxSplits).
-MAX_SPLITS = 32
+# At most 48 splits per (sequence, KV head) (kAttentionMaxSplits).
+MAX_SPLITS = 48
 SHAPES = [(1, 1024, 32), (1, 32768, 32), (8, 8192, 32), (64, 8192, 32),
           (64, 32768, 32), (128, 2048, 64)]
 TARGETS = {  # (B, L, Hq, cache): (what, test on the graph time)

@@ -301,11 +301,10 @@ inline constexpr int64_t kAttentionCTAsPerSM = 4;
 inline constexpr int64_t kAttentionMergeBatch = 16;
 
 /// The most splits the split rule gives a (sequence, KV head): the last CTA
-/// loads the states of two merge batches, two dependent L2 round trips.
-/// More splits cost it more round trips than their extra CTAs gain
-/// (bench/RESULTS.md: 64 splits against 32 at one sequence of 32768
-/// tokens).
-inline constexpr int64_t kAttentionMaxSplits = 2 * kAttentionMergeBatch;
+/// loads the states of three merge batches, three dependent L2 round
+/// trips. At one sequence of 32768 tokens 48 splits were the fastest or
+/// tied on an H200 and an H100, 64 slower on the H100 (bench/RESULTS.md).
+inline constexpr int64_t kAttentionMaxSplits = 3 * kAttentionMergeBatch;
 
 /// CTAs of the attention kernel the chip runs at once, the split rule's
 /// target (docs/KernelABI.md).
