@@ -9,9 +9,11 @@ the CUDA driver API as kvq_bench.py does, with the ABI of docs/KernelABI.md
 ("kvq.paged_attention"): 7 pointers (query, key cache, value cache, block
 tables, context lengths, out, workspace), the f32 score scale RN(s_k *
 scale * log2(e)), s_v, s_q, the i64 tiles per split `st`, the 9 dynamic
-sizes; grid (ceil(T / st), 8, B), 128 threads. `st` comes from the host
-split rule of the lowering (the same formula as the generated host code),
-unless a sweep (--splits) asks for others.
+sizes; grid (ceil(T / st), 8, B), the kernel's own block size (its
+.maxntid, 128 for the kernels kvq generates). `st` comes from the host
+split rule of the lowering (the same formula as the generated host code,
+with ATTN_RESIDENT resident CTAs if set, 528 if not), unless a sweep
+(--splits) asks for others.
 
 Shapes: 8 KV heads, head 128, block 16, bf16 queries, bf16 out; (B, L, Hq)
 in SHAPES, an fp8 e4m3 cache (k_scale 0.05, v_scale 0.07) and, at
@@ -58,8 +60,9 @@ dev = "cuda"
 HKV, D, BS = 8, 128, 16
 SK, SV = 0.05, 0.07
 LOG2E = 1.4426950408889634
-# 4 resident CTAs per SM x 132 SMs (docs/KernelABI.md, the split rule).
-RESIDENT_CTAS = 528
+# 4 resident CTAs per SM x 132 SMs (docs/KernelABI.md, the split rule);
+# ATTN_RESIDENT: another count, for a kernel built for another occupancy.
+RESIDENT_CTAS = int(os.environ.get("ATTN_RESIDENT", "528"))
 # At most 48 splits per (sequence, KV head) (kAttentionMaxSplits).
 MAX_SPLITS = 48
 SHAPES = [(1, 1024, 32), (1, 32768, 32), (8, 8192, 32), (64, 8192, 32),
@@ -159,6 +162,9 @@ class AttnLaunch:
     def __init__(self, mod, c, st):
         name = KERNEL[(c.cache, c.Hq)]
         self.fn, self.regs, self.occ = mod.fn(name)
+        tpb = ctypes.c_int()
+        kb.cu.cuFuncGetAttribute(ctypes.byref(tpb), 0, self.fn)  # MAX_THREADS_PER_BLOCK
+        self.tpb = tpb.value
         ts = [c.q, c.kc, c.vc, c.bt, c.cl, c.out, c.ws]
         for t in ts:
             assert t.is_contiguous() and t.data_ptr() % 16 == 0
@@ -183,7 +189,7 @@ class AttnLaunch:
 
     def __call__(self):
         s = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
-        kb.ck(kb.cu.cuLaunchKernel(self.fn, *self.grid, 128, 1, 1, 0, s, self.args, None),
+        kb.ck(kb.cu.cuLaunchKernel(self.fn, *self.grid, self.tpb, 1, 1, 0, s, self.args, None),
               "cuLaunchKernel")
 
 
