@@ -13,7 +13,8 @@ sizes; grid (ceil(T / st), 8, B), the kernel's own block size (its
 .maxntid, 128 for the kernels kvq generates). `st` comes from the host
 split rule of the lowering (the same formula as the generated host code,
 with ATTN_RESIDENT resident CTAs if set, 528 if not), unless a sweep
-(--splits) asks for others.
+(--splits) asks for others; with an fp8 cache, splits of 8 tiles or more
+run the staged kernel (`<function>_staged_kernel`), as the host code does.
 
 Shapes: 8 KV heads, head 128, block 16, bf16 queries, bf16 out; (B, L, Hq)
 in SHAPES, an fp8 e4m3 cache (k_scale 0.05, v_scale 0.07) and, at
@@ -63,8 +64,13 @@ LOG2E = 1.4426950408889634
 # 4 resident CTAs per SM x 132 SMs (docs/KernelABI.md, the split rule);
 # ATTN_RESIDENT: another count, for a kernel built for another occupancy.
 RESIDENT_CTAS = int(os.environ.get("ATTN_RESIDENT", "528"))
-# At most 48 splits per (sequence, KV head) (kAttentionMaxSplits).
-MAX_SPLITS = 48
+# At most 32 splits per (sequence, KV head) (kAttentionMaxSplits);
+# ATTN_MAX_SPLITS: another cap, for the PTX of an older lowering.
+MAX_SPLITS = int(os.environ.get("ATTN_MAX_SPLITS", "32"))
+# Splits of at least 8 tiles run the staged kernel of an 8-bit cache
+# (kAttentionStagedMinTiles, kAttentionStagedKernelSuffix); ATTN_UNSTAGED=1:
+# never (a PTX without staged kernels).
+STAGED_MIN_TILES = 0 if os.environ.get("ATTN_UNSTAGED") == "1" else 8
 SHAPES = [(1, 1024, 32), (1, 32768, 32), (8, 8192, 32), (64, 8192, 32),
           (64, 32768, 32), (128, 2048, 64)]
 TARGETS = {  # (B, L, Hq, cache): (what, test on the graph time)
@@ -161,6 +167,9 @@ class Case:
 class AttnLaunch:
     def __init__(self, mod, c, st):
         name = KERNEL[(c.cache, c.Hq)]
+        if c.cache != "bf16" and STAGED_MIN_TILES and st >= STAGED_MIN_TILES:
+            name = name[:-len("_kernel")] + "_staged_kernel"
+        self.name = name
         self.fn, self.regs, self.occ = mod.fn(name)
         tpb = ctypes.c_int()
         kb.cu.cuFuncGetAttribute(ctypes.byref(tpb), 0, self.fn)  # MAX_THREADS_PER_BLOCK
@@ -372,7 +381,8 @@ def chain(mod, gen):
         s = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
         kb.ck(kb.cu.cuLaunchKernel(empty, 16, HKV, 1, 128, 1, 1, 0, s, args, None),
               "cuLaunchKernel")
-    cases = [Case(1, 1024, 32, "fp8", gen, MAX_SPLITS) for _ in range(64)]
+    # Workspaces for the most splits below (32, at 2 tiles a split).
+    cases = [Case(1, 1024, 32, "fp8", gen, 32) for _ in range(64)]
     g = graph_us([launch_empty], calls=64, reps=30)
     s, _, _ = kb.time_us([launch_empty])
     log(f"chain: empty kernel, grid 16x8: graph {g:.2f} us, single {s:.2f} us")

@@ -868,6 +868,23 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
     c.fp8Query = true;
     cases.push_back(c);
   }
+  // The staged kernel (8-bit cache, D 128, splits of 8 tiles or more) at 1
+  // and 8 query heads per KV head, and at 8 and 9 tiles a split (two tiles
+  // a warp, the fewest it takes; one warp a third).
+  GPUAttentionCase gqa1 = base("staged_gqa1", {3000, 130, 1});
+  gqa1.options.numKVHeads = 8;
+  gqa1.options.cacheFormat = CacheFormat::F8E5M2;
+  cases.push_back(gqa1);
+  GPUAttentionCase gqa8 = base("staged_gqa8", {5000, 257});
+  gqa8.options.numHeads = 16;
+  gqa8.options.valueMean = 0.5;
+  cases.push_back(gqa8);
+  for (int64_t st : {8, 9}) {
+    GPUAttentionCase c =
+        base("staged_tiles_" + std::to_string(st), {300, 129, 16});
+    c.splitTiles = st;
+    cases.push_back(c);
+  }
   return cases;
 }
 
@@ -1005,7 +1022,7 @@ TEST(KVQAttentionGPU, WriteChecks) {
          : c.fp8Query ? "_fp8_qk"
                       : "") +
         (perHead ? "_per_head" : "") + (c.workspaceBytes ? "_ws" : "");
-    std::string kernel = "kvq_paged_attention_" + sig + "_kernel";
+    std::string host = "kvq_paged_attention_" + sig;
     if (signatures.insert(sig).second) {
       std::string qType = "memref<?x" + hq + "x" + d + "x" + q + ">";
       std::string cType =
@@ -1041,6 +1058,13 @@ TEST(KVQAttentionGPU, WriteChecks) {
              splitTiles;
     unsigned qBytes = p.type == AttentionType::F32 ? 4 : 2;
     unsigned cBytes = getCacheElementBytes(p.cacheFormat);
+    // The host code's choice (docs/KernelABI.md).
+    const bool staged =
+        tensorCores &&
+        kvq::hasStagedAttentionKernel(8 * cBytes, p.headSize) &&
+        splitTiles >= kvq::kAttentionStagedMinTiles;
+    std::string kernel =
+        host + (staged ? kvq::kAttentionStagedKernelSuffix.str() : "_kernel");
     auto dims = [](std::initializer_list<int64_t> ds) {
       std::string s;
       for (int64_t v : ds)

@@ -11,7 +11,11 @@
 //   query head of its KV head, so each cache byte is read once per step.
 //   The context is cut into tiles of 16 tokens (a cache block holds
 //   block_size / 16); split `x` takes tiles [x * st, (x + 1) * st), warp w
-//   every 4th of them from w.
+//   every 4th of them from w. A warp loads its next tile while it computes
+//   one: into registers, or, in the staged kernel (8-bit caches with
+//   128-byte rows, splits of two tiles a warp or more), its next two into
+//   two stages of shared memory by cp.async, which keeps as many bytes in
+//   flight with fewer CTAs.
 // - Per tile, on the tensor cores (`mma.sync` m16n8k16, f32 accumulation):
 //   S^T = K Q^T (M = the 16 tokens, N = 8 query heads, K = head dims) and
 //   out^T += V^T P^T (M = 16 head dims, N = 8 heads, K = the 16 tokens).
@@ -57,6 +61,8 @@ static constexpr int64_t kTileTokens = 16;
 static constexpr int64_t kTableTiles = 512;
 /// The fewest tiles a split takes (docs/KernelABI.md).
 static constexpr int64_t kMinSplitTiles = 4;
+static_assert(kAttentionStagedMinTiles == 2 * kWarps,
+              "the staged kernel starts at two tiles a warp");
 
 int64_t mlir::kvq::getAttentionResidentCTAs(const ModuleTarget &target) {
   // The CTAs per SM times the SM count of the chip's largest part: H100 /
@@ -134,8 +140,10 @@ namespace {
 /// (g, t) = (l / 4, l % 4), the MMA's group and thread-in-group.
 class AttentionKernelBuilder {
 public:
+  /// With `staged` (where canStage(sig)), the warps' cache tiles go
+  /// through shared memory.
   AttentionKernelBuilder(OpBuilder &b, Location loc, const KVQTarget &target,
-                         const AttentionSignature &sig)
+                         const AttentionSignature &sig, bool staged)
       : b(b), loc(loc), target(target), sig(sig) {
     cacheElem = sig.cache.getElementType();
     cacheBytes = sig.cache.getElementTypeBitWidth() / 8;
@@ -162,6 +170,25 @@ public:
     vBytes = rowBytes >= 128 ? 16 : rowBytes / 8;
     vPiece = vBytes / cacheBytes;
     vPitch = 8 * vPiece;
+    // A tile's K and V rows (16 each), and the stages per warp that hold
+    // them in shared memory (0: the tile ahead is held in registers).
+    tileBytes = 2 * kTileTokens * headSize * cacheBytes;
+    stages = staged && canStage(sig) ? 2 : 0;
+  }
+
+  /// Whether the kernel of `sig` has a staged form (the stages' swizzle is
+  /// for rows of 8 chunks of 16 bytes).
+  static bool canStage(const AttentionSignature &sig) {
+    return hasStagedAttentionKernel(sig.cache.getElementTypeBitWidth(),
+                                    sig.query.getDimSize(2));
+  }
+
+  /// Bytes of the shared buffer that holds the warps' cache stages and,
+  /// after the tile loop, their states' accumulators (warp w's in its own
+  /// stage 0: [stage][warp][tileBytes]).
+  int64_t sharedStateBytes() const {
+    return std::max(kWarps * kHeadsPerTile * headSize * 4,
+                    stages * kWarps * tileBytes);
   }
 
   /// Everything inside the launch: the rebuilt memrefs (q, kc, vc, bt, cl,
@@ -225,6 +252,7 @@ private:
   bool bf16Operands, fp8Q;
   int64_t queryTerms;
   int64_t kPiece, kPitch, vBytes, vPiece, vPitch;
+  int64_t tileBytes, stages;
 };
 } // namespace
 
@@ -370,7 +398,13 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
   Value smTable = launch.getWorkgroupAttributions()[0];
   Value smMax = launch.getWorkgroupAttributions()[1];
   Value smSum = launch.getWorkgroupAttributions()[2];
-  Value smAcc = launch.getWorkgroupAttributions()[3];
+  Value smStages = launch.getWorkgroupAttributions()[3];
+  Value smAcc = memref::ViewOp::create(
+      b, loc,
+      MemRefType::get({kWarps, kHeadsPerTile, headSize}, f32T,
+                      MemRefLayoutAttrInterface(),
+                      cast<MemRefType>(smStages.getType()).getMemorySpace()),
+      smStages, idx(0), ValueRange{});
   Value smLast = launch.getWorkgroupAttributions()[4];
 
   Value split = launch.getBlockIds().x, kvHead = launch.getBlockIds().y,
@@ -510,6 +544,27 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     init.push_back(zeros4);
   init.append({f32(negInf), f32(negInf), f32(0.0f), f32(0.0f)});
 
+  // Addresses for the stages' asynchronous copies.
+  auto addressOf = [&](Value memref) -> Value {
+    return memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+  };
+  auto pointer = [&](Value address, unsigned space) -> Value {
+    Value i64 = arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address);
+    auto generic = LLVM::LLVMPointerType::get(b.getContext());
+    if (space == 3)
+      return LLVM::IntToPtrOp::create(
+          b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), i64);
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(b.getContext(), space),
+        LLVM::IntToPtrOp::create(b, loc, generic, i64));
+  };
+  Value smStagesAddress, keysAddress, valuesAddress;
+  if (stages) {
+    smStagesAddress = addressOf(smStages);
+    keysAddress = addressOf(keys);
+    valuesAddress = addressOf(values);
+  }
+
   // Table chunks of kTableTiles tiles.
   auto tableLoop = scf::ForOp::create(
       b, loc, idx(0), count, idx(kTableTiles), init,
@@ -569,11 +624,122 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         // tile's loads in flight. A 16-bit cache's tile is twice the bytes
         // (as many in flight unpipelined) and twice the registers: held
         // ahead, it spilled under the 4-CTA register budget.
-        const int64_t ahead = cacheBytes == 1 ? 1 : 0;
+        const int64_t ahead = stages ? 0 : cacheBytes == 1 ? 1 : 0;
         Value lastTile = arith::SubIOp::create(b, loc, end, idx(1));
         auto nextTile = [&](Value k) {
           return arith::MinUIOp::create(b, loc, k, lastTile).getResult();
         };
+        // With `stages`, a warp's tiles go through shared memory instead:
+        // tile k is copied (cp.async, 16 bytes a lane, bypassing the L1)
+        // into stage (k / 4) % stages of the warp while the tiles before
+        // it are computed, so `stages` tiles' loads are in flight without
+        // registers held for them. A row's 16-byte chunks are stored
+        // XOR-swizzled so that the fragment reads below are free of bank
+        // conflicts: K row r's chunk c at c ^ 4 (r % 2), V row r's at
+        // c ^ 2 ((r / 2) % 4).
+        const int64_t rowBytes = headSize * cacheBytes, rowChunks = rowBytes / 16;
+        auto stageOffset = [&](Value stage) {
+          return mul(add(mul(stage, idx(kWarps)), warp), idx(tileBytes));
+        };
+        auto issueTile = [&](Value k, Value stage) {
+          Value tile = add(first, k);
+          Value blk = arith::IndexCastOp::create(
+              b, loc, b.getIndexType(),
+              memref::LoadOp::create(
+                  b, loc, smTable,
+                  ValueRange{arith::SubIOp::create(b, loc, k, base)}));
+          Value row0 = mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
+                           idx(kTileTokens));
+          Value dst0 = add(smStagesAddress, stageOffset(stage));
+          // Lane l copies chunk c = l % rowChunks of rows r0 + rowsPerPass
+          // * u (r0 = l / rowChunks), of K then of V: the swizzled chunk
+          // of K is the same for every u, V's alternates with u's parity.
+          const int64_t rowsPerPass = 32 / rowChunks;
+          Value r0 = arith::DivUIOp::create(b, loc, lane, idx(rowChunks));
+          Value c = arith::RemUIOp::create(b, loc, lane, idx(rowChunks));
+          Value kPos = arith::XOrIOp::create(
+              b, loc, c, mul(arith::RemUIOp::create(b, loc, r0, idx(2)), idx(4)));
+          Value vPos = arith::XOrIOp::create(
+              b, loc, c,
+              mul(arith::RemUIOp::create(
+                      b, loc, arith::DivUIOp::create(b, loc, r0, idx(2)), idx(4)),
+                  idx(2)));
+          Value vPosOdd = arith::XOrIOp::create(b, loc, vPos, idx(4));
+          Value srcRow = add(
+              mul(add(mul(add(mul(blk, idx(blockSize)), add(row0, r0)),
+                          idx(numKVHeads)),
+                      kvHead),
+                  idx(rowBytes)),
+              mul(c, idx(16)));
+          Value dstRow = add(dst0, mul(r0, idx(rowBytes)));
+          for (int64_t u = 0; u < kTileTokens / rowsPerPass; ++u) {
+            int64_t rowStep = rowsPerPass * u;
+            for (bool isV : {false, true}) {
+              Value pos = isV ? (u % 2 ? vPosOdd : vPos) : kPos;
+              Value dst = add(
+                  dstRow,
+                  add(mul(pos, idx(16)),
+                      idx((isV ? kTileTokens * rowBytes : 0) + rowStep * rowBytes)));
+              Value src = add(isV ? valuesAddress : keysAddress,
+                              add(srcRow, idx(rowStep * numKVHeads * rowBytes)));
+              NVVM::CpAsyncOp::create(
+                  b, loc, pointer(dst, 3), pointer(src, 1),
+                  b.getI32IntegerAttr(16),
+                  NVVM::LoadCacheModifierKindAttr::get(
+                      b.getContext(), NVVM::LoadCacheModifierKind::CG),
+                  /*cpSize=*/Value());
+            }
+          }
+        };
+        // Tile k's copies, if k < end, as one group (empty past the end).
+        auto issueIfInside = [&](Value k, Value stage) {
+          auto inside = scf::IfOp::create(b, loc, cmpi(P::ult, k, end),
+                                          /*withElseRegion=*/false);
+          {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPointToStart(inside.thenBlock());
+            issueTile(k, stage);
+          }
+          NVVM::CpAsyncCommitGroupOp::create(b, loc);
+        };
+        auto syncWarp = [&] {
+          NVVM::SyncWarpOp::create(b, loc, i32(-1));
+        };
+        // The words loadTile gives, from stage `stage`.
+        auto readTile = [&](Value stage) {
+          Value s0 = stageOffset(stage);
+          SmallVector<Value> words;
+          for (int64_t r = 0; r < 2; ++r) {
+            Value row = add(g, idx(8 * r));
+            Value swizzle = mul(arith::RemUIOp::create(b, loc, g, idx(2)), idx(4));
+            for (int64_t i = 0; i < headSize / kPitch; ++i) {
+              Value pos = arith::XOrIOp::create(b, loc, add(idx(4 * i), t), swizzle);
+              llvm::append_range(
+                  words, loadWords(smStages,
+                                   ValueRange{add(s0, add(mul(row, idx(rowBytes)),
+                                                          mul(pos, idx(16))))},
+                                   4));
+            }
+          }
+          for (int64_t j = 0; j < 4; ++j) {
+            Value row =
+                add(mul(t, idx(2)), idx((j & 1) + 8 * (j >> 1)));
+            Value swizzle = mul(t, idx(2));
+            for (int64_t i = 0; i < headSize / vPitch; ++i) {
+              Value pos = arith::XOrIOp::create(b, loc, add(idx(8 * i), g), swizzle);
+              llvm::append_range(
+                  words,
+                  loadWords(smStages,
+                            ValueRange{add(s0, add(idx(kTileTokens * rowBytes),
+                                                   add(mul(row, idx(rowBytes)),
+                                                       mul(pos, idx(16)))))},
+                            vBytes / 4));
+            }
+          }
+          return words;
+        };
+        for (int64_t d = 0; d < stages; ++d)
+          issueIfInside(add(base, add(warp, idx(d * kWarps))), idx(d));
         SmallVector<Value> loopInit(state0.begin(), state0.end());
         for (int64_t d = 0; d < ahead; ++d)
           llvm::append_range(
@@ -586,8 +752,22 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
               ValueRange state = iter.take_front(numState);
               // The words of tiles k, k + 4, ..., k + 4 * ahead.
               SmallVector<Value> window(iter.drop_front(numState));
-              llvm::append_range(
-                  window, loadTile(nextTile(add(k, idx(ahead * kWarps)))));
+              if (stages) {
+                Value stage = arith::RemUIOp::create(
+                    b, loc,
+                    arith::DivUIOp::create(
+                        b, loc, arith::SubIOp::create(b, loc, k, base),
+                        idx(kWarps)),
+                    idx(stages));
+                NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 1);
+                syncWarp(); // every lane's copies of tile k have landed
+                window = readTile(stage);
+                syncWarp(); // every lane has read the stage
+                issueIfInside(add(k, idx(stages * kWarps)), stage);
+              } else {
+                llvm::append_range(
+                    window, loadTile(nextTile(add(k, idx(ahead * kWarps)))));
+              }
               const int64_t oneTile = window.size() / (ahead + 1);
               ArrayRef<Value> words =
                   ArrayRef<Value>(window).take_front(oneTile);
@@ -702,6 +882,12 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
               llvm::append_range(next, prefetched);
               scf::YieldOp::create(b, loc, next);
             });
+        if (stages) {
+          // Nothing is in flight into the stages past the loop (the state
+          // accumulators and the next chunk reuse them).
+          NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+          syncWarp();
+        }
         scf::YieldOp::create(b, loc,
                              tileLoop.getResults().take_front(numState));
       });
@@ -1067,38 +1253,68 @@ void mlir::kvq::buildAttentionLaunch(OpBuilder &b, Location loc,
     return MemRefType::get(shape, elem, MemRefLayoutAttrInterface(), shared);
   };
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  SmallVector<Type> workgroup = {
-      sharedType({kTableTiles}, i32), sharedType({kWarps, kHeadsPerTile}, f32),
-      sharedType({kWarps, kHeadsPerTile}, f32),
-      sharedType({kWarps, kHeadsPerTile, headSize}, f32), sharedType({1}, i32)};
-  Value c1 = idx(1);
-  auto launch = gpu::LaunchOp::create(
-      b, loc, gridX, idx(numKVHeads), numSeqs, idx(kWarps * 32), c1, c1,
-      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
-      /*asyncDependencies=*/{}, workgroup, /*privateAttributions=*/{},
-      /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
-      /*clusterSizeZ=*/nullptr, FlatSymbolRefAttr::get(ctx, kKernelModuleName));
-  b.setInsertionPointToStart(&launch.getBody().front());
-  // The kernel's parameters in order (docs/KernelABI.md): the memrefs'
-  // pointers, the f32 scalars, the tiles per split, then the dynamic sizes.
-  for (const KernelMemRef &km : kernelMemRefs)
-    km.touchBase(b, loc);
-  for (Value scalar : scales)
-    arith::NegFOp::create(b, loc, scalar);
-  arith::AddIOp::create(b, loc, splitTiles, splitTiles);
-  // The CTA's KV head's (selects on uniform values, once per CTA).
-  Value kvHead = launch.getBlockIds().y;
-  Value scoreScale =
-      selectHeadScale(b, loc, scales.slice(0, numScales), kvHead);
-  Value qScale =
-      selectHeadScale(b, loc, scales.slice(2 * numScales, numScales), kvHead);
-  SmallVector<Value> kernelValues;
-  for (const KernelMemRef &km : kernelMemRefs)
-    kernelValues.push_back(km.rebuild(b, loc));
-  if (!hasWorkspace)
-    kernelValues.push_back(Value());
-  AttentionKernelBuilder(b, loc, target, sig)
-      .build(launch, kernelValues, scoreScale,
-             scales.slice(numScales, numScales), qScale, splitTiles);
-  gpu::TerminatorOp::create(b, loc);
+  // One launch of the kernel, staged or not; the staged one is named apart
+  // (docs/KernelABI.md).
+  auto emitLaunch = [&](bool staged) {
+    OpBuilder::InsertionGuard launchGuard(b);
+    AttentionKernelBuilder kernel(b, loc, target, sig, staged);
+    SmallVector<Type> workgroup = {
+        sharedType({kTableTiles}, i32),
+        sharedType({kWarps, kHeadsPerTile}, f32),
+        sharedType({kWarps, kHeadsPerTile}, f32),
+        sharedType({kernel.sharedStateBytes()}, b.getI8Type()),
+        sharedType({1}, i32)};
+    FlatSymbolRefAttr function;
+    if (staged) {
+      StringAttr host = SymbolTable::getSymbolName(entry->getParentOp());
+      function = FlatSymbolRefAttr::get(
+          ctx, (host.getValue() + kAttentionStagedKernelSuffix).str());
+    }
+    Value c1 = idx(1);
+    auto launch = gpu::LaunchOp::create(
+        b, loc, gridX, idx(numKVHeads), numSeqs, idx(kWarps * 32), c1, c1,
+        /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+        /*asyncDependencies=*/{}, workgroup, /*privateAttributions=*/{},
+        /*clusterSizeX=*/nullptr, /*clusterSizeY=*/nullptr,
+        /*clusterSizeZ=*/nullptr,
+        FlatSymbolRefAttr::get(ctx, kKernelModuleName), function);
+    b.setInsertionPointToStart(&launch.getBody().front());
+    // The kernel's parameters in order (docs/KernelABI.md): the memrefs'
+    // pointers, the f32 scalars, the tiles per split, then the dynamic
+    // sizes.
+    for (const KernelMemRef &km : kernelMemRefs)
+      km.touchBase(b, loc);
+    for (Value scalar : scales)
+      arith::NegFOp::create(b, loc, scalar);
+    arith::AddIOp::create(b, loc, splitTiles, splitTiles);
+    // The CTA's KV head's (selects on uniform values, once per CTA).
+    Value kvHead = launch.getBlockIds().y;
+    Value scoreScale =
+        selectHeadScale(b, loc, scales.slice(0, numScales), kvHead);
+    Value qScale =
+        selectHeadScale(b, loc, scales.slice(2 * numScales, numScales), kvHead);
+    SmallVector<Value> kernelValues;
+    for (const KernelMemRef &km : kernelMemRefs)
+      kernelValues.push_back(km.rebuild(b, loc));
+    if (!hasWorkspace)
+      kernelValues.push_back(Value());
+    kernel.build(launch, kernelValues, scoreScale,
+                 scales.slice(numScales, numScales), qScale, splitTiles);
+    gpu::TerminatorOp::create(b, loc);
+  };
+  if (!AttentionKernelBuilder::canStage(sig)) {
+    emitLaunch(/*staged=*/false);
+    return;
+  }
+  // Splits of at least kAttentionStagedMinTiles tiles run the staged
+  // kernel.
+  auto ifStaged = scf::IfOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, splitTiles,
+                            idx(kAttentionStagedMinTiles)),
+      /*withElseRegion=*/true);
+  b.setInsertionPointToStart(ifStaged.thenBlock());
+  emitLaunch(/*staged=*/true);
+  b.setInsertionPointToStart(ifStaged.elseBlock());
+  emitLaunch(/*staged=*/false);
 }

@@ -18,9 +18,29 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: call @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 // CHECK-LABEL: func.func private @kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws(
 // CHECK: %[[WS:.*]] = memref.dim %arg6
+// Splits of 8 tiles or more (two a warp) run the staged kernel: each
+// warp's next two tiles go to its two stages in shared memory by cp.async
+// (32 KiB, where the warps' states go after the tile loop).
+// CHECK: %[[STAGED:.*]] = arith.cmpi uge, %{{.*}}, %c8
+// CHECK: scf.if %[[STAGED]] {
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
-// CHECK-SAME: workgroup(%{{.*}} : memref<512xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8x128xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: module(@kvq_cache_kernels) function(@kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_staged_kernel)
+// CHECK-SAME: workgroup(%{{.*}} : memref<512xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32768xi8, #gpu.address_space<workgroup>>, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK-COUNT-8: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 16, cache =  cg
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: nvvm.cp.async.wait.group 1
+// CHECK: nvvm.bar.warp.sync
+// CHECK: nvvm.mma.sync
+// CHECK: nvvm.cp.async.wait.group 0
+// CHECK: "atom.acq_rel.gpu.add.u32 $0, [$1], 1;"
+// CHECK: gpu.terminator
+// Shorter splits run the unstaged kernel, which holds a warp's next tile
+// in registers.
+// CHECK: } else {
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
+// CHECK-SAME: module(@kvq_cache_kernels) workgroup(%{{.*}} : memref<512xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16384xi8, #gpu.address_space<workgroup>>, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
 // The first DRAM trips go out together, before anything waits on the
 // context length: a prefetch of the queries' lines into the L1, the
 // table's first chunk, then the length; the queries' loads come after.
@@ -58,6 +78,11 @@ func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
   return
 }
 
+// PTX: .visible .entry kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_staged_kernel(
+// PTX-COUNT-7: .param .u64 .ptr
+// PTX: cp.async.cg.shared.global [%{{.*}}], [%{{.*}}], 16;
+// PTX: cp.async.wait_group 1;
+// PTX: ret;
 // PTX: .visible .entry kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_kernel(
 // PTX-COUNT-7: .param .u64 .ptr
 // PTX-COUNT-3: .param .f32

@@ -300,11 +300,32 @@ inline constexpr int64_t kAttentionCTAsPerSM = 4;
 /// merges in one rescaling step (the merge is online over such batches).
 inline constexpr int64_t kAttentionMergeBatch = 16;
 
-/// The most splits the split rule gives a (sequence, KV head): the last CTA
-/// loads the states of three merge batches, three dependent L2 round
-/// trips. At one sequence of 32768 tokens 48 splits were the fastest or
-/// tied on an H200 and an H100, 64 slower on the H100 (bench/RESULTS.md).
-inline constexpr int64_t kAttentionMaxSplits = 3 * kAttentionMergeBatch;
+/// The most splits the split rule gives a (sequence, KV head): two merge
+/// batches. With the staged kernel, one sequence of 32768 tokens took
+/// 29.8-30.4 us in 24 splits, 30.1-30.3 in 32, 30.4-30.6 in 16 and 31.7
+/// in 48 on an H100 (bench/RESULTS.md): fewer splits are fewer states to
+/// merge, and the stages keep the bytes in flight with fewer CTAs; 32 of
+/// the equal two keep more in flight, which a faster card needs.
+inline constexpr int64_t kAttentionMaxSplits = 2 * kAttentionMergeBatch;
+
+/// Splits of at least this many tiles (two a warp) run the staged form of
+/// the tensor-core kernel where the signature has one
+/// (hasStagedAttentionKernel): each warp's next two tiles are copied into
+/// shared memory (cp.async) while it computes, instead of one held in
+/// registers. Shorter splits (a tile a warp) keep the unstaged kernel.
+inline constexpr int64_t kAttentionStagedMinTiles = 8;
+
+/// The staged kernel's name: the host function's name and this suffix (the
+/// unstaged kernel's is "_kernel").
+inline constexpr llvm::StringLiteral kAttentionStagedKernelSuffix =
+    "_staged_kernel";
+
+/// Whether the tensor-core kernel of a cache of `cacheBits`-bit elements and
+/// `headSize`-element heads has a staged form: 8-bit caches with 128-byte
+/// rows.
+inline bool hasStagedAttentionKernel(int64_t cacheBits, int64_t headSize) {
+  return cacheBits == 8 && headSize == 128;
+}
 
 /// CTAs of the attention kernel the chip runs at once, the split rule's
 /// target (docs/KernelABI.md).
