@@ -1059,10 +1059,9 @@ TEST(KVQAttentionGPU, WriteChecks) {
     unsigned qBytes = p.type == AttentionType::F32 ? 4 : 2;
     unsigned cBytes = getCacheElementBytes(p.cacheFormat);
     // The host code's choice (docs/KernelABI.md).
-    const bool staged =
-        tensorCores &&
-        kvq::hasStagedAttentionKernel(8 * cBytes, p.headSize) &&
-        splitTiles >= kvq::kAttentionStagedMinTiles;
+    const bool staged = tensorCores &&
+                        kvq::hasStagedAttentionKernel(8 * cBytes, p.headSize) &&
+                        splitTiles >= kvq::kAttentionStagedMinTiles;
     std::string kernel =
         host + (staged ? kvq::kAttentionStagedKernelSuffix.str() : "_kernel");
     auto dims = [](std::initializer_list<int64_t> ds) {

@@ -636,8 +636,10 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         // registers held for them. A row's 16-byte chunks are stored
         // XOR-swizzled so that the fragment reads below are free of bank
         // conflicts: K row r's chunk c at c ^ 4 (r % 2), V row r's at
-        // c ^ 2 ((r / 2) % 4).
-        const int64_t rowBytes = headSize * cacheBytes, rowChunks = rowBytes / 16;
+        // c ^ 2 ((r / 2) % 4). The copies address the caches from their
+        // base pointers (contiguous, offset 0: docs/KernelABI.md).
+        const int64_t rowBytes = headSize * cacheBytes,
+                      rowChunks = rowBytes / 16;
         auto stageOffset = [&](Value stage) {
           return mul(add(mul(stage, idx(kWarps)), warp), idx(tileBytes));
         };
@@ -658,30 +660,33 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           Value r0 = arith::DivUIOp::create(b, loc, lane, idx(rowChunks));
           Value c = arith::RemUIOp::create(b, loc, lane, idx(rowChunks));
           Value kPos = arith::XOrIOp::create(
-              b, loc, c, mul(arith::RemUIOp::create(b, loc, r0, idx(2)), idx(4)));
+              b, loc, c,
+              mul(arith::RemUIOp::create(b, loc, r0, idx(2)), idx(4)));
           Value vPos = arith::XOrIOp::create(
               b, loc, c,
               mul(arith::RemUIOp::create(
-                      b, loc, arith::DivUIOp::create(b, loc, r0, idx(2)), idx(4)),
+                      b, loc, arith::DivUIOp::create(b, loc, r0, idx(2)),
+                      idx(4)),
                   idx(2)));
           Value vPosOdd = arith::XOrIOp::create(b, loc, vPos, idx(4));
-          Value srcRow = add(
-              mul(add(mul(add(mul(blk, idx(blockSize)), add(row0, r0)),
-                          idx(numKVHeads)),
-                      kvHead),
-                  idx(rowBytes)),
-              mul(c, idx(16)));
+          Value srcRow =
+              add(mul(add(mul(add(mul(blk, idx(blockSize)), add(row0, r0)),
+                              idx(numKVHeads)),
+                          kvHead),
+                      idx(rowBytes)),
+                  mul(c, idx(16)));
           Value dstRow = add(dst0, mul(r0, idx(rowBytes)));
           for (int64_t u = 0; u < kTileTokens / rowsPerPass; ++u) {
             int64_t rowStep = rowsPerPass * u;
             for (bool isV : {false, true}) {
               Value pos = isV ? (u % 2 ? vPosOdd : vPos) : kPos;
-              Value dst = add(
-                  dstRow,
-                  add(mul(pos, idx(16)),
-                      idx((isV ? kTileTokens * rowBytes : 0) + rowStep * rowBytes)));
-              Value src = add(isV ? valuesAddress : keysAddress,
-                              add(srcRow, idx(rowStep * numKVHeads * rowBytes)));
+              Value dst =
+                  add(dstRow, add(mul(pos, idx(16)),
+                                  idx((isV ? kTileTokens * rowBytes : 0) +
+                                      rowStep * rowBytes)));
+              Value src =
+                  add(isV ? valuesAddress : keysAddress,
+                      add(srcRow, idx(rowStep * numKVHeads * rowBytes)));
               NVVM::CpAsyncOp::create(
                   b, loc, pointer(dst, 3), pointer(src, 1),
                   b.getI32IntegerAttr(16),
@@ -702,31 +707,32 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           }
           NVVM::CpAsyncCommitGroupOp::create(b, loc);
         };
-        auto syncWarp = [&] {
-          NVVM::SyncWarpOp::create(b, loc, i32(-1));
-        };
+        auto syncWarp = [&] { NVVM::SyncWarpOp::create(b, loc, i32(-1)); };
         // The words loadTile gives, from stage `stage`.
         auto readTile = [&](Value stage) {
           Value s0 = stageOffset(stage);
           SmallVector<Value> words;
           for (int64_t r = 0; r < 2; ++r) {
             Value row = add(g, idx(8 * r));
-            Value swizzle = mul(arith::RemUIOp::create(b, loc, g, idx(2)), idx(4));
+            Value swizzle =
+                mul(arith::RemUIOp::create(b, loc, g, idx(2)), idx(4));
             for (int64_t i = 0; i < headSize / kPitch; ++i) {
-              Value pos = arith::XOrIOp::create(b, loc, add(idx(4 * i), t), swizzle);
+              Value pos =
+                  arith::XOrIOp::create(b, loc, add(idx(4 * i), t), swizzle);
               llvm::append_range(
-                  words, loadWords(smStages,
-                                   ValueRange{add(s0, add(mul(row, idx(rowBytes)),
-                                                          mul(pos, idx(16))))},
-                                   4));
+                  words,
+                  loadWords(smStages,
+                            ValueRange{add(s0, add(mul(row, idx(rowBytes)),
+                                                   mul(pos, idx(16))))},
+                            4));
             }
           }
           for (int64_t j = 0; j < 4; ++j) {
-            Value row =
-                add(mul(t, idx(2)), idx((j & 1) + 8 * (j >> 1)));
+            Value row = add(mul(t, idx(2)), idx((j & 1) + 8 * (j >> 1)));
             Value swizzle = mul(t, idx(2));
             for (int64_t i = 0; i < headSize / vPitch; ++i) {
-              Value pos = arith::XOrIOp::create(b, loc, add(idx(8 * i), g), swizzle);
+              Value pos =
+                  arith::XOrIOp::create(b, loc, add(idx(8 * i), g), swizzle);
               llvm::append_range(
                   words,
                   loadWords(smStages,
