@@ -84,7 +84,8 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
     the weighted sum of the V rows, in f32. For a GPU target the function
     launches one kernel (score scale times log2(e), no `s_p`): on NVIDIA
     sm_80+ the tensor-core kernel (flash-decoding over the op's
-    workspace), elsewhere (AMD, older chips, shapes it does not cover) the
+    workspace; for 8-bit caches with 128-element heads, a staged form of it
+    when a split has two tiles a warp or more), elsewhere (AMD, older chips, shapes it does not cover) the
     portable kernel, the CPU's loops with one thread per query head and
     sequence, with a remark at the op saying why (also for `fp8_qk_pv`,
     whose function then takes `s_p`). ABIs and the split rule:

@@ -332,10 +332,11 @@ inline bool hasStagedAttentionKernel(int64_t cacheBits, int64_t headSize) {
 int64_t getAttentionResidentCTAs(const ModuleTarget &target);
 
 /// The host code of the GPU attention function of `sig`: the split rule
-/// and one `gpu.launch`. `entry`'s arguments: query, key cache, value
-/// cache, block tables, context lengths, output, the workspace if `sig`
-/// has one, then the f32 score scale (log2 domain: RN(s_k * scale *
-/// log2(e)), times s_q in the fp8 modes), V scale and Q scale; with
+/// and one `gpu.launch` (of the staged kernel or the unstaged one, chosen
+/// by the tiles per split, where the signature has both). `entry`'s arguments:
+/// query, key cache, value cache, block tables, context lengths, output, the
+/// workspace if `sig` has one, then the f32 score scale (log2 domain: RN(s_k *
+/// scale * log2(e)), times s_q in the fp8 modes), V scale and Q scale; with
 /// per-head scales (`sig.headScales`), three vectors of one value per KV
 /// head, which the kernel takes as that many f32 each.
 void buildAttentionLaunch(OpBuilder &b, Location loc, const KVQTarget &target,
