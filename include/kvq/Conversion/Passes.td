@@ -85,12 +85,12 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
     launches one kernel (score scale times log2(e), no `s_p`): on NVIDIA
     sm_80+ the tensor-core kernel (flash-decoding over the op's
     workspace; for 8-bit caches with 128-element heads, a staged form of it
-    when a split has two tiles a warp or more), elsewhere (AMD, older chips, shapes it does not cover) the
-    portable kernel, the CPU's loops with one thread per query head and
-    sequence, with a remark at the op saying why (also for `fp8_qk_pv`,
-    whose function then takes `s_p`). ABIs and the split rule:
-    docs/KernelABI.md. Dynamic head counts and sizes and strided memrefs
-    are errors at the op on a GPU. Runs before
+    when a split has two tiles a warp or more), elsewhere (AMD, older
+    chips, shapes it does not cover) the portable kernel, the CPU's loops
+    with one thread per query head and sequence, with a remark at the op
+    saying why (also for `fp8_qk_pv`, whose function then takes `s_p`).
+    ABIs and the split rule: docs/KernelABI.md. Dynamic head counts and
+    sizes and strided memrefs are errors at the op on a GPU. Runs before
     `kvq-lower-cache-ops` in the kvq-to-* pipelines.
 
     ```mlir
