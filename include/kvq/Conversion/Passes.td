@@ -111,6 +111,26 @@ def KVQLowerAttention : Pass<"kvq-lower-attention", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVQAlignWorkgroupBuffers
+    : Pass<"kvq-align-workgroup-buffers", "::mlir::ModuleOp"> {
+  let summary = "align the outlined kvq kernels' workgroup buffers to 16 bytes";
+  let description = [{
+    Sets `llvm.align = 16` on every workgroup attribution without an
+    alignment of every kernel `gpu.func` of the `gpu.module
+    @kvq_cache_kernels`. The attention kernels access their shared buffers
+    with 16-byte vector loads and `cp.async` copies; a buffer of `i8` is
+    otherwise declared with the alignment of its element (`.align 1` in
+    PTX), and such an access is then aligned only by where ptxas happens to
+    place it. Run it after `gpu-kernel-outlining`, which does not carry
+    attributes of a `gpu.launch` over; `kvq-to-ptx` and `kvq-to-amdgcn` do.
+
+    ```
+    kvq-opt m.mlir --kvq-lower-attention --gpu-kernel-outlining \
+        --kvq-align-workgroup-buffers
+    ```
+  }];
+}
+
 def KVQLimitKernelRegisters
     : Pass<"kvq-limit-kernel-registers", "::mlir::ModuleOp"> {
   let summary = "set the register limits of the outlined kvq kernels (NVVM)";

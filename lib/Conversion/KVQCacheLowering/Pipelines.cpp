@@ -56,6 +56,7 @@ static void buildGPUPipeline(OpPassManager &pm, StringRef kind,
   lower.quantizeDivision = options.quantizeDivision;
   pm.addPass(createKVQLowerCacheOps(lower));
   pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createKVQAlignWorkgroupBuffers());
   if (kind == "nvvm")
     pm.addPass(createKVQLimitKernelRegisters({maxRegisters}));
   pm.addPass(createSCFToControlFlowPass());
