@@ -890,6 +890,14 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
 
 /// The split rule of buildAttentionLaunch (docs/KernelABI.md): the tiles
 /// per split and the grid's x size.
+/// Whether the host code launches the staged kernel for splits of
+/// `splitTiles` tiles (0: the portable kernel) (docs/KernelABI.md).
+bool runsStaged(const DecodeAttentionProblem &p, int64_t splitTiles) {
+  return splitTiles >= kvq::kAttentionStagedMinTiles &&
+         kvq::hasStagedAttentionKernel(8 * getCacheElementBytes(p.cacheFormat),
+                                       p.headSize);
+}
+
 std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
                                       int64_t workspaceBytes) {
   auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
@@ -1058,10 +1066,7 @@ TEST(KVQAttentionGPU, WriteChecks) {
              splitTiles;
     unsigned qBytes = p.type == AttentionType::F32 ? 4 : 2;
     unsigned cBytes = getCacheElementBytes(p.cacheFormat);
-    // The host code's choice (docs/KernelABI.md).
-    const bool staged = tensorCores &&
-                        kvq::hasStagedAttentionKernel(8 * cBytes, p.headSize) &&
-                        splitTiles >= kvq::kAttentionStagedMinTiles;
+    const bool staged = runsStaged(p, splitTiles);
     std::string kernel =
         host + (staged ? kvq::kAttentionStagedKernelSuffix.str() : "_kernel");
     auto dims = [](std::initializer_list<int64_t> ds) {
@@ -1170,8 +1175,10 @@ TEST(KVQAttentionGPU, GPUDumpsMatchReference) {
       int64_t tilesPerWarp = (splitTiles + 3) / 4;
       int64_t maxTiles = std::max<int64_t>(p.maxBlocks * p.blockSize / 16, 1);
       int64_t splits = (maxTiles + splitTiles - 1) / splitTiles;
-      int64_t splitMerges =
-          (splits + kvq::kAttentionMergeBatch - 1) / kvq::kAttentionMergeBatch;
+      int64_t batch = runsStaged(p, splitTiles)
+                          ? kvq::kAttentionStagedMergeBatch
+                          : kvq::kAttentionMergeBatch;
+      int64_t splitMerges = (splits + batch - 1) / batch;
       arithmetic =
           getTensorCoreArithmetic(exact, tilesPerWarp, splitMerges, c.fp8Query);
     }

@@ -200,6 +200,14 @@ public:
              ValueRange vScales, Value qScale, Value splitTiles);
 
 private:
+  /// In the staged kernel, the last CTA's merge of the `nsplit` splits'
+  /// states of its `group` heads and writing of the output (see the
+  /// definition).
+  void buildStagedSplitMerge(
+      Value nsplit, Value tid, Value lane, Value warp, Value states,
+      Value partials, Value smStages, function_ref<Value(Value, Value)> slotOf,
+      function_ref<void(Value, Value, Value, Value)> writeOut);
+
   // Constants and small ops.
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value i32(int64_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
@@ -222,6 +230,18 @@ private:
   Value isNegInf(Value x) {
     return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x,
                                  f32(-std::numeric_limits<float>::infinity()));
+  }
+  /// `address` (an index) as a pointer into address space `space`: 3
+  /// (shared; the address is a shared-window one) or 1 (global; generic).
+  Value pointer(Value address, unsigned space) {
+    Value i64 = arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address);
+    if (space == 3)
+      return LLVM::IntToPtrOp::create(
+          b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), i64);
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(b.getContext(), space),
+        LLVM::IntToPtrOp::create(
+            b, loc, LLVM::LLVMPointerType::get(b.getContext()), i64));
   }
   /// 2^x (KVQTarget::exp2: ex2.approx.f32).
   Value exp2(Value x) { return target.exp2(b, loc, x); }
@@ -379,6 +399,142 @@ Value AttentionKernelBuilder::mma(ArrayRef<Value> a, ArrayRef<Value> bOps,
   for (int64_t i = 0; i < 4; ++i)
     d.push_back(LLVM::ExtractValueOp::create(b, loc, op, i));
   return vector::FromElementsOp::create(b, loc, VectorType::get({4}, f32), d);
+}
+
+// With D = 128 a warp's 32 lanes hold one head's dims, 4 each (thread e
+// of the CTA takes head e / 32, dims 4 (e % 32) .. + 3), and the merge runs
+// in batches of kAttentionStagedMergeBatch splits whose loads are all in
+// flight together, one L2 round trip a batch: lane i loads the (max, sum)
+// of split c + i, and each lane the accumulators of its dims of splits c ..
+// c + 15 into registers and of splits c + 16 .. c + 31 into its own slots
+// of the stages (cp.async; the tile loop has drained them). The batch's
+// maximum and weighted sum are reduced across the warp, and each split's
+// weight exp2(m - M), computed once by its lane, is shuffled to the others
+// for the accumulators. The online rescaling between batches is the direct
+// merge's.
+void AttentionKernelBuilder::buildStagedSplitMerge(
+    Value nsplit, Value tid, Value lane, Value warp, Value states,
+    Value partials, Value smStages, function_ref<Value(Value, Value)> slotOf,
+    function_ref<void(Value, Value, Value, Value)> writeOut) {
+  using P = arith::CmpIPredicate;
+  constexpr int64_t batch = kAttentionStagedMergeBatch, inRegisters = batch / 2,
+                    staged = batch - inRegisters;
+  assert(headSize == 128 && batch == 32 && "a lane per split of a batch");
+  assert(kWarps * staged * 32 * 16 <= stages * kWarps * tileBytes &&
+         "every warp's slots fit the stages");
+  Type f32T = b.getF32Type();
+  auto f32x2 = VectorType::get({2}, f32T);
+  auto f32x4 = VectorType::get({4}, f32T);
+  const float negInf = -std::numeric_limits<float>::infinity();
+  Value zeros4 = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(f32x4, b.getF32FloatAttr(0.0f)));
+  Value empty = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(f32x2, ArrayRef<float>{negInf, 0.0f}));
+  // Lane l's slot for staged split j of a batch: [warp][j][l], 16 bytes.
+  Value slots = memref::ViewOp::create(
+      b, loc,
+      MemRefType::get({kWarps * staged * 32 * 4}, f32T,
+                      MemRefLayoutAttrInterface(),
+                      cast<MemRefType>(smStages.getType()).getMemorySpace()),
+      smStages, idx(0), ValueRange{});
+  auto slotIndex = [&](int64_t j) {
+    return mul(add(mul(add(mul(warp, idx(staged)), idx(j)), idx(32)), lane),
+               idx(4));
+  };
+  Value slotsAddress =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, slots);
+  Value partialsAddress =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, partials);
+  Value d = mul(lane, idx(4));
+  scf::ForOp::create(
+      b, loc, tid, idx(group * 32), idx(kWarps * 32), ValueRange{},
+      [&](OpBuilder &, Location, Value e, ValueRange) {
+        Value head = arith::DivUIOp::create(b, loc, e, idx(32));
+        Value slot0 = slotOf(head, idx(0));
+        auto loop = scf::ForOp::create(
+            b, loc, idx(0), nsplit, idx(batch),
+            ValueRange{f32(negInf), f32(0.0f), zeros4},
+            [&](OpBuilder &, Location, Value c0, ValueRange run) {
+              // Split s's slot if s < nsplit, else split 0's: the slots
+              // past nsplit hold another launch's states or are past the
+              // workspace; what is loaded for them is not used.
+              auto slotOfSplit = [&](Value s, Value valid) {
+                return add(slot0, select(valid, s, idx(0)));
+              };
+              Value s = add(c0, lane);
+              Value valid = cmpi(P::ult, s, nsplit);
+              Value ml =
+                  select(valid,
+                         vector::LoadOp::create(
+                             b, loc, f32x2, states,
+                             ValueRange{mul(slotOfSplit(s, valid), idx(2))},
+                             /*nontemporal=*/false, llvm::Align(8)),
+                         empty);
+              SmallVector<Value> accs;
+              for (int64_t j = 0; j < batch; ++j) {
+                Value sj = add(c0, idx(j));
+                Value validJ = cmpi(P::ult, sj, nsplit);
+                Value at = add(mul(slotOfSplit(sj, validJ), idx(headSize)), d);
+                if (j < inRegisters) {
+                  accs.push_back(
+                      select(validJ,
+                             vector::LoadOp::create(
+                                 b, loc, f32x4, partials, ValueRange{at},
+                                 /*nontemporal=*/false, llvm::Align(16)),
+                             zeros4));
+                  continue;
+                }
+                // Zero-filled past nsplit (0 bytes copied).
+                NVVM::CpAsyncOp::create(
+                    b, loc,
+                    pointer(add(slotsAddress,
+                                mul(slotIndex(j - inRegisters), idx(4))),
+                            3),
+                    pointer(add(partialsAddress, mul(at, idx(4))), 1),
+                    b.getI32IntegerAttr(16),
+                    NVVM::LoadCacheModifierKindAttr::get(
+                        b.getContext(), NVVM::LoadCacheModifierKind::CG),
+                    select(validJ, i32(16), i32(0)));
+              }
+              NVVM::CpAsyncCommitGroupOp::create(b, loc);
+
+              Value m = vector::ExtractOp::create(b, loc, ml, 0);
+              Value l = vector::ExtractOp::create(b, loc, ml, 1);
+              Value mx = fmax(run[0], m);
+              for (int64_t o = 16; o >= 1; o /= 2)
+                mx = fmax(mx, shuffleXor(mx, o));
+              Value shift = select(isNegInf(mx), f32(0.0f), mx);
+              Value r = exp2(arith::SubFOp::create(b, loc, run[0], shift));
+              Value w = select(isNegInf(m), f32(0.0f),
+                               exp2(arith::SubFOp::create(b, loc, m, shift)));
+              Value sum = fmul(w, l);
+              for (int64_t o = 16; o >= 1; o /= 2)
+                sum = fadd(sum, shuffleXor(sum, o));
+              Value total = fadd(fmul(run[1], r), sum);
+              Value acc =
+                  fmul(run[2], vector::BroadcastOp::create(b, loc, f32x4, r));
+              auto accumulate = [&](int64_t j, Value accJ) {
+                Value wj = shuffle(w, i32(j), gpu::ShuffleMode::IDX);
+                acc = arith::AddFOp::create(
+                    b, loc, acc,
+                    fmul(vector::BroadcastOp::create(b, loc, f32x4, wj), accJ));
+              };
+              for (int64_t j = 0; j < inRegisters; ++j)
+                accumulate(j, accs[j]);
+              // A lane reads only its own slots, so its own copies' wait
+              // suffices; and the next batch's copies into them issue after
+              // these loads' values were used.
+              NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+              for (int64_t j = inRegisters; j < batch; ++j)
+                accumulate(j, vector::LoadOp::create(
+                                  b, loc, f32x4, slots,
+                                  ValueRange{slotIndex(j - inRegisters)},
+                                  /*nontemporal=*/false, llvm::Align(16)));
+              scf::YieldOp::create(b, loc, ValueRange{mx, total, acc});
+            });
+        writeOut(head, d, loop.getResult(2), loop.getResult(1));
+        scf::YieldOp::create(b, loc);
+      });
 }
 
 void AttentionKernelBuilder::build(gpu::LaunchOp launch,
@@ -547,16 +703,6 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
   // Addresses for the stages' asynchronous copies.
   auto addressOf = [&](Value memref) -> Value {
     return memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
-  };
-  auto pointer = [&](Value address, unsigned space) -> Value {
-    Value i64 = arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address);
-    auto generic = LLVM::LLVMPointerType::get(b.getContext());
-    if (space == 3)
-      return LLVM::IntToPtrOp::create(
-          b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), i64);
-    return LLVM::AddrSpaceCastOp::create(
-        b, loc, LLVM::LLVMPointerType::get(b.getContext(), space),
-        LLVM::IntToPtrOp::create(b, loc, generic, i64));
   };
   Value smStagesAddress, keysAddress, valuesAddress;
   if (stages) {
@@ -1134,6 +1280,11 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     auto ifLast = scf::IfOp::create(b, loc, isLast, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g2(b);
     b.setInsertionPointToStart(ifLast.thenBlock());
+    if (stages) {
+      buildStagedSplitMerge(nsplit, tid, lane, warp, states, partials, smStages,
+                            slotOf, writeOut);
+      return;
+    }
     scf::ForOp::create(
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},
         [&](OpBuilder &, Location, Value e, ValueRange) {

@@ -34,6 +34,18 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: nvvm.mma.sync
 // CHECK: nvvm.cp.async.wait.group 0
 // CHECK: "atom.acq_rel.gpu.add.u32 $0, [$1], 1;"
+// Its last CTA merges 32 splits a batch with every load in flight: lane i
+// loads split i's (max, sum), each lane 16 splits' accumulators into
+// registers and 16 into its stage slots (zero-filled past the split
+// count); the weights are shuffled from the lanes that computed them.
+// CHECK: vector.load %{{.*}} : memref<?xf32>, vector<2xf32>
+// CHECK-COUNT-16: vector.load %{{.*}} : memref<?xf32>, vector<4xf32>
+// CHECK-COUNT-16: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 16, cache =  cg, %{{.*}} :
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.shuffle  idx
+// CHECK: nvvm.cp.async.wait.group 0
+// CHECK-COUNT-16: vector.load %{{.*}} : memref<8192xf32, #gpu.address_space<workgroup>>, vector<4xf32>
 // CHECK: gpu.terminator
 // Shorter splits run the unstaged kernel, which holds a warp's next tile
 // in registers.
@@ -82,6 +94,9 @@ func.func @decode(%q: memref<?x32x128xbf16>, %kc: memref<?x16x8x128xf8E4M3FN>,
 // PTX-COUNT-7: .param .u64 .ptr
 // PTX: cp.async.cg.shared.global [%{{.*}}], [%{{.*}}], 16;
 // PTX: cp.async.wait_group 1;
+// PTX: atom.acq_rel.gpu.add.u32
+// PTX-COUNT-16: ld.global.v4.b32
+// PTX-COUNT-16: cp.async.cg.shared.global [%{{.*}}], [%{{.*}}], 16, %r{{[0-9]+}};
 // PTX: ret;
 // PTX: .visible .entry kvq_paged_attention_bf16_f8E4M3FN_32x8x128_b16_ws_kernel(
 // PTX-COUNT-7: .param .u64 .ptr

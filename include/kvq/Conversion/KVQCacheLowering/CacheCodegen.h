@@ -300,6 +300,11 @@ inline constexpr int64_t kAttentionCTAsPerSM = 4;
 /// merges in one rescaling step (the merge is online over such batches).
 inline constexpr int64_t kAttentionMergeBatch = 16;
 
+/// The same for the staged kernel: half of a batch's accumulators go to
+/// registers, half by cp.async into its stages, a lane of each head's warp
+/// loads one split's (max, sum) (docs/KernelABI.md).
+inline constexpr int64_t kAttentionStagedMergeBatch = 32;
+
 /// The most splits the split rule gives a (sequence, KV head): two merge
 /// batches. With the staged kernel, one sequence of 32768 tokens took
 /// 29.8-30.4 us in 24 splits, 30.1-30.3 in 32, 30.4-30.6 in 16 and 31.7
