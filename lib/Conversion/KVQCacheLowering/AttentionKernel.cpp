@@ -1280,10 +1280,17 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
     auto ifLast = scf::IfOp::create(b, loc, isLast, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g2(b);
     b.setInsertionPointToStart(ifLast.thenBlock());
+    // The staged kernel merges more than one direct batch of splits its
+    // own way (buildStagedSplitMerge); at most one batch, its shuffles and
+    // copies cost more than they save (bench/RESULTS.md).
     if (stages) {
+      auto ifMany = scf::IfOp::create(
+          b, loc, cmpi(P::ugt, nsplit, idx(kAttentionMergeBatch)),
+          /*withElseRegion=*/true);
+      b.setInsertionPointToStart(ifMany.thenBlock());
       buildStagedSplitMerge(nsplit, tid, lane, warp, states, partials, smStages,
                             slotOf, writeOut);
-      return;
+      b.setInsertionPointToStart(ifMany.elseBlock());
     }
     scf::ForOp::create(
         b, loc, tid, idx(group * quads), idx(kWarps * 32), ValueRange{},

@@ -300,9 +300,10 @@ inline constexpr int64_t kAttentionCTAsPerSM = 4;
 /// merges in one rescaling step (the merge is online over such batches).
 inline constexpr int64_t kAttentionMergeBatch = 16;
 
-/// The same for the staged kernel: half of a batch's accumulators go to
-/// registers, half by cp.async into its stages, a lane of each head's warp
-/// loads one split's (max, sum) (docs/KernelABI.md).
+/// The same for the staged kernel above kAttentionMergeBatch splits: half
+/// of a batch's accumulators go to registers, half by cp.async into its
+/// stages, a lane of each head's warp loads one split's (max, sum)
+/// (docs/KernelABI.md).
 inline constexpr int64_t kAttentionStagedMergeBatch = 32;
 
 /// The most splits the split rule gives a (sequence, KV head): two merge
