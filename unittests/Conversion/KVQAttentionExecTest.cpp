@@ -888,8 +888,6 @@ std::vector<GPUAttentionCase> getGPUAttentionCases() {
   return cases;
 }
 
-/// The split rule of buildAttentionLaunch (docs/KernelABI.md): the tiles
-/// per split and the grid's x size.
 /// Whether the host code launches the staged kernel for splits of
 /// `splitTiles` tiles (0: the portable kernel) (docs/KernelABI.md).
 bool runsStaged(const DecodeAttentionProblem &p, int64_t splitTiles) {
@@ -898,6 +896,8 @@ bool runsStaged(const DecodeAttentionProblem &p, int64_t splitTiles) {
                                        p.headSize);
 }
 
+/// The split rule of buildAttentionLaunch (docs/KernelABI.md): the tiles
+/// per split and the grid's x size.
 std::pair<int64_t, int64_t> splitRule(const DecodeAttentionProblem &p,
                                       int64_t workspaceBytes) {
   auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };

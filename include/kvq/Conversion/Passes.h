@@ -62,9 +62,8 @@ void buildKVQToLLVMPipeline(OpPassManager &pm,
 
 /// `kvq-to-ptx`: kvq-lower-cache-ops{target=nvvm}, kernel outlining,
 /// kvq-align-workgroup-buffers, kvq-limit-kernel-registers, NVVM lowering,
-/// and
-/// `gpu-module-to-binary{format=isa}`: the module's `gpu.binary` ops hold PTX
-/// text (see kvq-write-isa), the host code is in the LLVM dialect.
+/// and `gpu-module-to-binary{format=isa}`: the module's `gpu.binary` ops
+/// hold PTX text (see kvq-write-isa), the host code is in the LLVM dialect.
 void buildKVQToPTXPipeline(OpPassManager &pm,
                            const KVQToGPUPipelineOptions &options);
 

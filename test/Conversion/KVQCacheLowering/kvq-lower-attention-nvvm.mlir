@@ -34,10 +34,11 @@ kvq.layer @l cache(fp8) resolved(#kvq.resolved_scales<k = 5.000000e-02 checkpoin
 // CHECK: nvvm.mma.sync
 // CHECK: nvvm.cp.async.wait.group 0
 // CHECK: "atom.acq_rel.gpu.add.u32 $0, [$1], 1;"
-// Its last CTA merges 32 splits a batch with every load in flight: lane i
-// loads split i's (max, sum), each lane 16 splits' accumulators into
-// registers and 16 into its stage slots (zero-filled past the split
-// count); the weights are shuffled from the lanes that computed them.
+// Above 16 splits its last CTA merges 32 splits a batch with every load in
+// flight: lane i loads split i's (max, sum), each lane 16 splits'
+// accumulators into registers and 16 into its stage slots (zero-filled
+// past the split count); the weights are shuffled from the lanes that
+// computed them. Up to 16, the direct merge (checked below).
 // CHECK: vector.load %{{.*}} : memref<?xf32>, vector<2xf32>
 // CHECK-COUNT-16: vector.load %{{.*}} : memref<?xf32>, vector<4xf32>
 // CHECK-COUNT-16: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 16, cache =  cg, %{{.*}} :

@@ -307,11 +307,11 @@ inline constexpr int64_t kAttentionMergeBatch = 16;
 inline constexpr int64_t kAttentionStagedMergeBatch = 32;
 
 /// The most splits the split rule gives a (sequence, KV head): two merge
-/// batches. With the staged kernel, one sequence of 32768 tokens took
-/// 29.8-30.4 us in 24 splits, 30.1-30.3 in 32, 30.4-30.6 in 16 and 31.7
-/// in 48 on an H100 (bench/RESULTS.md): fewer splits are fewer states to
-/// merge, and the stages keep the bytes in flight with fewer CTAs; 32 of
-/// the equal two keep more in flight, which a faster card needs.
+/// batches (one in the staged kernel). With the staged kernel, one sequence of
+/// 32768 tokens took 29.8-30.4 us in 24 splits, 30.1-30.3 in 32, 30.4-30.6 in
+/// 16 and 31.7 in 48 on an H100 (bench/RESULTS.md): fewer splits are fewer
+/// states to merge, and the stages keep the bytes in flight with fewer CTAs; 32
+/// of the equal two keep more in flight, which a faster card needs.
 inline constexpr int64_t kAttentionMaxSplits = 2 * kAttentionMergeBatch;
 
 /// Splits of at least this many tiles (two a warp) run the staged form of
