@@ -731,15 +731,20 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
         // 2t + 9 (lane g's pieces), unmasked.
         const int64_t kWords = 2 * (headSize / kPitch) * 4;
         const int64_t vWordsPerRow = (headSize / vPitch) * (vBytes / 4);
-        auto loadTile = [&](Value k) {
+        // Tile k's cache block (from the table chunk in shared memory) and
+        // its first row in that block.
+        auto tileStart = [&](Value k) -> std::pair<Value, Value> {
           Value tile = add(first, k);
           Value blk = arith::IndexCastOp::create(
               b, loc, b.getIndexType(),
               memref::LoadOp::create(
                   b, loc, smTable,
                   ValueRange{arith::SubIOp::create(b, loc, k, base)}));
-          Value row0 = mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
-                           idx(kTileTokens));
+          return {blk, mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
+                           idx(kTileTokens))};
+        };
+        auto loadTile = [&](Value k) {
+          auto [blk, row0] = tileStart(k);
           SmallVector<Value> words;
           for (int64_t r = 0; r < 2; ++r) {
             Value row = add(row0, add(g, idx(8 * r)));
@@ -790,14 +795,7 @@ void AttentionKernelBuilder::build(gpu::LaunchOp launch,
           return mul(add(mul(stage, idx(kWarps)), warp), idx(tileBytes));
         };
         auto issueTile = [&](Value k, Value stage) {
-          Value tile = add(first, k);
-          Value blk = arith::IndexCastOp::create(
-              b, loc, b.getIndexType(),
-              memref::LoadOp::create(
-                  b, loc, smTable,
-                  ValueRange{arith::SubIOp::create(b, loc, k, base)}));
-          Value row0 = mul(arith::RemUIOp::create(b, loc, tile, tilesPerBlock),
-                           idx(kTileTokens));
+          auto [blk, row0] = tileStart(k);
           Value dst0 = add(smStagesAddress, stageOffset(stage));
           // Lane l copies chunk c = l % rowChunks of rows r0 + rowsPerPass
           // * u (r0 = l / rowChunks), of K then of V: the swizzled chunk
